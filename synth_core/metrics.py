@@ -120,6 +120,56 @@ def _pairs_codes(group: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarr
     return np.unique(group.astype(np.int64) * n_codes + codes.astype(np.int64))
 
 
+def _uni_bi_tri(ref_codes, syn_codes, n_codes, names, *, seed: int, max_triples: int):
+    """Univariate, bivariate, trivariate and next-row tables from code matrices.
+
+    ``names`` are qa's frame columns (``tgt::``/``nxt::`` prefixed, alphabetical within a prefix).
+    """
+    tgt = [i for i, n in enumerate(names) if n.startswith(TGT)]
+    nxt = {names[i][len(NXT):]: i for i, n in enumerate(names) if n.startswith(NXT)}
+    uni = [(i,) for i in tgt]
+    bi = list(itertools.combinations(tgt, 2))
+    tri = [tuple(tgt[k] for k in t) for t in _triples(len(tgt), max_triples, seed)]
+    next_row = [(i, nxt[names[i][len(TGT):]]) for i in tgt if names[i][len(TGT):] in nxt]
+
+    features = uni + bi + tri + next_row
+    l1, expected = feature_l1(ref_codes, syn_codes, np.asarray(n_codes, dtype=np.int64), as_feature_array(features))
+    cuts = np.cumsum([0, len(uni), len(bi), len(tri), len(next_row)])
+    part = lambda k: slice(cuts[k], cuts[k + 1])  # noqa: E731
+    uni_t = _feature_table(names, uni, l1[part(0)], expected[part(0)], ["column"])
+    bi_t = _feature_table(names, bi, l1[part(1)], expected[part(1)], ["column_1", "column_2"])
+    tri_t = _feature_table(names, tri, l1[part(2)], expected[part(2)], ["column_1", "column_2", "column_3"])
+    nxt_t = _feature_table(names, next_row, l1[part(3)], expected[part(3)], ["column"])
+    return (uni_t, bi_t, tri_t, math.comb(len(tgt), 3)), nxt_t
+
+
+def codes_accuracy(
+    ref_codes: np.ndarray,
+    syn_codes: np.ndarray,
+    n_codes,
+    columns: list[str],
+    *,
+    seed: int = 0,
+    max_triples: int = MAX_TRIPLES,
+) -> AccuracyReport:
+    """qa's flat accuracy from code matrices binned on the reference (no re-binning).
+
+    For flat tables the result equals :func:`accuracy` with the same reference, because qa's
+    frame of a flat table is the table itself. Used by the selection stages, whose codes are
+    already binned on training.
+    """
+    order = sorted(range(len(columns)), key=lambda j: columns[j])
+    names = [TGT + columns[j] for j in order]
+    ref = np.ascontiguousarray(ref_codes[:, order])
+    syn = np.ascontiguousarray(syn_codes[:, order])
+    n = np.asarray(n_codes, dtype=np.int64)[order]
+    (uni_t, bi_t, tri_t, n_total), _ = _uni_bi_tri(ref, syn, n, names, seed=seed, max_triples=max_triples)
+    empty = pd.DataFrame(columns=["column", "part", "accuracy", "accuracy_max"])
+    fields = _aggregate(uni_t, bi_t, tri_t, empty)
+    rows = {"reference": len(ref_codes), "synthetic": len(syn_codes)}
+    return AccuracyReport(fields, uni_t, bi_t, tri_t, empty, n_triples_total=n_total, rows=rows)
+
+
 def _coherence(
     reference_rows: pd.DataFrame, synthetic_rows: pd.DataFrame, group_key: str, columns: list[str]
 ) -> pd.DataFrame:
@@ -240,26 +290,12 @@ def accuracy(
     n_codes = binner.n_codes
     names = binner.names
 
-    tgt = [i for i, n in enumerate(names) if n.startswith(TGT)]
-    nxt = {names[i][len(NXT):]: i for i, n in enumerate(names) if n.startswith(NXT)}
-    uni = [(i,) for i in tgt]
-    bi = list(itertools.combinations(tgt, 2))
-    tri_local = _triples(len(tgt), max_triples, seed)
-    tri = [tuple(tgt[k] for k in t) for t in tri_local]
-    next_row = [(i, nxt[names[i][len(TGT):]]) for i in tgt if names[i][len(TGT):] in nxt]
-
-    features = uni + bi + tri + next_row
-    l1, expected = feature_l1(ref_codes, syn_codes, n_codes, as_feature_array(features))
-    cuts = np.cumsum([0, len(uni), len(bi), len(tri), len(next_row)])
-    part = lambda k: slice(cuts[k], cuts[k + 1])  # noqa: E731
-
-    uni_t = _feature_table(names, uni, l1[part(0)], expected[part(0)], ["column"])
-    bi_t = _feature_table(names, bi, l1[part(1)], expected[part(1)], ["column_1", "column_2"])
-    tri_t = _feature_table(names, tri, l1[part(2)], expected[part(2)], ["column_1", "column_2", "column_3"])
+    tables, l1_next = _uni_bi_tri(ref_codes, syn_codes, n_codes, names, seed=seed, max_triples=max_triples)
+    uni_t, bi_t, tri_t, n_triples_total = tables
 
     coherence_t = pd.DataFrame(columns=["column", "part", "accuracy", "accuracy_max"])
     if frames.sequential and len(columns) > 1:
-        nxt_t = _feature_table(names, next_row, l1[part(3)], expected[part(3)], ["column"])
+        nxt_t = l1_next
         nxt_t.insert(1, "part", "next_row")
         ori_raw = training if holdout is None else pd.concat([training, holdout], axis=0, ignore_index=True)
         ref_rows = coherence_rows(ori_raw, group_key, rng)
@@ -279,7 +315,7 @@ def accuracy(
         bivariate=bi_t,
         trivariate=tri_t,
         coherence=coherence_t,
-        n_triples_total=math.comb(len(tgt), 3),
+        n_triples_total=n_triples_total,
         sequential=frames.sequential,
         rows=rows,
     )

@@ -1,0 +1,105 @@
+"""Glue shared by the flat and sequential graphs: dataset lookup, errors, stage bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import dagster as dg
+
+from synth_core.catalog import catalog_or_demo, default_catalog_path
+from synth_core.datasets import DatasetSpec
+from synth_core.errors import InputError
+from synth_orchestration.resources import PROJECT_ROOT, MetricStoreResource
+
+CATALOG_PATH = default_catalog_path(PROJECT_ROOT)
+DATASETS, DATASETS_BASE = catalog_or_demo(CATALOG_PATH)
+
+
+def datasets_of(kind: str) -> list[DatasetSpec]:
+    return [d for d in DATASETS if d.kind == kind]
+
+
+def partitions_for(kind: str) -> dg.StaticPartitionsDefinition:
+    names = [d.name for d in datasets_of(kind)]
+    return dg.StaticPartitionsDefinition(names or [f"no-{kind}-dataset"])
+
+
+def spec_for(context: dg.AssetExecutionContext, kind: str) -> DatasetSpec:
+    name = context.partition_key
+    for spec in datasets_of(kind):
+        if spec.name == name:
+            return spec
+    raise InputError(f"no {kind} dataset named {name!r} in {CATALOG_PATH}")
+
+
+def merged_settings(config: dg.Config, overrides: dict, allowed: set[str]) -> dict[str, Any]:
+    """Defaults < the dataset's overrides (datasets file) < fields set explicitly in run config."""
+    values = config.model_dump()
+    unknown = set(overrides) - allowed
+    if unknown:
+        raise InputError(f"unknown setting {sorted(unknown)[0]!r} in the dataset's overrides (allowed: {', '.join(sorted(allowed))})")
+    values.update({k: v for k, v in overrides.items() if k in values})
+    explicitly_set = getattr(config, "model_fields_set", set())
+    values.update({k: getattr(config, k) for k in explicitly_set})
+    return values
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@contextmanager
+def user_errors(cleanup: Path | None = None) -> Iterator[None]:
+    """Turn a user mistake into a failed step with a one-line message, leaving no partial output."""
+    try:
+        yield
+    except InputError as exc:
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    except BaseException:
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        raise
+
+
+class Stage:
+    """Times a stage and records its figures in the metric store and the asset's metadata."""
+
+    def __init__(self, context: dg.AssetExecutionContext, metrics: MetricStoreResource, dataset: str):
+        self.context = context
+        self.metrics = metrics
+        self.dataset = dataset
+        self.started = time.perf_counter()
+
+    @property
+    def asset(self) -> str:
+        return self.context.asset_key.to_user_string()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def record(self, figures: dict[str, float | None]) -> dict[str, Any]:
+        """Append figures (plus elapsed time and peak memory) to the store; return metadata values."""
+        figures = {**figures, "elapsed_s": round(self.elapsed(), 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
+        self.metrics.store().append(self.context.run_id, self.dataset, self.asset, figures)
+        return {k: (dg.MetadataValue.float(float(v)) if v is not None else dg.MetadataValue.text("n/a")) for k, v in figures.items()}
+
+
+def write_json(path: Path, payload: dict) -> Path:
+    from synth_core.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path
+
+
+def accuracy_metadata(fields: dict, prefix: str = "accuracy") -> dict[str, float | None]:
+    return {f"{prefix}_{k}": v for k, v in fields.items() if not k.endswith("_max") and v is not None}

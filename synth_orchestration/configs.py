@@ -1,0 +1,55 @@
+"""Run configuration of the assets (typed; shown and editable in the Dagster launchpad).
+
+A dataset's overrides in the datasets file sit between these defaults and values set explicitly
+in a run's config.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+
+class TrainingConfig(dg.Config):
+    """MOSTLY AI training. Under an epoch limit (no time limit) training is reproducible."""
+
+    model_size: str = Field(default="small", description="small | medium | large")
+    max_training_time_min: Optional[float] = Field(default=None, description="wall-clock cap; None = epochs only")
+    max_epochs: Optional[float] = Field(default=10.0, description="epoch cap")
+    value_protection: bool = True
+    seed: int = 0
+    device: str = Field(default="auto", description="auto | cpu | cuda")
+
+
+class PoolConfig(dg.Config):
+    pool_factor: int = Field(default=20, gt=0, description="pool size = pool_factor × target")
+    shard_size: int = Field(default=100_000, gt=0, description="rows (groups) per shard: bounds memory")
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    seed: int = 0
+
+
+class MIConfig(dg.Config):
+    top_pairs: Optional[int] = Field(default=None, description="None = all pairs")
+    top_triples: Optional[int] = Field(default=None, description="None = all up to 2,000, else top 2,000 by MI")
+
+
+class IPFConfig(dg.Config):
+    tol: float = Field(default=1e-3, gt=0, description="stop when the max relative table change falls below")
+    max_sweeps: int = Field(default=20, gt=0)
+    oversize: float = Field(default=1.25, ge=1.0)
+    seed: int = 0
+
+
+class RefineConfig(dg.Config):
+    """Swap refinement plus the publication gate's thresholds."""
+
+    max_swaps: int = Field(default=20_000, ge=0)
+    max_rounds: int = Field(default=20, ge=0)
+    seed: int = 0
+    accuracy_floor: float = Field(default=0.90, description="overall accuracy must reach this")
+    max_dcr_share: float = 0.52
+    min_nndr_ratio: float = 0.5
+    exact_copy_tolerance: float = Field(default=0.001, description="exact copies of training may exceed those of holdout by this share")
+    eval_seed: int = Field(default=1, description="qa.set_random_state equivalent for the evaluation")
