@@ -41,6 +41,8 @@ def _cmd_evaluate(args) -> int:
     holdout = read_table(args.holdout, what="holdout") if args.holdout else None
     names = {"training": str(args.training), "synthetic": str(args.synthetic), "holdout": str(args.holdout)}
     ev = evaluate(training, synthetic, holdout, group_key=args.group_key, seed=args.seed, names=names)
+    for note in ev.warnings:
+        print(f"synth evaluate: warning: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(ev.to_dict()))
     else:

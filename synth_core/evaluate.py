@@ -105,7 +105,7 @@ def evaluate(
     started = time.perf_counter()
     notes = check_inputs(training, synthetic, holdout, group_key=group_key, names=names)
     for note in notes:
-        log.warning(note)
+        log.info(note)
     columns = list(training.columns)
     synthetic = synthetic[columns]
     holdout = holdout[columns] if holdout is not None else None

@@ -89,7 +89,7 @@ class Stage:
     def record(self, figures: dict[str, float | None]) -> dict[str, Any]:
         """Append figures (plus elapsed time and peak memory) to the store; return metadata values."""
         figures = {**figures, "elapsed_s": round(self.elapsed(), 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
-        self.metrics.store().append(self.context.run_id, self.dataset, self.asset, figures)
+        self.metrics.store().append(self.context.run.run_id, self.dataset, self.asset, figures)
         return {k: (dg.MetadataValue.float(float(v)) if v is not None else dg.MetadataValue.text("n/a")) for k, v in figures.items()}
 
 

@@ -24,7 +24,7 @@ class TrainingConfig(dg.Config):
 
 
 class PoolConfig(dg.Config):
-    pool_factor: int = Field(default=20, gt=0, description="pool size = pool_factor × target")
+    pool_factor: float = Field(default=20.0, gt=0, description="pool size = pool_factor × target (rows or groups)")
     shard_size: int = Field(default=100_000, gt=0, description="rows (groups) per shard: bounds memory")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     seed: int = 0
@@ -48,7 +48,11 @@ class RefineConfig(dg.Config):
     max_swaps: int = Field(default=20_000, ge=0)
     max_rounds: int = Field(default=20, ge=0)
     seed: int = 0
-    accuracy_floor: float = Field(default=0.90, description="overall accuracy must reach this")
+    accuracy_floor: Optional[float] = Field(
+        default=None,
+        description="overall accuracy must reach this; None = 0.03 below qa's overall_max (the accuracy a "
+        "holdout-sized sample of the real data would reach)",
+    )
     max_dcr_share: float = 0.52
     min_nndr_ratio: float = 0.5
     exact_copy_tolerance: float = Field(default=0.001, description="exact copies of training may exceed those of holdout by this share")

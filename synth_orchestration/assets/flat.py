@@ -74,7 +74,7 @@ def source_data(context: dg.AssetExecutionContext, artifacts: ArtifactStore, met
     The holdout is for evaluation only: nothing downstream trains or selects on it.
     """
     spec = spec_for(context, KIND)
-    out = artifacts.run_dir(KIND, spec.name, context.run_id, "source_data")
+    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "source_data")
     stage = Stage(context, metrics, spec.name)
     with user_errors(cleanup=out):
         tables = load_dataset(spec, DATASETS_BASE)
@@ -147,10 +147,15 @@ def candidate_pool(
     """``pool_factor`` × target rows in bounded shards (resumable), plus their code matrix."""
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run_id, "candidate_pool")
+    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "candidate_pool")
     with user_errors(cleanup=out):
         settings = merged_settings(config, spec.selection, set(config.model_dump()) | _selection_keys())
-        n_total = int(settings["pool_factor"]) * source_data["target_size"]
+        n_total = int(np.ceil(float(settings["pool_factor"]) * source_data["target_size"]))
+        if n_total < source_data["target_size"]:
+            raise InputError(
+                f"pool_factor {settings['pool_factor']} gives a pool of {n_total:,} rows, smaller than the "
+                f"target size {source_data['target_size']:,}"
+            )
         pool = generate_candidate_pool(context, artifacts, KIND, spec, trained_generator, n_total, settings)
         training = read_source(source_data, "training")
         # selection's binning: the metric's, fitted on training only
@@ -255,7 +260,7 @@ def ipf_subset(
     """IPF weights matching the pair tables, rounded to an oversized subset (1.25 × target)."""
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run_id, "ipf_subset")
+    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "ipf_subset")
     with user_errors(cleanup=out):
         settings = merged_settings(config, spec.selection, set(config.model_dump()) | _selection_keys())
         problem = _load_problem(source_data, candidate_pool, mi_pairs)
@@ -285,7 +290,7 @@ def trimmed_subset(
     """Greedy trimming to exactly the target size, removing the rows that hurt the objective most."""
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run_id, "trimmed_subset")
+    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "trimmed_subset")
     with user_errors(cleanup=out):
         problem = _load_problem(source_data, candidate_pool, mi_pairs)
         rows = stage_trim(problem, np.load(ipf_subset["rows"]))
@@ -309,7 +314,7 @@ def refined_output(
     """Swap refinement against the unused pool; the final table with its manifest, gated by checks."""
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run_id, "refined_output")
+    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "refined_output")
     with user_errors(cleanup=out):
         settings = merged_settings(config, spec.selection, set(config.model_dump()) | _selection_keys())
         problem = _load_problem(source_data, candidate_pool, mi_pairs)
@@ -322,7 +327,7 @@ def refined_output(
         random_rows = random_subset(problem.n_pool, problem.n_target, settings["seed"])
         baseline = take_pool_rows(candidate_pool["shards"], random_rows, training)
         paths = write_final_output(out, final, {
-            "dataset": spec.name, "kind": KIND, "run_id": context.run_id, "seed": settings["seed"],
+            "dataset": spec.name, "kind": KIND, "run_id": context.run.run_id, "seed": settings["seed"],
             "config": {"selection": settings, "gate": {k: settings[k] for k in ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance")}, "training": trained_generator["settings"]},
             "generator_id": trained_generator["generator_id"], "source_hashes": source_data["source_hashes"],
             "target_size": problem.n_target, "pool_rows": problem.n_pool,
@@ -360,7 +365,7 @@ def quality_report(
     with user_errors():
         evaluation = json.loads(Path(refined_output["evaluation"]).read_text())
         store = metrics.store()
-        markdown, table = quality_markdown(store, context.run_id, spec.name, KIND, evaluation)
+        markdown, table = quality_markdown(store, context.run.run_id, spec.name, KIND, evaluation)
         published = publish(artifacts, KIND, spec.name, refined_output, evaluation, table)
         figures = stage.record({"published": 1.0})
     return dg.MaterializeResult(

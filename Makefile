@@ -1,0 +1,35 @@
+# synth-twin: every target sets up .venv first (scripts/setup_venv.sh; a no-op when up to date).
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+
+# The project's Dagster instance, always (an outside DAGSTER_HOME is deliberately overridden).
+export DAGSTER_HOME := $(ROOT)/.synth/dagster_home
+# Read-only shared data; keep the caller's value when set.
+SYNTH_SHARED ?= $(abspath $(ROOT)/..)/shared
+export SYNTH_SHARED
+export NUMBA_CACHE_DIR := $(ROOT)/.synth/numba_cache
+
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo ui bench clean
+
+setup:
+	@bash scripts/setup_venv.sh
+
+test: setup
+	$(VENV)/bin/dagster definitions validate -w workspace.yaml
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/python -m synth_orchestration.demo
+
+ui: setup
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: setup
+	@test -f benchmarks/run_all.py || { echo "bench: benchmarks/run_all.py does not exist yet" >&2; exit 1; }
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(ROOT)/.synth
