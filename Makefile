@@ -33,3 +33,12 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(ROOT)/.synth
+
+# Operations layer: history, retention, sensors/schedules, deploy config, UI (needs chromium).
+.PHONY: test-ops history
+test-ops: setup
+	$(VENV)/bin/pytest tests/test_history.py tests/test_retention.py tests/test_ops.py tests/test_deploy.py tests/test_ui.py $(PYTEST_ARGS)
+
+# Trend of final accuracy and privacy per run, e.g. make history HISTORY_ARGS="--dataset census --plot trend.png"
+history: setup
+	$(VENV)/bin/synth history $(HISTORY_ARGS)

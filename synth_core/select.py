@@ -217,9 +217,9 @@ def run_selection(
     return problem, records
 
 
-def output_table(training: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """The selected rows with training's column order and dtypes."""
-    out = pool.iloc[np.asarray(rows)][list(training.columns)].reset_index(drop=True)
+def conform_to(frame: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with training's column order and dtypes (where the values allow the cast)."""
+    out = frame[list(training.columns)].reset_index(drop=True)
     for c in training.columns:
         if out[c].dtype != training[c].dtype:
             try:
@@ -227,6 +227,11 @@ def output_table(training: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray) -
             except (TypeError, ValueError):
                 pass
     return out
+
+
+def output_table(training: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The selected rows with training's column order and dtypes."""
+    return conform_to(pool.iloc[np.asarray(rows)], training)
 
 
 def save_rows(path: Path, rows: np.ndarray) -> Path:

@@ -6,6 +6,7 @@ import dagster as dg
 
 from synth_orchestration.assets import flat
 from synth_orchestration.common import datasets_of
+from synth_orchestration.operations import cleanup_job, cleanup_schedule, source_file_sensor
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 from synth_orchestration.schedules import regeneration_schedule
 
@@ -18,7 +19,8 @@ flat_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=flat.ASSETS,
-    jobs=[flat_job],
-    schedules=[regeneration_schedule(spec, flat_job) for spec in datasets_of("flat")],
+    jobs=[flat_job, cleanup_job],
+    schedules=[*(regeneration_schedule(spec, flat_job) for spec in datasets_of("flat")), cleanup_schedule],
+    sensors=[source_file_sensor(flat_job, "flat")],
     resources={"artifacts": ArtifactStore(), "metrics": MetricStoreResource()},
 )

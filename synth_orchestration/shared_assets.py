@@ -19,6 +19,7 @@ import pandas as pd
 
 from synth_core.errors import InputError
 from synth_core.io import atomic_path, write_table
+from synth_core.select import conform_to
 from synth_orchestration.common import write_json
 from synth_orchestration.resources import ArtifactStore
 
@@ -137,18 +138,6 @@ def generate_candidate_pool(context, artifacts: ArtifactStore, kind: str, spec, 
     }
 
 
-def coerce_like_training(frame: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
-    """Training's column order and dtypes (where the values allow it)."""
-    frame = frame[list(training.columns)].reset_index(drop=True)
-    for c in training.columns:
-        if frame[c].dtype != training[c].dtype:
-            try:
-                frame[c] = frame[c].astype(training[c].dtype)
-            except (TypeError, ValueError):
-                pass
-    return frame
-
-
 def take_pool_rows(shards: list[str], rows: np.ndarray, training: pd.DataFrame) -> pd.DataFrame:
     """Rows of a sharded pool by global index, reading one shard at a time (memory: one shard)."""
     import pyarrow.parquet as pq
@@ -164,7 +153,7 @@ def take_pool_rows(shards: list[str], rows: np.ndarray, training: pd.DataFrame) 
         start += n
     if rows.size and rows[-1] >= start:
         raise InputError(f"selected row {rows[-1]} is outside the pool ({start:,} rows)")
-    return coerce_like_training(pd.concat(parts, ignore_index=True), training)
+    return conform_to(pd.concat(parts, ignore_index=True), training)
 
 
 def package_versions() -> dict[str, str]:

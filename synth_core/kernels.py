@@ -1,0 +1,610 @@
+"""Numba kernels of the selection core.
+
+Conventions shared by every kernel:
+
+* ``codes`` is a C-contiguous uint8 matrix (rows x columns); cells are never materialised,
+  each kernel computes ``offsets[f] + sum_k codes[r, cols[f, k]] * strides[f, k]`` on the fly
+  (see :mod:`synth_core.features`).
+* The parallel scans visit every row of a contiguous code matrix; callers gather a subset
+  (``codes[rows]``, a few MB) first, which also keeps the block's codes in cache. Scans are
+  specialised by feature arity (1, 2 or 3 byte loads per cell).
+* ``row_w``: per-row weight aligned with the rows of ``codes``; an empty array means every
+  row weighs 1 (the fast, common case).
+* ``counts`` / ``resid``: float64 vectors over the concatenated cells; ``resid`` is
+  ``counts - target``, updated together with ``counts`` so gain computations read one vector
+  (one random access per feature). Counts are float64 even when unweighted: integers are exact
+  in float64 and one code path serves both cases.
+* Floating-point reductions always run in a fixed order (fixed chunking, sequential inner
+  loops), so results do not depend on thread scheduling: same inputs, same bits.
+* Scans are blocked: a block of ``ROW_BLOCK`` rows is visited once per feature, so the
+  feature's small table stays in cache while the block's codes stay in L2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+ROW_BLOCK = 2048
+N_CHUNKS = 64  # fixed (thread-count independent) chunking of reductions: deterministic sums
+
+
+@njit(inline="always")
+def _cell(codes, r, f, cols, strides, offsets):
+    return (
+        offsets[f]
+        + codes[r, cols[f, 0]] * strides[f, 0]
+        + codes[r, cols[f, 1]] * strides[f, 1]
+        + codes[r, cols[f, 2]] * strides[f, 2]
+    )
+
+
+@njit(inline="always")
+def change_term(x, d):
+    """``|x| - |x + d|``: the decrease of ``|c - t|`` when a cell with residual ``x = c - t``
+    changes by ``d``, computed as ``clip(-sign(d) * (2x + d), -|d|, |d|)`` (the same value in
+    exact arithmetic). The clipped form is exactly ``+-|d|`` wherever the cell stays on one
+    side of its target, whereas ``|x| - |x + d|`` picks up rounding noise that depends on
+    ``x``; with it, stale and fresh gains of unaffected rows would differ in the last bits,
+    breaking the ties and upper bounds that lazy evaluation relies on. Must match
+    :func:`synth_core.objective.change_terms` bit for bit."""
+    ad = abs(d)
+    v = 2.0 * x + d
+    if d > 0:
+        v = -v
+    return min(ad, max(-ad, v))
+
+
+# ----------------------------------------------------------------------------------------
+# materialisation (small cases only) and counting
+
+
+@njit(parallel=True, cache=True)
+def row_cells(codes, cols, strides, offsets, out):
+    n = codes.shape[0]
+    F = cols.shape[0]
+    for r in prange(n):
+        for f in range(F):
+            out[r, f] = _cell(codes, r, f, cols, strides, offsets)
+
+
+@njit(parallel=True, cache=True)
+def accumulate_counts(codes, row_w, cols, strides, offsets, arity, counts):
+    """``counts[cell_f(r)] += w_r`` for every row of ``codes`` and every feature (adds to
+    ``counts``).
+
+    Parallel over feature chunks: features own disjoint cells, so there are no races and
+    every cell is summed sequentially in row order.
+    """
+    F = cols.shape[0]
+    n = codes.shape[0]
+    weighted = row_w.shape[0] > 0
+    n_chunks = min(F, N_CHUNKS)
+    per = (F + n_chunks - 1) // n_chunks
+    for k in prange(n_chunks):
+        f0 = k * per
+        f1 = min(F, f0 + per)
+        for b0 in range(0, n, ROW_BLOCK):
+            b1 = min(n, b0 + ROW_BLOCK)
+            for f in range(f0, f1):
+                tab = counts[offsets[f] :]
+                c0 = cols[f, 0]
+                c1 = cols[f, 1]
+                c2 = cols[f, 2]
+                s0 = strides[f, 0]
+                s1 = strides[f, 1]
+                a = arity[f]
+                if weighted:
+                    for i in range(b0, b1):
+                        if a == 1:
+                            c = np.int64(codes[i, c0])
+                        elif a == 2:
+                            c = codes[i, c0] * s0 + codes[i, c1]
+                        else:
+                            c = codes[i, c0] * s0 + codes[i, c1] * s1 + codes[i, c2]
+                        tab[c] += row_w[i]
+                elif a == 1:
+                    for i in range(b0, b1):
+                        tab[codes[i, c0]] += 1.0
+                elif a == 2:
+                    for i in range(b0, b1):
+                        tab[codes[i, c0] * s0 + codes[i, c1]] += 1.0
+                else:
+                    for i in range(b0, b1):
+                        tab[codes[i, c0] * s0 + codes[i, c1] * s1 + codes[i, c2]] += 1.0
+
+
+# ----------------------------------------------------------------------------------------
+# per-row gains
+
+
+@njit(parallel=True, cache=True)
+def gather_row_sums(codes, cellvec, cols, strides, offsets, arity, out):
+    """``out[i] = sum_f cellvec[cell_f(row_i)]`` for every row of ``codes`` (features summed
+    in order, so the result does not depend on the thread count)."""
+    F = cols.shape[0]
+    n = codes.shape[0]
+    n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    for bk in prange(n_blocks):
+        b0 = bk * ROW_BLOCK
+        b1 = min(n, b0 + ROW_BLOCK)
+        acc = np.zeros(b1 - b0, dtype=np.float64)
+        for f in range(F):
+            tab = cellvec[offsets[f] :]
+            c0 = cols[f, 0]
+            c1 = cols[f, 1]
+            c2 = cols[f, 2]
+            s0 = strides[f, 0]
+            s1 = strides[f, 1]
+            a = arity[f]
+            if a == 1:
+                for i in range(b0, b1):
+                    acc[i - b0] += tab[codes[i, c0]]
+            elif a == 2:
+                for i in range(b0, b1):
+                    acc[i - b0] += tab[codes[i, c0] * s0 + codes[i, c1]]
+            else:
+                for i in range(b0, b1):
+                    acc[i - b0] += tab[codes[i, c0] * s0 + codes[i, c1] * s1 + codes[i, c2]]
+        out[b0:b1] = acc
+
+
+@njit(parallel=True, cache=True)
+def weighted_row_gains(codes, row_w, sign, resid, fweights, cols, strides, offsets, out):
+    """Gain (decrease of ``sum_f w_f |c - t|``) of moving each row's weight in (sign=+1) or
+    out (sign=-1) of the counts: ``sum_f w_f (|x| - |x + sign * w_r|)``, ``x = resid = c - t``.
+    ``row_w`` is aligned with the rows of ``codes``.
+
+    Used when rows carry their own weights; the unweighted case uses a per-cell gain vector
+    and :func:`gather_row_sums`, which is the same arithmetic with ``w_r = 1``.
+    """
+    F = cols.shape[0]
+    n = codes.shape[0]
+    n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    for bk in prange(n_blocks):
+        b0 = bk * ROW_BLOCK
+        b1 = min(n, b0 + ROW_BLOCK)
+        acc = np.zeros(b1 - b0, dtype=np.float64)
+        for f in range(F):
+            wf = fweights[f]
+            tab = resid[offsets[f] :]
+            c0 = cols[f, 0]
+            c1 = cols[f, 1]
+            c2 = cols[f, 2]
+            s0 = strides[f, 0]
+            s1 = strides[f, 1]
+            s2 = strides[f, 2]
+            for i in range(b0, b1):
+                x = tab[codes[i, c0] * s0 + codes[i, c1] * s1 + codes[i, c2] * s2]
+                acc[i - b0] += wf * change_term(x, sign * row_w[i])
+        out[b0:b1] = acc
+
+
+@njit(cache=True)
+def _resid_gain(codes, r, delta, resid, fweights, cols, strides, offsets):
+    """Exact decrease of ``sum_f w_f |c - t|`` when row ``r``'s cells change by ``delta``
+    (``-w_r`` removes the row, ``+w_r`` adds it), given ``resid = counts - target``.
+    Positive = the objective improves."""
+    F = cols.shape[0]
+    s = 0.0
+    for f in range(F):
+        x = resid[_cell(codes, r, f, cols, strides, offsets)]
+        s += fweights[f] * change_term(x, delta)
+    return s
+
+
+@njit(cache=True)
+def _resid_swap_gain(codes, ra, wa, rb, wb, resid, fweights, cols, strides, offsets):
+    """Exact decrease of ``sum_f w_f |c - t|`` when row ``ra`` (weight ``wa``) leaves and
+    row ``rb`` (weight ``wb``) enters, given ``resid = counts - target``. Where both rows
+    share a feature's cell the two changes combine on that one cell (net ``wb - wa``)."""
+    F = cols.shape[0]
+    s = 0.0
+    for f in range(F):
+        ca = _cell(codes, ra, f, cols, strides, offsets)
+        cb = _cell(codes, rb, f, cols, strides, offsets)
+        if ca == cb:
+            if wa != wb:
+                x = resid[ca]
+                s += fweights[f] * change_term(x, wb - wa)
+        else:
+            xa = resid[ca]
+            xb = resid[cb]
+            s += fweights[f] * (change_term(xa, -wa) + change_term(xb, wb))
+    return s
+
+
+@njit(cache=True)
+def _apply_both(codes, r, delta, counts, resid, cols, strides, offsets):
+    F = cols.shape[0]
+    for f in range(F):
+        c = _cell(codes, r, f, cols, strides, offsets)
+        counts[c] += delta
+        resid[c] += delta
+
+
+# ----------------------------------------------------------------------------------------
+# trimming: lazy greedy over a max-heap of (stale) removal gains
+
+
+@njit(inline="always")
+def _better(ka, ia, kb, ib):
+    """Heap order: larger gain first, ties to the smaller row index (deterministic)."""
+    return ka > kb or (ka == kb and ia < ib)
+
+
+@njit(cache=True)
+def _sift_down(hk, hi, pos, size):
+    k = hk[pos]
+    i = hi[pos]
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and _better(hk[child + 1], hi[child + 1], hk[child], hi[child]):
+            child += 1
+        if _better(hk[child], hi[child], k, i):
+            hk[pos] = hk[child]
+            hi[pos] = hi[child]
+            pos = child
+        else:
+            break
+    hk[pos] = k
+    hi[pos] = i
+
+
+@njit(cache=True)
+def trim_lazy_greedy(
+    codes, alive, stale, row_w, n_remove, max_reevals, theta, counts, resid, fweights, cols, strides, offsets,
+    removed_out, gain_out, n_done,
+):
+    """Remove up to ``n_remove`` rows from the alive rows of ``codes``, each time the row with
+    the largest exact removal gain.
+
+    ``resid`` is ``counts - target``, updated together with ``counts`` (one read per cell).
+    ``stale`` holds removal gains computed earlier from ``resid``. A row's removal gain is
+    ``sum_f w_f h(c - t)`` with ``h(x) = |x| - |x - w_r|`` nondecreasing in ``x``, and removing
+    rows only lowers counts, so a stale gain is an upper bound of the current one. Lazy
+    greedy is therefore exact: pop the top, recompute its gain; if it still beats every other
+    (stale, i.e. upper-bound) key it is the true best and is removed, otherwise it goes back
+    with its fresh key. Stops after ``n_remove`` removals, or once ``max_reevals`` gains have
+    been recomputed and at least one row was removed (the caller then refreshes all gains).
+    With a finite ``theta`` (batch mode) a popped row is also accepted when its recomputed
+    gain is at least ``theta``, even if another row might be better (not exact greedy).
+
+    Removed local row indices / their exact gains go to ``removed_out[n_done:]`` /
+    ``gain_out[n_done:]``. Returns (number removed, number of recomputed gains).
+    """
+    m = alive.shape[0]
+    weighted = row_w.shape[0] > 0
+    hk = np.empty(m, dtype=np.float64)
+    hi = np.empty(m, dtype=np.int64)
+    size = 0
+    for i in range(m):
+        if alive[i]:
+            hk[size] = stale[i]
+            hi[size] = i
+            size += 1
+    for pos in range(size // 2 - 1, -1, -1):
+        _sift_down(hk, hi, pos, size)
+
+    removed = 0
+    reevals = 0
+    while removed < n_remove and size > 0:
+        i = hi[0]
+        w = row_w[i] if weighted else 1.0
+        g = _resid_gain(codes, i, -w, resid, fweights, cols, strides, offsets)
+        reevals += 1
+        accept = True
+        if size > 1:
+            c = 1
+            if size > 2 and _better(hk[2], hi[2], hk[1], hi[1]):
+                c = 2
+            if _better(hk[c], hi[c], g, i) and not g >= theta:
+                accept = False
+        if accept:
+            _apply_both(codes, i, -w, counts, resid, cols, strides, offsets)
+            alive[i] = 0
+            removed_out[n_done + removed] = i
+            gain_out[n_done + removed] = g
+            removed += 1
+            size -= 1
+            if size > 0:
+                hk[0] = hk[size]
+                hi[0] = hi[size]
+                _sift_down(hk, hi, 0, size)
+        else:
+            hk[0] = g
+            _sift_down(hk, hi, 0, size)
+        if reevals >= max_reevals and removed > 0:
+            break
+    return removed, reevals
+
+
+# ----------------------------------------------------------------------------------------
+# swap refinement
+
+
+@njit(cache=True)
+def _sift_up(hk, hi, pos):
+    k = hk[pos]
+    i = hi[pos]
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if _better(k, i, hk[parent], hi[parent]):
+            hk[pos] = hk[parent]
+            hi[pos] = hi[parent]
+            pos = parent
+        else:
+            break
+    hk[pos] = k
+    hi[pos] = i
+
+
+@njit(cache=True)
+def heapify(hk, hi, size):
+    """Max-heap (order :func:`_better`) over ``hk[:size]`` / ``hi[:size]``, in place."""
+    for pos in range(size // 2 - 1, -1, -1):
+        _sift_down(hk, hi, pos, size)
+
+
+@njit(cache=True)
+def _pop(hk, hi, size):
+    """Remove the root; returns the new size."""
+    size -= 1
+    if size > 0:
+        hk[0] = hk[size]
+        hi[0] = hi[size]
+        _sift_down(hk, hi, 0, size)
+    return size
+
+
+@njit(cache=True)
+def _push(hk, hi, size, key, idx):
+    hk[size] = key
+    hi[size] = idx
+    _sift_up(hk, hi, size)
+    return size + 1
+
+
+@njit(cache=True)
+def _second_best(hk, hi, size):
+    """Position of the best entry below the root (-1 if none)."""
+    if size < 2:
+        return -1
+    if size > 2 and _better(hk[2], hi[2], hk[1], hi[1]):
+        return 2
+    return 1
+
+
+@njit(cache=True)
+def swap_search(
+    codes, in_subset, subset_rows, row_w, add_rows, rem_hk, rem_hi, rem_ver, add_hk, add_hi, add_ver, state,
+    max_accept, pairs_per_removal, max_fail, max_reevals, eps,
+    counts, resid, fweights, cols, strides, offsets, out_swaps, out_gain,
+):
+    """Lazy swap search over two heaps of gains (rebuilt by the caller each round).
+
+    ``rem_hk/rem_hi``: removal gains keyed by position in ``subset_rows``; ``add_hk/add_hi``:
+    addition gains keyed by index into ``add_rows``. ``resid`` is ``counts - target``, kept
+    in step with ``counts`` (one read per cell instead of two). ``rem_ver``/``add_ver`` hold
+    the counts version at which each key was computed; the version (``state[3]``) grows with
+    every accepted swap, so a key computed at the current version is known fresh and is not
+    recomputed. ``state = [rem_size, add_size, consecutive_failures, version,
+    removal recomputations, addition recomputations, swap evaluations]`` carries the search
+    between calls.
+
+    Each step takes the removal candidate whose recomputed removal gain is best (lazy: the
+    root is recomputed until it still beats the next key, at most ``max_reevals`` times),
+    then picks up to ``pairs_per_removal`` addition candidates the same way, evaluates the
+    exact swap gain of each against the current counts and applies the best if it exceeds
+    ``eps``. Unused candidates go back with their fresh keys; a removal candidate without an
+    improving partner is dropped for this round. Stops after ``max_accept`` swaps, an empty
+    heap, or ``max_fail`` consecutive failed removal candidates. Returns the swaps accepted.
+    """
+    weighted = row_w.shape[0] > 0
+    rem_size = state[0]
+    add_size = state[1]
+    fails = state[2]
+    version = state[3]
+    n_rem_re = 0
+    n_add_re = 0
+    n_swap = 0
+    held_k = np.empty(pairs_per_removal, dtype=np.float64)
+    held_j = np.empty(pairs_per_removal, dtype=np.int64)
+    acc = 0
+    while acc < max_accept and rem_size > 0 and add_size > 0 and fails < max_fail:
+        # best removal candidate (lazy)
+        n_re = 0
+        while True:
+            p = rem_hi[0]
+            a = subset_rows[p]
+            wa = row_w[a] if weighted else 1.0
+            if rem_ver[p] == version:
+                g = rem_hk[0]
+                break
+            g = _resid_gain(codes, a, -wa, resid, fweights, cols, strides, offsets)
+            rem_ver[p] = version
+            n_rem_re += 1
+            n_re += 1
+            q = _second_best(rem_hk, rem_hi, rem_size)
+            if q < 0 or not _better(rem_hk[q], rem_hi[q], g, p) or n_re >= max_reevals:
+                break
+            rem_hk[0] = g
+            _sift_down(rem_hk, rem_hi, 0, rem_size)
+        rem_size = _pop(rem_hk, rem_hi, rem_size)
+
+        # pick the best addition candidates (lazy) and evaluate the swaps
+        n_held = 0
+        best = eps
+        best_h = -1
+        while n_held < pairs_per_removal and add_size > 0:
+            n_re = 0
+            while True:
+                j = add_hi[0]
+                b = add_rows[j]
+                if add_ver[j] == version:
+                    gb = add_hk[0]
+                    break
+                wb = row_w[b] if weighted else 1.0
+                gb = _resid_gain(codes, b, wb, resid, fweights, cols, strides, offsets)
+                add_ver[j] = version
+                n_add_re += 1
+                n_re += 1
+                q = _second_best(add_hk, add_hi, add_size)
+                if q < 0 or not _better(add_hk[q], add_hi[q], gb, j) or n_re >= max_reevals:
+                    break
+                add_hk[0] = gb
+                _sift_down(add_hk, add_hi, 0, add_size)
+            add_size = _pop(add_hk, add_hi, add_size)
+            held_k[n_held] = gb
+            held_j[n_held] = j
+            wb = row_w[b] if weighted else 1.0
+            sg = _resid_swap_gain(codes, a, wa, b, wb, resid, fweights, cols, strides, offsets)
+            n_swap += 1
+            if sg > best:
+                best = sg
+                best_h = n_held
+            n_held += 1
+        for h in range(n_held):
+            if h != best_h:
+                add_size = _push(add_hk, add_hi, add_size, held_k[h], held_j[h])
+        if best_h >= 0:
+            b = add_rows[held_j[best_h]]
+            wb = row_w[b] if weighted else 1.0
+            _apply_both(codes, a, -wa, counts, resid, cols, strides, offsets)
+            _apply_both(codes, b, wb, counts, resid, cols, strides, offsets)
+            in_subset[a] = 0
+            in_subset[b] = 1
+            subset_rows[p] = b
+            out_swaps[acc, 0] = a
+            out_swaps[acc, 1] = b
+            out_gain[acc] = best
+            acc += 1
+            fails = 0
+            version += 1
+        else:
+            fails += 1
+    state[0] = rem_size
+    state[1] = add_size
+    state[2] = fails
+    state[3] = version
+    state[4] += n_rem_re
+    state[5] += n_add_re
+    state[6] += n_swap
+    return acc
+
+
+# ----------------------------------------------------------------------------------------
+# IPF
+
+
+@njit(parallel=True, cache=True)
+def ipf_pass(codes_t, w, ua, ub, unb, ratio, ta, tb, tnb, t_cells):
+    """One fused IPF pass over the pool (``codes_t`` is column-major: columns x rows).
+
+    If ``ratio`` is non-empty, first rescale every row weight by ``ratio`` of its cell of
+    pair ``(ua, ub)`` (the adjustment of the previous pair); then, if ``t_cells > 0``, return
+    the weighted table of pair ``(ta, tb)`` (the next pair) from the updated weights. Fusing
+    the two halves the passes over the pool. Fixed chunking keeps the sums deterministic.
+    """
+    n = w.shape[0]
+    do_update = ratio.shape[0] > 0
+    do_table = t_cells > 0
+    n_chunks = N_CHUNKS
+    per = (n + n_chunks - 1) // n_chunks
+    local = np.zeros((n_chunks, max(t_cells, 1)), dtype=np.float64)
+    for k in prange(n_chunks):
+        lo = k * per
+        hi = min(n, lo + per)
+        if do_update and do_table:
+            for r in range(lo, hi):
+                x = w[r] * ratio[codes_t[ua, r] * unb + codes_t[ub, r]]
+                w[r] = x
+                local[k, codes_t[ta, r] * tnb + codes_t[tb, r]] += x
+        elif do_update:
+            for r in range(lo, hi):
+                w[r] = w[r] * ratio[codes_t[ua, r] * unb + codes_t[ub, r]]
+        elif do_table:
+            for r in range(lo, hi):
+                local[k, codes_t[ta, r] * tnb + codes_t[tb, r]] += w[r]
+    table = np.zeros(max(t_cells, 1), dtype=np.float64)
+    for k in range(n_chunks):
+        for c in range(t_cells):
+            table[c] += local[k, c]
+    return table[:t_cells]
+
+
+@njit(cache=True)
+def topk_desc(values, k):
+    """Indices of the ``k`` largest finite-or-+inf values (``-inf`` never chosen), ordered by
+    value descending, ties by index ascending. Deterministic."""
+    n = values.shape[0]
+    cnt = 0
+    for i in range(n):
+        if values[i] > -np.inf:
+            cnt += 1
+    k = min(k, cnt)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    hk = np.empty(k, dtype=np.float64)
+    hi = np.empty(k, dtype=np.int64)
+    # min-heap of the best k seen (root = worst of them), "worse" = not _better
+    size = 0
+    for i in range(n):
+        v = values[i]
+        if not v > -np.inf:
+            continue
+        if size < k:
+            pos = size
+            size += 1
+            while pos > 0:
+                parent = (pos - 1) // 2
+                if _better(hk[parent], hi[parent], v, i):
+                    hk[pos] = hk[parent]
+                    hi[pos] = hi[parent]
+                    pos = parent
+                else:
+                    break
+            hk[pos] = v
+            hi[pos] = i
+        elif _better(v, i, hk[0], hi[0]):
+            pos = 0
+            while True:
+                child = 2 * pos + 1
+                if child >= size:
+                    break
+                if child + 1 < size and _better(hk[child], hi[child], hk[child + 1], hi[child + 1]):
+                    child += 1
+                if _better(v, i, hk[child], hi[child]):
+                    hk[pos] = hk[child]
+                    hi[pos] = hi[child]
+                    pos = child
+                else:
+                    break
+            hk[pos] = v
+            hi[pos] = i
+    # pop worst first into the back of the output
+    out = np.empty(k, dtype=np.int64)
+    for t in range(k - 1, -1, -1):
+        out[t] = hi[0]
+        size -= 1
+        if size > 0:
+            v = hk[size]
+            i = hi[size]
+            pos = 0
+            while True:
+                child = 2 * pos + 1
+                if child >= size:
+                    break
+                if child + 1 < size and _better(hk[child], hi[child], hk[child + 1], hi[child + 1]):
+                    child += 1
+                if _better(v, i, hk[child], hi[child]):
+                    hk[pos] = hk[child]
+                    hi[pos] = hi[child]
+                    pos = child
+                else:
+                    break
+            hk[pos] = v
+            hi[pos] = i
+    return out
