@@ -1,0 +1,58 @@
+"""Run the benchmarks one after another (``make bench``); each writes its section of RESULTS.md.
+
+Each benchmark runs as its own process (``sys.executable benchmarks/bench_*.py``), so one that
+crashes does not stop the others; the exit status is non-zero when any crashed. Missed targets
+are recorded in RESULTS.md and do not change the exit status.
+
+Usage: ``python benchmarks/run_all.py [--only NAME ...] [--quick] [--no-write]``
+with NAME one of: evaluate, select_scale, flat_census.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+
+# cheapest first: a crash in the long census run then costs the least
+BENCHMARKS = {
+    "evaluate": "bench_evaluate.py",
+    "select_scale": "bench_select_scale.py",
+    "flat_census": "bench_flat_census.py",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only this one (repeatable)")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, for development (writes nothing)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = ap.parse_args(argv)
+    names = args.only or list(BENCHMARKS)
+    extra = (["--quick"] if args.quick else []) + (["--no-write"] if args.no_write else [])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    outcome = {}
+    for name in names:
+        cmd = [sys.executable, str(BENCH_DIR / BENCHMARKS[name]), *extra]
+        print(f"[run_all] {name}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        rc = subprocess.call(cmd, cwd=REPO, env=env)
+        outcome[name] = (rc, time.perf_counter() - t)
+        print(f"[run_all] {name}: exit {rc} after {outcome[name][1]:.0f} s", file=sys.stderr, flush=True)
+    print("\nrun_all summary")
+    for name, (rc, secs) in outcome.items():
+        print(f"  {name:<14} {'ok' if rc == 0 else f'CRASHED (exit {rc})':<20} {secs:7.0f} s")
+    if not args.no_write:
+        print(f"results: {BENCH_DIR / 'RESULTS.md'}")
+    return 0 if all(rc == 0 for rc, _ in outcome.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
