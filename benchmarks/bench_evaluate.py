@@ -21,6 +21,7 @@ Usage: ``python benchmarks/bench_evaluate.py [--repeats N] [--quick] [--skip-qa]
 
 from __future__ import annotations
 
+from synth_core.metrics import FIELDS
 import argparse
 import json
 import sys
@@ -40,18 +41,7 @@ SECTION = "evaluate"
 PRIZE_TARGET_S = 30.0
 CENSUS_TARGET_S = 10.0
 QA_PRIZE_SECONDS_CITED = 1400.0  # shared/docs/qa-metrics.md, §0 / §11 (mostlyai-qa 1.10.11, 2 cores)
-ACC_FIELDS = (
-    "overall",
-    "univariate",
-    "bivariate",
-    "trivariate",
-    "coherence",
-    "overall_max",
-    "univariate_max",
-    "bivariate_max",
-    "trivariate_max",
-    "coherence_max",
-)
+ACC_FIELDS = FIELDS  # qa's Accuracy field names, from the metric engine itself
 
 # mostlyai-qa's report as the prize organisers ran it, but on the census files; prints its metrics.
 QA_SCRIPT = r"""
