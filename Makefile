@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR := $(ROOT)/.synth/numba_cache
 
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo ui bench clean
+.PHONY: setup test demo demo-sequential ui bench clean
 
 setup:
 	@bash scripts/setup_venv.sh
@@ -23,6 +23,10 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/python -m synth_orchestration.demo
+
+# The sequential graph on the embedded panel (plm's Wages: 595 workers x 7 years)
+demo-sequential: setup
+	$(VENV)/bin/python -m synth_orchestration.demo --kind sequential
 
 ui: setup
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

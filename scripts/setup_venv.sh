@@ -40,6 +40,15 @@ nux:
   enabled: false
 YAML
 fi
+if ! grep -q "^python_logs:" "$DAGSTER_HOME_DIR/dagster.yaml"; then
+    # progress lines of the library (training, pool shards, selection loops) in the run logs
+    cat >>"$DAGSTER_HOME_DIR/dagster.yaml" <<'YAML'
+python_logs:
+  managed_python_loggers:
+    - synth_core
+  python_log_level: INFO
+YAML
+fi
 
 up_to_date() {
     [ -x "$VPY" ] && [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt constraints.txt ]

@@ -76,7 +76,7 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -101,6 +101,9 @@ SUBJECT_TABLE = "subjects"
 EVENTS_TABLE = "events"
 STRING_KEY_FORMAT = "syn-{:09d}"  # generated string group keys: syn-000000000, syn-000000001, ...
 HANDLE_VERSION = 1
+PROGRESS_SECONDS = 15.0  # interval of training progress reports
+# progress(epochs trained so far or None, elapsed seconds, estimated seconds left or None)
+TrainingProgressFn = Callable[[float | None, float, float | None], None]
 POLL_SECONDS = 1.0  # job polling interval (the SDK's default is 2 s, its minimum 1 s)
 
 
@@ -284,9 +287,18 @@ class GeneratorHandle:
 
 
 def train_flat(
-    df: pd.DataFrame, workdir: str | os.PathLike, settings: TrainingSettings | None = None, *, name: str
+    df: pd.DataFrame,
+    workdir: str | os.PathLike,
+    settings: TrainingSettings | None = None,
+    *,
+    name: str,
+    progress: TrainingProgressFn | None = None,
 ) -> GeneratorHandle:
-    """Train a flat-table generator on ``df`` (the training part only) and persist it in ``workdir``."""
+    """Train a flat-table generator on ``df`` (the training part only) and persist it in ``workdir``.
+
+    ``progress(epochs, elapsed_s, eta_s)`` is called about every ``PROGRESS_SECONDS`` while the
+    engine trains (``eta_s`` None while unknown).
+    """
     settings = (settings or TrainingSettings()).validate()
     _check_frame(df, "training table")
     _check_reserved(df.columns, "training table")
@@ -320,7 +332,7 @@ def train_flat(
         training_seconds=0.0,
         n_training_rows=len(df),
     )
-    return _train(handle, config)
+    return _train(handle, config, progress)
 
 
 def train_sequential(
@@ -331,13 +343,14 @@ def train_sequential(
     *,
     context_columns: Sequence[str] = (),
     name: str,
+    progress: TrainingProgressFn | None = None,
 ) -> GeneratorHandle:
     """Train a sequential generator: one subject per distinct ``group_key``, events linked to it.
 
     The subject table holds the distinct keys (first-appearance order) plus ``context_columns``,
     which must be constant within each group; the events table holds every other column and
     references the subject table through a context foreign key. Events are used in the order
-    given. Keys may be integers or strings.
+    given. Keys may be integers or strings. ``progress`` as in :func:`train_flat`.
     """
     settings = (settings or TrainingSettings()).validate()
     _check_frame(events, "events table")
@@ -417,10 +430,46 @@ def train_sequential(
         n_training_rows=len(events),
         n_training_groups=n_groups,
     )
-    return _train(handle, config)
+    return _train(handle, config, progress)
 
 
-def _train(handle: GeneratorHandle, config: dict[str, Any]) -> GeneratorHandle:
+def _eta(settings: TrainingSettings, epochs: float | None, elapsed: float) -> float | None:
+    """Remaining seconds under the epoch cap and the time cap, whichever ends training first."""
+    bounds = []
+    if epochs and settings.max_epochs:
+        bounds.append(elapsed / epochs * max(settings.max_epochs - epochs, 0.0))
+    if settings.max_training_time_min:
+        bounds.append(max(settings.max_training_time_min * 60.0 - elapsed, 0.0))
+    return min(bounds) if bounds else None
+
+
+@contextlib.contextmanager
+def _reporting(handle: GeneratorHandle, progress: TrainingProgressFn | None, started: float) -> Iterator[None]:
+    """Report training progress from a side thread (the SDK's wait blocks the caller)."""
+    if progress is None or not handle.generator_id:
+        yield
+        return
+    done = threading.Event()
+
+    def loop() -> None:
+        # the SDK trains under in_progress/<id> and moves the model to generators/<id> at the end
+        running = handle.sdk_home / "in_progress" / handle.generator_id
+        while not done.wait(PROGRESS_SECONDS):
+            epochs = _current_epoch(running)
+            elapsed = time.monotonic() - started
+            with contextlib.suppress(Exception):  # a failing logger must not break training
+                progress(epochs, elapsed, _eta(handle.settings, epochs, elapsed))
+
+    thread = threading.Thread(target=loop, name="training-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingProgressFn | None = None) -> GeneratorHandle:
     workdir = handle.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     previous = None
@@ -432,7 +481,10 @@ def _train(handle: GeneratorHandle, config: dict[str, Any]) -> GeneratorHandle:
     started = time.monotonic()
     with _device_env(handle.settings.device), _quiet():
         g = client.train(config=config, start=True, wait=False, progress_bar=False)
-        g.training.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads g
+        handle.generator_id = g.id
+        with _reporting(handle, progress, started):
+            g.training.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads g
+        _wait_for_job_process(g.id)
     handle.training_seconds = round(time.monotonic() - started, 3)
     handle.generator_id = g.id
     status = str(getattr(g.training_status, "value", g.training_status))
@@ -552,6 +604,34 @@ def _training_progress(model_dir: Path) -> tuple[float | None, float | None]:
             epochs = e if epochs is None else max(epochs, e)
             seconds = t if seconds is None else seconds + t
     return epochs, seconds
+
+
+def _wait_for_job_process(job_id: str, timeout_s: float = 300.0) -> None:
+    """Wait for the SDK's job subprocess of ``job_id`` to exit.
+
+    The local SDK reports training as done and then, in the same subprocess, samples a few probe
+    rows into its home folder; moving or deleting that folder before the process exits breaks the
+    probe and can leave stray files behind.
+    """
+    import psutil
+
+    mine = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # gone or a zombie already: nothing to wait for
+            if job_id in " ".join(proc.cmdline()):
+                mine.append(proc)
+    psutil.wait_procs(mine, timeout=timeout_s)
+
+
+def _current_epoch(model_dir: Path) -> float | None:
+    """Epoch of the table being trained now (its progress file is the most recently written)."""
+    files = list(model_dir.glob("*/ModelStore/model-data/progress-messages.csv"))
+    if not files:
+        return None
+    with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+        latest = max(files, key=lambda p: p.stat().st_mtime)
+        return float(list(csv.DictReader(io.StringIO(latest.read_text())))[-1]["epoch"])
+    return None
 
 
 def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: float) -> dict[str, pd.DataFrame]:

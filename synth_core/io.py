@@ -28,9 +28,13 @@ def table_format(path: str | os.PathLike) -> str:
 def read_table(path: str | os.PathLike, *, what: str = "table") -> pd.DataFrame:
     """Read a table; any failure becomes a one-line :class:`InputError` naming the file.
 
+    A folder of Parquet shards (a pool written by :mod:`synth_core.pool`: ``shard-*.parquet``
+    beside ``pool.json``) reads as one table, shards in order; an incomplete pool is refused.
     An empty table (no rows or no columns) is an error too: nothing downstream can use it.
     """
     path = Path(path)
+    if path.is_dir():
+        return _read_shards(path, what)
     fmt = table_format(path)
     if not path.exists():
         raise InputError(f"{what} file not found: {path}")
@@ -49,6 +53,20 @@ def read_table(path: str | os.PathLike, *, what: str = "table") -> pd.DataFrame:
     if df.shape[1] == 0 or len(df) == 0:
         raise InputError(f"{what} file has no rows: {path}")
     return df
+
+
+def _read_shards(folder: Path, what: str) -> pd.DataFrame:
+    import json
+
+    shards = sorted(folder.glob("shard-*.parquet"))
+    if not shards:
+        raise InputError(f"{what} folder holds no shard-*.parquet files: {folder}")
+    manifest = folder / "pool.json"
+    if manifest.is_file():
+        expected = json.loads(manifest.read_text()).get("n_shards")
+        if expected is not None and len(shards) != expected:
+            raise InputError(f"{what} folder {folder} is incomplete: {len(shards)} of {expected} shards")
+    return pd.concat([read_table(p, what=what) for p in shards], ignore_index=True)
 
 
 @contextmanager

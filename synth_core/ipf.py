@@ -37,6 +37,7 @@ rows.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,9 @@ import numpy as np
 from synth_core import kernels
 from synth_core.errors import InputError
 from synth_core.features import _as_n_bins, _normalise_tuples, check_codes, check_row_weights
+from synth_core.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ def fit_weights(
     errors, changes = [], []
     stop_reason = "max_sweeps"
     converged = False
+    progress = Progress(log, "IPF", total=max_sweeps * K, unit="pair passes")
     table = table_pass(-1, empty, 0)
     ratio = empty
     for sweep in range(max_sweeps):
@@ -162,8 +167,10 @@ def fit_weights(
             max_change = max(max_change, float(np.abs(table - new).sum() / cur_total))
             if k + 1 < K:
                 table = table_pass(k, ratio, k + 1)
+            progress.update(sweep * K + k + 1, sweep=sweep + 1, last_sweep_error=errors[-1] if errors else float("nan"))
         errors.append(err_sum / K)
         changes.append(max_change)
+        log.debug("IPF sweep %d: mean pair error %.6f, max change %.6f", sweep + 1, errors[-1], max_change)
         if max_change < tol:
             converged, stop_reason = True, "converged"
         elif sweep >= 1 and errors[-2] - errors[-1] < tol * errors[-2]:
@@ -173,6 +180,7 @@ def fit_weights(
             break
         table = table_pass(K - 1, ratio, 0)
     w *= total / w.sum()
+    progress.finish(len(errors) * K, sweeps=len(errors), error=errors[-1], stop=stop_reason)
     return IPFResult(
         weights=w,
         pairs=pairs,

@@ -269,8 +269,8 @@ def trim_lazy_greedy(
     (stale, i.e. upper-bound) key it is the true best and is removed, otherwise it goes back
     with its fresh key. Stops after ``n_remove`` removals, or once ``max_reevals`` gains have
     been recomputed and at least one row was removed (the caller then refreshes all gains).
-    With a finite ``theta`` (batch mode) a popped row is also accepted when its recomputed
-    gain is at least ``theta``, even if another row might be better (not exact greedy).
+    A popped row is also accepted when its recomputed gain is at least ``theta``: ``+inf``
+    gives exact greedy, ``-inf`` plain batch removal in order of the stale gains.
 
     Removed local row indices / their exact gains go to ``removed_out[n_done:]`` /
     ``gain_out[n_done:]``. Returns (number removed, number of recomputed gains).

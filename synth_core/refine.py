@@ -44,6 +44,8 @@ mismatch. Either forces one swap per kernel call (slow; for tests and debugging)
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -53,7 +55,11 @@ from synth_core import kernels
 from synth_core.errors import InputError
 from synth_core.features import FeatureSet, check_codes, check_row_weights
 from synth_core.objective import _check_vec, accumulate, count_error, gains_from_resid, objective
+from synth_core.progress import Progress
 from synth_core.trim import _unique_sorted_rows
+
+log = logging.getLogger(__name__)
+SEARCH_CHUNK = 512  # swaps per kernel call: lets the loop log progress (results do not depend on it)
 
 
 @dataclass(frozen=True)
@@ -166,8 +172,11 @@ def refine_swaps(
     buf_gain = np.empty(buf_size, dtype=np.float64)
     state = np.zeros(7, dtype=np.int64)  # see kernels.swap_search
 
+    progress = Progress(log, "refine", total=max_swaps, unit="swaps")
+    timings = {"gains_s": 0.0, "search_s": 0.0}
     while n_rounds < max_rounds and n_swaps < max_swaps and n_sub > 0:
         n_rounds += 1
+        t_gains = time.perf_counter()
         # removal heap: every subset row, keyed by its removal gain
         resid = counts - target  # refreshed each round, then kept in step with counts
         rem_hk = np.empty(n_sub, dtype=np.float64)
@@ -199,10 +208,12 @@ def refine_swaps(
         rem_ver = np.zeros(n_sub, dtype=np.int64)  # keys from this pass are fresh at version 0
         add_ver = np.zeros(keep.shape[0], dtype=np.int64)
         state[:4] = (n_sub, keep.shape[0], 0, 0)
+        timings["gains_s"] += time.perf_counter() - t_gains
 
         accepted_round = 0
         while accepted_round < swaps_per_round and n_swaps < max_swaps:
-            room = min(max_swaps - n_swaps, swaps_per_round - accepted_round, buf_size)
+            room = min(max_swaps - n_swaps, swaps_per_round - accepted_round, buf_size, SEARCH_CHUNK)
+            t_search = time.perf_counter()
             acc = kernels.swap_search(
                 codes, in_subset, subset_rows, pool_w, add_rows, rem_hk, rem_hi, rem_ver, add_hk, add_hi, add_ver,
                 state, 1 if step_mode else room, pairs_per_removal, max_fail, max_reevals, eps,
@@ -215,6 +226,8 @@ def refine_swaps(
                 swaps_out.append(buf_swaps[:acc].copy())
             n_swaps += acc
             accepted_round += acc
+            timings["search_s"] += time.perf_counter() - t_search
+            progress.update(n_swaps, round=n_rounds, objective=err / t_total)
             if step_mode and acc:
                 a, b = int(buf_swaps[0, 0]), int(buf_swaps[0, 1])
                 if verify:
@@ -237,6 +250,7 @@ def refine_swaps(
         else:
             empty_windows = 0
 
+    progress.finish(n_swaps, rounds=n_rounds, objective=err / t_total, stop=stop_reason, **timings)
     return RefineResult(
         rows=np.sort(subset_rows),
         counts=counts,

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 
-import pandas as pd
-
-from synth_core.errors import InputError
 from synth_core.io import read_table, write_table
 
 log = logging.getLogger(__name__)

@@ -9,23 +9,30 @@ of the count-space objective (:func:`synth_core.objective.count_error`),
 with the objective's feature weights (``1`` becomes the row weight when rows are weighted).
 Each step removes the row of largest gain (ties: smallest position in the sorted input).
 
-Batches: one parallel numba pass computes the gains of all remaining rows; then rows are
-removed by *lazy greedy* over a heap of those gains. Removing rows only
-lowers counts and each per-cell term is nondecreasing in the count, so a gain computed
-earlier is an upper bound of the current one: the popped row's gain is recomputed exactly
-and it is removed only if it still beats every other row's (upper-bound) key, otherwise it
-is pushed back with the fresh value. The result is therefore the exact one-row-at-a-time
-greedy sequence, and batching only decides how often all gains are refreshed. A batch ends
-after ``ceil(batch_fraction * excess)`` removals (shrinking as the subset approaches the
-target) or, earlier, once its single-row recomputations exceed ``refresh_ratio`` times the
-number of remaining rows: a recomputation costs about as much as one row of a full pass (more,
-being a sequential random access), so refreshing then keeps the recomputation work within a
-constant factor of the pass work. With the default ``batch_fraction=1`` the recomputation
-budget alone sets the refresh rate.
+Exact mode (default): one parallel numba pass computes the gains of all remaining rows;
+then rows are removed by *lazy greedy* over a heap of those gains. Removing rows only lowers
+counts and each per-cell term is nondecreasing in the count, so a gain computed earlier is
+an upper bound of the current one: the popped row's gain is recomputed exactly and it is
+removed only if it still beats every other row's (upper-bound) key, otherwise it is pushed
+back with the fresh value. The result is therefore the exact one-row-at-a-time greedy
+sequence, and batching only decides how often all gains are refreshed: a batch ends after
+``ceil(batch_fraction * excess)`` removals (default ``batch_fraction=1``: no limit) or once
+its single-row recomputations exceed ``refresh_ratio`` times the number of remaining rows.
+A recomputation is a sequential random access to every feature's cell, roughly ten times
+the cost of one row of the blocked parallel pass, hence the default ``refresh_ratio=0.1``.
+
+Batch mode (``exact=False``): each pass's ``ceil(batch_fraction * excess)`` best rows
+(default fraction 0.2, so batches shrink as the subset approaches the target) are removed
+in order of the pass's gains without re-checking; each removal's exact gain is still
+recomputed to keep the objective's books. With thousands of features many cells sit near
+their targets, so gains go stale quickly and exact mode needs tens of recomputations per
+removal; batch mode then is several times faster at some loss of quality (see the
+benchmark notes in the report: refinement recovers it).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from math import ceil
 
@@ -35,6 +42,9 @@ from synth_core import kernels
 from synth_core.errors import InputError
 from synth_core.features import FeatureSet, check_codes, check_row_weights
 from synth_core.objective import _check_vec, accumulate, count_error, gains_from_resid, objective
+from synth_core.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,11 @@ def trim_to_size(
 
     ``target``: target counts for ``N_target`` rows (:func:`synth_core.objective.target_counts`).
     ``row_weights``: optional weight per pool row (length ``len(codes)``).
-    ``exact``: exact greedy (lazy evaluation, see the module docstring); ``False``: batch
-    greedy, which removes any row whose recomputed gain still reaches the batch's cut-off
-    (the ``batch``-th largest gain of the pass), trading exactness for far fewer
-    recomputations when many rows have nearly equal gains.
+    ``exact``: exact greedy (lazy evaluation, see the module docstring); ``False``: plain
+    batch greedy, removing each batch's best rows by the gains of its pass without
+    re-checking them (one recomputation per removal, for the incremental objective). Batch
+    mode is several times faster when many cells sit near their targets (large feature sets),
+    at some cost in quality that refinement can recover.
     ``batch_fraction``: removals per batch as a share of the remaining excess (default 1.0
     when exact, 0.2 otherwise). ``refresh_ratio``: a batch also ends once its recomputations
     exceed this share of the remaining rows.
@@ -125,6 +136,7 @@ def trim_to_size(
     n_done = 0
     n_batches = 0
     n_reevals = 0
+    progress = Progress(log, "trim", total=n_remove_total, unit="rows")
     while n_done < n_remove_total:
         excess = n_remove_total - n_done
         batch = min(excess, max(1, ceil(batch_fraction * excess)))
@@ -133,8 +145,9 @@ def trim_to_size(
         live_w = np.ascontiguousarray(sub_w[live]) if sub_w.size else sub_w
         gains_from_resid(np.ascontiguousarray(sub[live]), fs, resid, live_w, -1, g)
         stale[live] = g
-        # exact: accept only the true best; batch: anything reaching the batch's cut-off
-        theta = np.inf if exact else float(-np.partition(-g, batch - 1)[batch - 1])
+        # exact: accept only the verified best row; batch: the batch's best rows by the gains
+        # of this pass, unverified (each one's exact gain is still recomputed for the books)
+        theta = np.inf if exact else -np.inf
         k, ev = kernels.trim_lazy_greedy(
             sub, alive, stale, sub_w, batch, max(64, int(refresh_ratio * live.shape[0])), theta, counts, resid,
             fs.weights, fs.cols, fs.strides, fs.offsets, removed, gains, n_done,
@@ -144,6 +157,8 @@ def trim_to_size(
         n_batches += 1
         n_reevals += ev
         trace.append(err / t_total)
+        progress.update(n_done, batches=n_batches, objective=err / t_total)
+    progress.finish(n_done, batches=n_batches, recomputations=n_reevals, objective=err / t_total)
 
     return TrimResult(
         rows=rows[alive.astype(bool)],

@@ -50,6 +50,13 @@ def merged_settings(config: dg.Config, overrides: dict, allowed: set[str]) -> di
     return values
 
 
+def selection_keys(kind: str) -> set[str]:
+    """Settings a dataset's ``selection`` block may override for this graph."""
+    from synth_orchestration.configs import SELECTION_CONFIGS
+
+    return set().union(*(set(cls.model_fields) for cls in SELECTION_CONFIGS[kind]))
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -73,15 +80,17 @@ def user_errors(cleanup: Path | None = None) -> Iterator[None]:
 class Stage:
     """Times a stage and records its figures in the metric store and the asset's metadata."""
 
-    def __init__(self, context: dg.AssetExecutionContext, metrics: MetricStoreResource, dataset: str):
+    def __init__(self, context: dg.AssetExecutionContext, metrics: MetricStoreResource, dataset: str,
+                 asset: str | None = None):
         self.context = context
         self.metrics = metrics
         self.dataset = dataset
+        self._asset = asset  # the asset's key when the context is an op inside a graph-backed asset
         self.started = time.perf_counter()
 
     @property
     def asset(self) -> str:
-        return self.context.asset_key.to_user_string()
+        return self._asset or self.context.asset_key.to_user_string()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

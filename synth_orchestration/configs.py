@@ -42,12 +42,9 @@ class IPFConfig(dg.Config):
     seed: int = 0
 
 
-class RefineConfig(dg.Config):
-    """Swap refinement plus the publication gate's thresholds."""
+class GateConfig(dg.Config):
+    """Thresholds of the publication gate (the blocking checks of ``refined_output``)."""
 
-    max_swaps: int = Field(default=20_000, ge=0)
-    max_rounds: int = Field(default=20, ge=0)
-    seed: int = 0
     accuracy_floor: Optional[float] = Field(
         default=None,
         description="overall accuracy must reach this; None = 0.03 below qa's overall_max (the accuracy a "
@@ -57,3 +54,46 @@ class RefineConfig(dg.Config):
     min_nndr_ratio: float = 0.5
     exact_copy_tolerance: float = Field(default=0.001, description="exact copies of training may exceed those of holdout by this share")
     eval_seed: int = Field(default=1, description="qa.set_random_state equivalent for the evaluation")
+
+
+class RefineConfig(GateConfig):
+    """Swap refinement plus the publication gate's thresholds."""
+
+    max_swaps: int = Field(default=20_000, ge=0)
+    max_rounds: int = Field(default=20, ge=0)
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the sequential graph (pool sizes and targets count groups)
+
+
+class GroupPoolConfig(PoolConfig):
+    pool_factor: float = Field(default=10.0, gt=0, description="pool size = pool_factor × target groups")
+    shard_size: int = Field(default=20_000, gt=0, description="groups per shard: bounds memory")
+
+
+class CoherenceConfig(dg.Config):
+    """Group swaps on the three coherence parts only (qa's definitions)."""
+
+    coherence_max_swaps: int = Field(default=1_000_000, ge=0)
+    coherence_max_rounds: int = Field(default=100, ge=0)
+    pairs_per_removal: int = Field(default=8, ge=1, description="candidate additions tried per removed group")
+    max_triples: int = Field(default=2000, ge=0, description="objective's triples: all up to this many, else a seeded sample")
+    seed: int = 0
+
+
+class GroupRefineConfig(GateConfig):
+    """Group swaps on the full objective (uni/bi/tri as the metric weights rows, plus coherence)."""
+
+    max_swaps: int = Field(default=1_000_000, ge=0)
+    max_rounds: int = Field(default=200, ge=0)
+    renumber_keys: bool = Field(default=False, description="replace the pool's keys by 0 … n−1 in the output")
+    seed: int = 0
+
+
+# every setting a dataset may override in its ``selection`` block, by graph
+SELECTION_CONFIGS = {
+    "flat": (PoolConfig, MIConfig, IPFConfig, RefineConfig),
+    "sequential": (GroupPoolConfig, CoherenceConfig, GroupRefineConfig),
+}

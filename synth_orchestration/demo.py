@@ -54,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(STATE_DIR / "dagster_home"))
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    if "python_logs:" not in config.read_text():  # the library's progress lines in the run logs
+        with config.open("a") as fh:
+            fh.write("python_logs:\n  managed_python_loggers:\n    - synth_core\n  python_log_level: INFO\n")
 
     from synth_orchestration.common import datasets_of
     from synth_orchestration.definitions import defs

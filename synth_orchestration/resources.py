@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import field_validator
 
 from synth_core.store import MetricStore
 
@@ -20,7 +21,18 @@ class ArtifactStore(dg.ConfigurableResource):
     under ``<artifact_root>/<kind>/<dataset>/published/``. Assets hand each other the paths.
     """
 
-    artifact_root: str = str(STATE_DIR / "artifacts")
+    artifact_root: str = os.environ.get("SYNTH_ARTIFACT_ROOT", str(STATE_DIR / "artifacts"))
+
+    @field_validator("artifact_root")
+    @classmethod
+    def _local_path(cls, value: str) -> str:
+        # pandas/numpy/shutil and atomic renames need a file system: object storage goes through a mount
+        if "://" in value:
+            raise ValueError(
+                f"artifact_root {value!r} is a URL; give a local or mounted path (object storage through a "
+                "volume mount, see deploy/k8s/README.md)"
+            )
+        return value
 
     def run_dir(self, kind: str, dataset: str, run_id: str, asset: str) -> Path:
         path = Path(self.artifact_root) / kind / dataset / "runs" / run_id / asset

@@ -1,7 +1,5 @@
 """Steps shared by the flat and sequential graphs: training with reuse, pools, gating, publishing."""
 
-from __future__ import annotations
-
 import base64
 import hashlib
 import io
@@ -12,16 +10,27 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Callable
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
+from synth_core.datasets import load_dataset
 from synth_core.errors import InputError
 from synth_core.io import atomic_path, write_table
 from synth_core.select import conform_to
-from synth_orchestration.common import write_json
-from synth_orchestration.resources import ArtifactStore
+from synth_orchestration.common import (
+    DATASETS_BASE,
+    Stage,
+    merged_settings,
+    selection_keys,
+    spec_for,
+    user_errors,
+    write_json,
+)
+from synth_orchestration.deploy_tags import step_tags
+from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
 DEFAULT_FLOOR_MARGIN = 0.03  # default accuracy floor: this much below qa's overall_max
 GENERATOR_CODE_VERSION = "1"  # bump when training code changes in a way that invalidates reuse
@@ -40,6 +49,84 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
 def read_source(source_data: dict, which: str) -> pd.DataFrame:
     return pd.read_parquet(source_data[which])
+
+
+def source_data_result(context: dg.AssetExecutionContext, artifacts: ArtifactStore, metrics: MetricStoreResource,
+                       kind: str) -> dg.MaterializeResult:
+    """Load the partition's dataset, split off the holdout, write both parts (asset ``source_data``).
+
+    The target size counts rows (flat) or groups (sequential); it defaults to training's.
+    """
+    spec = spec_for(context, kind)
+    out = artifacts.run_dir(kind, spec.name, context.run.run_id, "source_data")
+    stage = Stage(context, metrics, spec.name)
+    with user_errors(cleanup=out):
+        tables = load_dataset(spec, DATASETS_BASE)
+        write_table(tables.training, out / "training.parquet")
+        write_table(tables.holdout, out / "holdout.parquet")
+        figures = {"training_rows": len(tables.training), "holdout_rows": len(tables.holdout)}
+        extra = {}
+        if spec.group_key is not None:
+            lengths = tables.training.groupby(spec.group_key, sort=False).size()
+            figures.update({"training_groups": len(lengths), "holdout_groups": int(tables.holdout[spec.group_key].nunique())})
+            extra = {
+                "group_key": dg.MetadataValue.text(spec.group_key),
+                "context_columns": dg.MetadataValue.json(list(spec.context_columns)),
+                "sequence_length_min": dg.MetadataValue.int(int(lengths.min())),
+                "sequence_length_median": dg.MetadataValue.float(float(lengths.median())),
+                "sequence_length_max": dg.MetadataValue.int(int(lengths.max())),
+            }
+            natural = len(lengths)
+        else:
+            natural = len(tables.training)
+        target = int(spec.target_size or natural)
+        value = {
+            "dataset": spec.name,
+            "training": str(out / "training.parquet"),
+            "holdout": str(out / "holdout.parquet"),
+            "target_size": target,
+            "group_key": spec.group_key,
+            "columns": list(tables.training.columns),
+            "source_hashes": tables.source_hashes,
+            "training_digest": frame_digest(tables.training),
+        }
+        figures = stage.record(figures)
+    return dg.MaterializeResult(
+        value=value,
+        metadata={
+            **figures,
+            "rows": dg.MetadataValue.int(len(tables.training) + len(tables.holdout)),
+            "columns": dg.MetadataValue.int(tables.training.shape[1]),
+            "holdout_from_file": dg.MetadataValue.bool(tables.holdout_from_file),
+            "target_size": dg.MetadataValue.int(target),
+            "column_kinds": dg.MetadataValue.json(tables.column_kinds()),
+            "artifact_dir": dg.MetadataValue.path(str(out)),
+            **extra,
+        },
+    )
+
+
+def generator_result(context: dg.AssetExecutionContext, config, source_data: dict, artifacts: ArtifactStore,
+                     metrics: MetricStoreResource, kind: str) -> dg.MaterializeResult:
+    """Train (or reuse) the partition's generator (asset ``trained_generator``)."""
+    spec = spec_for(context, kind)
+    stage = Stage(context, metrics, spec.name)
+    with user_errors():
+        settings = merged_settings(config, spec.training, set(config.model_dump()))
+        result = train_or_reuse(context, artifacts, kind, spec, source_data, settings)
+        figures = stage.record({"training_s": result["training_s"], "reused": float(result["reused"])})
+    return dg.MaterializeResult(
+        value=result,
+        metadata={
+            **figures,
+            "generator_id": dg.MetadataValue.text(result["generator_id"]),
+            "reused": dg.MetadataValue.bool(result["reused"]),
+            "device": dg.MetadataValue.text(str(result.get("device"))),
+            "epochs": dg.MetadataValue.float(float(result.get("epochs") or 0.0)),
+            "settings": dg.MetadataValue.json(result["settings"]),
+            "artifact_dir": dg.MetadataValue.path(result["path"]),
+        },
+    )
 
 
 def _log_progress(context: dg.AssetExecutionContext, what: str):
@@ -84,13 +171,19 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
         scratch = gen_dir.with_name(f".{key}.{context.run.run_id[:8]}.tmp")
         shutil.rmtree(scratch, ignore_errors=True)
         context.log.info(f"training a {kind} generator on {len(training):,} rows ({ts})")
+        def progress(epochs, elapsed, eta) -> None:
+            done = f"{epochs:.1f} epochs" if epochs is not None else "starting"
+            rate = f", {elapsed / epochs:.1f} s/epoch" if epochs else ""
+            left = f", ETA {eta:.0f} s" if eta is not None else ""
+            context.log.info(f"training: {done} in {elapsed:.0f} s{rate}{left}")
+
         try:
             if kind == "flat":
-                handle = train_flat(training, scratch, ts, name=f"{spec.name}-{key}")
+                handle = train_flat(training, scratch, ts, name=f"{spec.name}-{key}", progress=progress)
             else:
                 handle = train_sequential(
                     training, spec.group_key, scratch, ts, context_columns=list(spec.context_columns),
-                    name=f"{spec.name}-{key}",
+                    name=f"{spec.name}-{key}", progress=progress,
                 )
             handle.close()
             os.replace(scratch, gen_dir)
@@ -110,32 +203,108 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
     }
 
 
-def generate_candidate_pool(context, artifacts: ArtifactStore, kind: str, spec, trained_generator: dict,
-                            n_total: int, settings: dict) -> dict:
-    """Generate (or finish) the pool; its folder is keyed by generator and settings so a re-run resumes."""
-    from synth_core.generator import GeneratorHandle
-    from synth_core.pool import generate_pool
+def _pool_plan(context, artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_total: int,
+               settings: dict) -> dict:
+    """Where the pool goes and how it is cut; the folder is keyed by generator and settings so a re-run resumes."""
+    from synth_core.pool import shard_sizes
 
     params = {"n": n_total, "shard": int(settings["shard_size"]), "seed": int(settings["seed"]),
               "t": float(settings["temperature"])}
     tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     pool_dir = artifacts.dataset_dir(kind, spec.name) / "pools" / f"{trained_generator['identity']}-{tag}"
-    handle = GeneratorHandle.load(trained_generator["path"])
+    return {"dir": str(pool_dir), "generator": trained_generator["path"], "n_total": n_total,
+            "shard_size": params["shard"], "seed": params["seed"], "temperature": params["t"],
+            "n_shards": len(shard_sizes(n_total, params["shard"]))}
+
+
+def _run_pool(context, plan: dict, only=None):
+    from synth_core.generator import GeneratorHandle
+    from synth_core.pool import generate_pool
+
+    handle = GeneratorHandle.load(plan["generator"])
     try:
-        result = generate_pool(
-            handle, n_total, pool_dir, shard_size=params["shard"], seed=params["seed"],
-            temperature=params["t"], progress=_log_progress(context, "pool"),
+        return generate_pool(
+            handle, plan["n_total"], plan["dir"], shard_size=plan["shard_size"], seed=plan["seed"],
+            temperature=plan["temperature"], progress=_log_progress(context, "pool"), only=only,
         )
     finally:
         handle.close()
+
+
+def _pool_value(result) -> dict:
     return {
-        "dir": str(pool_dir),
+        "dir": str(result.out_dir),
         "shards": [str(p) for p in result.shard_paths],
         "n_total": int(result.n_total),
         "n_rows": int(result.n_rows),
         "elapsed_s": float(result.elapsed_s),
         "shards_skipped": int(result.shards_skipped),
     }
+
+
+def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Callable, description: str):
+    """``<kind>/candidate_pool`` as a graph: plan the shards, generate each as its own step, assemble.
+
+    Each shard is a mapped step (``DynamicOut``), so the multiprocess (or k8s) executor generates
+    shards concurrently and a failed shard is retried alone; shards already on disk are skipped,
+    which makes a re-run resume. ``assemble(context, spec, settings, source_data, pool, stage, out)``
+    turns the finished pool into the asset's (value, figures, metadata); ``out`` is the run's folder
+    for derived files.
+    """
+    unit = "rows" if kind == "flat" else "groups"
+
+    @dg.op(name=f"{kind}_plan_pool", out=dg.DynamicOut(dict), tags=step_tags("plan_pool"))
+    def plan_pool(context: dg.OpExecutionContext, config: config_cls, source_data: dict, trained_generator: dict,
+                  artifacts: ArtifactStore):
+        spec = spec_for(context, kind)
+        with user_errors():
+            settings = merged_settings(config, spec.selection, selection_keys(kind))
+            target = int(source_data["target_size"])
+            n_total = int(np.ceil(float(settings["pool_factor"]) * target))
+            if n_total < target:
+                raise InputError(f"pool_factor {settings['pool_factor']} gives a pool of {n_total:,} {unit}, "
+                                 f"smaller than the target size {target:,}")
+            plan = _pool_plan(context, artifacts, kind, spec, trained_generator, n_total, settings)
+            _run_pool(context, plan, only=[])  # writes the pool's manifest, or refuses a mismatching folder
+        context.log.info(f"pool of {n_total:,} {unit} in {plan['n_shards']} shards under {plan['dir']}")
+        for k in range(plan["n_shards"]):
+            yield dg.DynamicOutput({**plan, "k": k, "settings": settings}, mapping_key=f"shard_{k:05d}")
+
+    @dg.op(name=f"{kind}_pool_shard", tags=step_tags("candidate_pool"))
+    def pool_shard(context: dg.OpExecutionContext, shard: dict) -> dict:
+        with user_errors():
+            result = _run_pool(context, shard, only=[shard["k"]])
+        context.log.info(f"shard {shard['k']}: {result.n_total:,} {unit}, "
+                         f"{'reused' if result.shards_skipped else f'generated in {result.elapsed_s:.1f} s'}")
+        return {**shard, "elapsed_s": result.elapsed_s, "reused": bool(result.shards_skipped)}
+
+    @dg.op(name=f"{kind}_assemble_pool", tags=step_tags("assemble_pool"))
+    def assemble_pool(context: dg.OpExecutionContext, source_data: dict, shards: list[dict],
+                      artifacts: ArtifactStore, metrics: MetricStoreResource):
+        plan = shards[0]
+        spec = spec_for(context, kind)
+        stage = Stage(context, metrics, spec.name, asset=f"{kind}/candidate_pool")
+        out = artifacts.run_dir(kind, spec.name, context.run.run_id, "candidate_pool")
+        with user_errors(cleanup=out):
+            pool = _pool_value(_run_pool(context, plan))  # every shard exists: this only lists them
+            pool["elapsed_s"] = float(sum(s["elapsed_s"] for s in shards))
+            pool["shards_skipped"] = int(sum(s["reused"] for s in shards))
+            value, figures, metadata = assemble(context, spec, plan["settings"], source_data, pool, stage, out)
+        context.add_output_metadata({
+            **figures, **metadata,
+            "shards": dg.MetadataValue.int(len(pool["shards"])),
+            "shards_reused": dg.MetadataValue.int(pool["shards_skipped"]),
+            "generation_s": dg.MetadataValue.float(pool["elapsed_s"]),
+            "artifact_dir": dg.MetadataValue.path(pool["dir"]),
+        })
+        return value
+
+    @dg.graph_asset(name="candidate_pool", **common, kinds={"parquet"}, description=description)
+    def candidate_pool(source_data: dict, trained_generator: dict):
+        shards = plan_pool(source_data, trained_generator).map(pool_shard).collect()
+        return assemble_pool(source_data, shards)
+
+    return candidate_pool
 
 
 def take_pool_rows(shards: list[str], rows: np.ndarray, training: pd.DataFrame) -> pd.DataFrame:
@@ -361,3 +530,105 @@ def publish(artifacts: ArtifactStore, kind: str, dataset: str, refined_output: d
             shutil.copyfile(src, tmp)
     write_json(dest / "report.json", {"evaluation": evaluation, "table": table})
     return {"dir": str(dest), "parquet": str(dest / "output.parquet"), "csv": str(dest / "output.csv")}
+
+
+GATE_KEYS = ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance", "eval_seed")
+
+
+def gate_check_specs(kind: str) -> list[dg.AssetCheckSpec]:
+    """The three blocking checks of ``<kind>/refined_output`` (names fixed, thresholds in run config)."""
+    asset = dg.AssetKey([kind, "refined_output"])
+    integrity = "row count equals the target, schema equals training's, rows inside the pool"
+    if kind == "sequential":
+        integrity = ("group count equals the target, no empty groups, sequence lengths within training's range, "
+                     "schema equals training's, groups inside the pool")
+    return [
+        dg.AssetCheckSpec("accuracy_floor", asset=asset, blocking=True,
+                          description="overall accuracy ≥ the configured floor and ≥ the random pool sample's"),
+        dg.AssetCheckSpec("privacy_gate", asset=asset, blocking=True,
+                          description="dcr_share ≤ 0.52, nndr_ratio ≥ 0.5, exact copies of training (rows and, for "
+                          "sequences, whole sequences) ≤ of holdout + tolerance"),
+        dg.AssetCheckSpec("integrity", asset=asset, blocking=True, description=integrity),
+    ]
+
+
+def finish_output(context: dg.AssetExecutionContext, kind: str, spec, settings: dict, *, final: pd.DataFrame,
+                  baseline: pd.DataFrame, source_data: dict, trained_generator: dict, selected: np.ndarray,
+                  n_pool: int, out: Path, figures: dict, stop_reason: str) -> tuple[dict, dict, list]:
+    """Write the final table with its manifest, evaluate it beside the random sample and judge the checks.
+
+    ``selected``: pool row (flat) or group (sequential) indices. Returns the asset's value, its
+    figures (for the store) and extra metadata, and the check results.
+    """
+    training = read_source(source_data, "training")
+    holdout = read_source(source_data, "holdout")
+    target = int(source_data["target_size"])
+    paths = write_final_output(out, final, {
+        "dataset": spec.name, "kind": kind, "run_id": context.run.run_id, "seed": settings["seed"],
+        "config": {"selection": settings, "gate": {k: settings[k] for k in GATE_KEYS},
+                   "training": trained_generator["settings"]},
+        "generator_id": trained_generator["generator_id"], "source_hashes": source_data["source_hashes"],
+        "target_size": target, "pool_size": n_pool, "group_key": spec.group_key,
+    })
+    gate = evaluate_and_gate(final, baseline, training, holdout, settings, group_key=spec.group_key, target=target,
+                             rows=selected, n_pool=n_pool, out=out)
+    figures = {**figures, **gate["figures"]}
+    value = {**paths, "evaluation": str(out / "evaluation.json")}
+    metadata = {
+        "stop_reason": dg.MetadataValue.text(stop_reason),
+        "output": dg.MetadataValue.path(paths["parquet"]),
+        "preview": dg.MetadataValue.md(final.head(10).to_markdown(index=False)),
+        "worst_columns": dg.MetadataValue.md(gate["worst_columns_md"]),
+        "worst_pairs": dg.MetadataValue.md(gate["worst_pairs_md"]),
+    }
+    return value, figures, metadata, gate["checks"]
+
+
+def quality_report_result(context: dg.AssetExecutionContext, refined_output: dict, artifacts: ArtifactStore,
+                          metrics: MetricStoreResource, kind: str) -> dg.MaterializeResult:
+    """Stage table, random sample vs output, privacy; publishes the gated output (asset ``quality_report``)."""
+    spec = spec_for(context, kind)
+    stage = Stage(context, metrics, spec.name)
+    with user_errors():
+        evaluation = json.loads(Path(refined_output["evaluation"]).read_text())
+        markdown, table = quality_markdown(metrics.store(), context.run.run_id, spec.name, kind, evaluation)
+        published = publish(artifacts, kind, spec.name, refined_output, evaluation, table)
+        figures = stage.record({"published": 1.0})
+    return dg.MaterializeResult(
+        value={"published": published, "table": table},
+        metadata={**figures, "report": dg.MetadataValue.md(markdown),
+                  "published": dg.MetadataValue.path(published["dir"])},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the assets both graphs share, built per graph (key prefix, group, partitions)
+
+
+def source_data_asset(kind: str, common: dict, description: str) -> dg.AssetsDefinition:
+    @dg.asset(name="source_data", **common, code_version="1", kinds={"pandas", "parquet"},
+              op_tags=step_tags("source_data"), description=description)
+    def source_data(context: dg.AssetExecutionContext, artifacts: ArtifactStore, metrics: MetricStoreResource):
+        return source_data_result(context, artifacts, metrics, kind)
+
+    return source_data
+
+
+def trained_generator_asset(kind: str, common: dict, config_cls: type, description: str) -> dg.AssetsDefinition:
+    @dg.asset(name="trained_generator", **common, code_version="1", kinds={"pytorch"},
+              op_tags=step_tags("trained_generator"), description=description)
+    def trained_generator(context: dg.AssetExecutionContext, config: config_cls, source_data: dict,
+                          artifacts: ArtifactStore, metrics: MetricStoreResource):
+        return generator_result(context, config, source_data, artifacts, metrics, kind)
+
+    return trained_generator
+
+
+def quality_report_asset(kind: str, common: dict, description: str) -> dg.AssetsDefinition:
+    @dg.asset(name="quality_report", **common, code_version="1", kinds={"duckdb"},
+              op_tags=step_tags("quality_report"), description=description)
+    def quality_report(context: dg.AssetExecutionContext, refined_output: dict, artifacts: ArtifactStore,
+                       metrics: MetricStoreResource):
+        return quality_report_result(context, refined_output, artifacts, metrics, kind)
+
+    return quality_report

