@@ -35,6 +35,7 @@ PAGE_TIMEOUT_S = 60
 SHOWCASE = "flat/source_data"  # the asset materialised for the metadata check (cheap)
 DETAIL = "flat/refined_output"  # the asset whose definition page is checked
 PARTITION = "tiny_flat"
+LOCATION = "synth_orchestration.definitions"  # workspace.yaml's python_module
 
 pytestmark = pytest.mark.timeout(600) if importlib.util.find_spec("pytest_timeout") else []
 
@@ -182,7 +183,10 @@ def test_catalog_lists_every_asset_of_the_graphs(webserver, browser):
 
     url, _ = webserver
     keys = _asset_keys()
-    assert {k.to_user_string() for k in keys} >= {f"flat/{a.key.path[-1]}" for a in _flat_assets()}
+    from synth_orchestration.assets import flat, sequential
+
+    for kind, module in (("flat", flat), ("sequential", sequential)):
+        assert {k.to_user_string() for k in keys} >= {f"{kind}/{a.key.path[-1]}" for a in module.ASSETS}
     browser.set_window_size(1600, 300 + 80 * len(keys))  # every row rendered, none virtualised away
     browser.get(f"{url}/assets")
 
@@ -197,13 +201,15 @@ def test_catalog_lists_every_asset_of_the_graphs(webserver, browser):
     assert _screenshot(browser, "catalog").stat().st_size > 10_000
 
 
-def test_lineage_shows_every_asset(webserver, browser):
+@pytest.mark.parametrize("group", ["flat", "sequential"])
+def test_lineage_shows_every_asset(webserver, browser, group):
+    """Each graph's lineage page (the global page folds the two groups into one box each)."""
     url, _ = webserver
-    names = {k.path[-1] for k in _asset_keys()}
+    names = {k.path[-1] for k in _asset_keys() if k.path[0] == group}
     browser.set_window_size(1600, 1400)
-    browser.get(f"{url}/asset-groups")
-    _wait_for(browser, lambda d: names <= set(_body(d).split()), f"lineage nodes {sorted(names)}")
-    assert _screenshot(browser, "lineage").stat().st_size > 10_000
+    browser.get(f"{url}/locations/{LOCATION}/asset-groups/{group}/lineage")
+    _wait_for(browser, lambda d: names <= set(_body(d).split()), f"{group} lineage nodes {sorted(names)}")
+    assert _screenshot(browser, f"lineage-{group}").stat().st_size > 10_000
 
 
 def test_asset_page_shows_the_definition_and_checks(webserver, browser):
@@ -245,8 +251,3 @@ def test_materialised_asset_shows_its_metadata(webserver, browser):
     assert metadata["target_size"] in text  # the value, as recorded
     _screenshot(browser, "asset-metadata")
 
-
-def _flat_assets():
-    from synth_orchestration.assets import flat
-
-    return flat.ASSETS
