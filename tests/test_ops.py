@@ -183,9 +183,10 @@ def test_unreadable_datasets_file_skips_and_keeps_the_cursor(catalog, instance):
     assert broken.cursor in (None, start)
 
 
-def test_flat_sensor_is_in_the_definitions():
-    sensor = defs.resolve_sensor_def("source_file_changed_flat")
-    assert sensor.job_name == "flat_pipeline"
+@pytest.mark.parametrize("kind", ["flat", "sequential"])
+def test_each_kind_has_its_sensor_in_the_definitions(kind):
+    sensor = defs.resolve_sensor_def(f"source_file_changed_{kind}")
+    assert sensor.job_name == f"{kind}_pipeline"
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     dg.Definitions.validate_loadable(defs)
 
@@ -269,11 +270,11 @@ def test_cleanup_schedule_runs_once_a_day():
     assert cleanup_schedule.execution_timezone == "UTC"
 
 
-@pytest.mark.parametrize("dataset", [d.name for d in common.datasets_of("flat")])
+@pytest.mark.parametrize("dataset", [d.name for d in common.DATASETS])
 def test_regeneration_schedule_requests_the_dataset_partition(dataset):
     spec = next(d for d in common.DATASETS if d.name == dataset)
-    schedule = defs.resolve_schedule_def(f"regenerate_flat_{dataset}")
-    assert schedule.cron_schedule == spec.schedule and schedule.job_name == "flat_pipeline"
+    schedule = defs.resolve_schedule_def(f"regenerate_{spec.kind}_{dataset}")
+    assert schedule.cron_schedule == spec.schedule and schedule.job_name == f"{spec.kind}_pipeline"
     when = datetime(2025, 7, 7, 3, 0, tzinfo=timezone.utc)
     context = dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def())
     data = schedule.evaluate_tick(context)
