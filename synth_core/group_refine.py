@@ -8,15 +8,20 @@ one group and the two swapped groups may share cells). The objective is the full
 parts), or any restriction of it (:meth:`SequentialProblem.restrict`), so the same code serves
 the coherence pre-selection.
 
-A round: one parallel pass (:func:`group_kernels.group_gains`) computes the removal gain of
-every subset group and the addition gain of every other pool group; both go into max-heaps.
-Then :func:`group_kernels.swap_search` repeatedly pops the removal candidate with the best
+A round: the removal gain of every subset group and the addition gain of every other pool group
+go into two max-heaps. A *full* round (the first, then every ``refresh_every + 1``-th) recomputes
+them in one parallel pass (:func:`group_kernels.group_gains`; on large pools only the best
+``top_candidates`` stored addition keys, and all of them every ``all_every``-th full round); the
+rounds between reuse the keys left by the previous round as stale keys, computing only those of
+groups that just changed sides. Stale keys are refreshed lazily when they reach the top of a
+heap, so the heaps' tops are exact where it matters. Then :func:`group_kernels.swap_search` repeatedly pops the removal candidate with the best
 refreshed gain, the ``pairs_per_removal`` best refreshed addition candidates, evaluates each
 exact swap gain and applies the best when it exceeds ``eps > 0``; the counts are updated in
 place (only the two groups' cells). A round ends after ``swaps_per_round`` swaps, an empty heap
 or ``max_fail`` consecutive removal candidates without an improving partner. Refinement stops
-when a round accepts nothing, after ``max_rounds`` rounds or ``max_swaps`` swaps: budgets are
-counts, never wall time, so a run is deterministic.
+when a full round accepts nothing, when a whole refresh cycle gained less than ``tol`` (relative),
+after ``max_rounds`` rounds or ``max_swaps`` swaps: budgets are counts, never wall time, so a
+run is deterministic.
 
 Verification: ``callback(event)`` runs after every accepted swap with the incrementally
 maintained objective; ``verify=True`` recounts the subset from scratch after every swap and
@@ -41,6 +46,7 @@ from synth_core.sequences import SequentialProblem
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 5.0  # progress lines at most this often
+STALE = -(1 << 40)  # key version of a key left from an earlier round
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class GroupRefineResult:
     n_rounds: int
     n_evaluations: int
     n_recomputations: int
-    stop_reason: str  # "no_improving_swap" | "max_swaps" | "max_rounds"
+    stop_reason: str  # "no_improving_swap" | "converged" | "max_swaps" | "max_rounds"
     elapsed_s: float
     pass_s: float = 0.0  # time in the parallel gain passes
     search_s: float = 0.0  # time in the swap search
@@ -97,9 +103,13 @@ def refine_groups(
     max_swaps: int = 1_000_000,
     max_rounds: int = 200,
     swaps_per_round: int | None = None,
-    pairs_per_removal: int = 8,
+    pairs_per_removal: int = 4,
     max_fail: int = 512,
     max_reevals: int = 16,
+    max_stale: int = 1,
+    tol: float = 1e-3,
+    top_candidates: int | None = None,
+    all_every: int = 4,
     refresh_every: int = 4,
     eps: float = 1e-12,
     callback: Callable[[GroupSwapEvent], None] | None = None,
@@ -110,7 +120,12 @@ def refine_groups(
     """Refine the subset ``groups`` (pool group indices or a mask) of ``problem.pool``.
 
     The subset's size should equal ``problem.n_target`` (the targets are scaled to it).
-    ``swaps_per_round`` defaults to ``max(256, n // 20)``. Progress (round, swaps, swap rate,
+    ``swaps_per_round`` defaults to ``max(256, n // 20)``. ``tol``: stop ("converged") once a
+    refresh cycle (from one full round to the next) lowered the objective by less than ``tol``
+    times its value (0 disables the rule). Large pools: a full round recomputes the addition
+    keys of the ``top_candidates`` (default ``4 · n``) candidates with the best stored keys only
+    (the others keep stale keys, refreshed lazily should they reach the top of the heap); every
+    ``all_every``-th full round recomputes all of them. Progress (round, swaps, swap rate,
     objective, remaining budget) goes to :mod:`logging` at INFO, at most every ``log_every_s``
     seconds, prefixed by ``label``.
     """
@@ -125,19 +140,24 @@ def refine_groups(
     for name, v in (("max_swaps", max_swaps), ("max_rounds", max_rounds)):
         if v < 0:
             raise InputError(f"{name} must be >= 0, got {v}")
+    if top_candidates is None:
+        top_candidates = 4 * n_sub
     for name, v in (("swaps_per_round", swaps_per_round), ("pairs_per_removal", pairs_per_removal),
-                    ("max_fail", max_fail), ("max_reevals", max_reevals), ("refresh_every", refresh_every)):
+                    ("top_candidates", top_candidates), ("all_every", all_every),
+                    ("max_fail", max_fail), ("max_reevals", max_reevals), ("refresh_every", refresh_every),
+                    ("max_stale", max_stale)):
         if v < 1:
             raise InputError(f"{name} must be >= 1, got {v}")
+    if not tol >= 0:
+        raise InputError(f"tol must be >= 0, got {tol}")
     if not eps > 0:
         raise InputError(f"eps must be > 0 (swaps must strictly improve), got {eps}")
 
     data, spec = problem.pool_data, problem.kspec
-    # counts (column 0, updated in place) interleaved with the targets (column 1)
-    ct = np.empty((problem.spec.total_cells, 2), dtype=np.float64)
-    ct[:, 0] = problem.counts(sub)
-    ct[:, 1] = problem.target
-    counts = ct[:, 0]
+    # exact counts (changed only by accepted swaps) and x = counts − target, which the gains read
+    counts = problem.counts(sub)
+    target = np.ascontiguousarray(problem.target, dtype=np.float64)
+    x = counts - target
     in_sub = np.zeros(n_pool, dtype=np.uint8)
     in_sub[sub] = 1
     cells = np.empty(problem.max_rows, dtype=np.int64)
@@ -172,39 +192,62 @@ def refine_groups(
             label, n_rounds, max_rounds, n_swaps, rate, err, max_swaps - n_swaps, max_rounds - n_rounds, elapsed,
         )
 
-    # addition keys of every pool group, kept between rounds (stale until refreshed)
+    # addition keys of every pool group and removal keys of the subset's groups, kept between
+    # rounds (stale until refreshed; only a full round recomputes every key)
     akey = np.zeros(n_pool, dtype=np.float64)
     akey_ok = np.zeros(n_pool, dtype=bool)
+    rkey = np.zeros(n_pool, dtype=np.float64)
+    rkey_ok = np.zeros(n_pool, dtype=bool)
     since_full = refresh_every  # forces a full refresh in the first round
+    last_full_err = None  # objective at the start of the last full round
+    force_all = False  # the next full round recomputes every addition key
     n_full = 0
+    def keys(members, sign, store, ok, full, top=None):
+        """Heap keys of ``members`` and their versions: every key recomputed in a full round
+        (only the ``top`` best stored keys, when given), else only those without a stored key
+        (the stored ones are stale: version STALE)."""
+        ver = np.zeros(members.shape[0], dtype=np.int64)  # version 0 = fresh in this round
+        if full and (top is None or top >= members.shape[0] or not ok[members].any()):
+            k = np.empty(members.shape[0], dtype=np.float64)
+            gk.group_gains(members, sign, data, spec, x, problem.max_rows, n_chunks, k)
+            return k, ver
+        k = store[members]
+        fresh = ~ok[members]
+        if full:  # the top stored keys (ties by position: deterministic) are recomputed too
+            order = np.argsort(-np.where(fresh, np.inf, k), kind="stable")
+            fresh[order[:top]] = True
+        idx = np.flatnonzero(fresh)
+        if idx.size:
+            part = np.empty(idx.size, dtype=np.float64)
+            gk.group_gains(members[idx], sign, data, spec, x, problem.max_rows, n_chunks, part)
+            k[idx] = part
+        ver[~fresh] = STALE  # recomputed when it reaches the top of the heap
+        return k, ver
+
     while n_rounds < max_rounds and n_swaps < max_swaps and 0 < n_sub < n_pool:
         n_rounds += 1
         t_pass = time.perf_counter()
         full = since_full >= refresh_every
-        rk = np.empty(n_sub, dtype=np.float64)
-        gk.group_gains(sub, -1.0, data, spec, ct, problem.max_rows, n_chunks, rk)
-        ri = np.arange(n_sub, dtype=np.int64)
-        gk.heapify(rk, ri, n_sub)
         cand = np.flatnonzero(in_sub == 0).astype(np.int64)
-        aver = np.zeros(cand.shape[0], dtype=np.int64)  # version 0 = fresh in this round
         if full:
-            ak = np.empty(cand.shape[0], dtype=np.float64)
-            gk.group_gains(cand, 1.0, data, spec, ct, problem.max_rows, n_chunks, ak)
+            if not force_all and last_full_err is not None and last_full_err - err < tol * err:
+                n_rounds -= 1
+                stop_reason = "converged"
+                break
+            last_full_err = err
             n_full += 1
             since_full = 0
         else:
-            ak = akey[cand]
-            fresh = ~akey_ok[cand]
-            idx = np.flatnonzero(fresh)
-            if idx.size:
-                part = np.empty(idx.size, dtype=np.float64)
-                gk.group_gains(cand[idx], 1.0, data, spec, ct, problem.max_rows, n_chunks, part)
-                ak[idx] = part
-            aver[~fresh] = -1  # stale: recomputed when it reaches the top of the heap
             since_full += 1
+        rk, rver = keys(sub, -1.0, rkey, rkey_ok, full)
+        all_round = full and (force_all or (n_full - 1) % all_every == 0 or top_candidates >= cand.shape[0])
+        force_all = False
+        ak, aver = keys(cand, 1.0, akey, akey_ok, full, None if all_round else top_candidates)
+        ri = np.arange(n_sub, dtype=np.int64)
+        gk.heapify(rk, ri, n_sub)
         ai = np.arange(cand.shape[0], dtype=np.int64)
         gk.heapify(ak, ai, cand.shape[0])
-        rver = np.zeros(n_sub, dtype=np.int64)
+        rlast = np.full(n_sub, np.nan)
         state[:4] = (n_sub, cand.shape[0], 0, 0)
         t_search = time.perf_counter()
         ev0, re0 = int(state[6]), int(state[5])
@@ -214,9 +257,9 @@ def refine_groups(
         while accepted < swaps_per_round and n_swaps < max_swaps:
             room = min(max_swaps - n_swaps, swaps_per_round - accepted, buf)
             acc = gk.swap_search(
-                sub, in_sub, cand, rk, ri, rver, ak, ai, aver, state, 1 if step_mode else room,
-                pairs_per_removal, max_fail, max_reevals, eps,
-                data, spec, ct, cells, vals, old, buf_swaps, buf_gain,
+                sub, in_sub, cand, rk, ri, rver, rlast, ak, ai, aver, state, 1 if step_mode else room,
+                pairs_per_removal, max_fail, max_reevals, max_stale, eps,
+                data, spec, counts, target, x, cells, vals, old, buf_swaps, buf_gain,
             )
             for s in range(acc):
                 err -= float(buf_gain[s])
@@ -242,14 +285,24 @@ def refine_groups(
         akey[cand[ai[: state[1]]]] = ak[: state[1]]
         akey_ok[cand] = True
         akey_ok[in_sub.view(bool)] = False
+        # removal keys likewise: still in the heap, or dropped without a partner (rlast); groups
+        # that just entered the subset have none yet
+        rkey_ok[:] = False
+        left = sub[ri[: state[0]]]
+        rkey[left] = rk[: state[0]]
+        rkey_ok[left] = True
+        dropped = np.flatnonzero(~np.isnan(rlast))
+        rkey[sub[dropped]] = rlast[dropped]
+        rkey_ok[sub[dropped]] = True
         if n_swaps >= max_swaps:
             stop_reason = "max_swaps"
             break
         if accepted == 0:
-            if full:
+            if all_round:
                 stop_reason = "no_improving_swap"
                 break
             since_full = refresh_every  # a stale round found nothing: refresh everything
+            force_all = full
     if n_sub in (0, n_pool) and max_swaps > 0:
         stop_reason = "no_improving_swap"
     progress(force=True)

@@ -109,7 +109,7 @@ def select_groups(
     max_swaps: int = 1_000_000,
     max_rounds: int = 200,
     coherence_max_rounds: int = 100,
-    pairs_per_removal: int = 8,
+    pairs_per_removal: int = 4,
     max_triples: int = 2000,
     keep_problem: bool = False,
     verify: bool = False,
@@ -163,6 +163,7 @@ def select_groups(
         record("refined", current, time.perf_counter() - t, {
             "swaps": r.n_swaps, "rounds": r.n_rounds, "stop_reason": r.stop_reason,
             "evaluations": r.n_evaluations, "recomputations": r.n_recomputations,
+            "pass_s": round(r.pass_s, 3), "search_s": round(r.search_s, 3),
         })
     timings["total_s"] = time.perf_counter() - t0
     template = training.iloc[:0].copy()
