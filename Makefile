@@ -11,6 +11,8 @@ export SYNTH_SHARED
 export NUMBA_CACHE_DIR := $(ROOT)/.synth/numba_cache
 
 PYTEST_ARGS ?=
+# e.g. `make bench BENCH_ARGS=--quick` (small sizes, writes nothing) or `BENCH_ARGS="--only scale_80"`
+BENCH_ARGS ?=
 
 .PHONY: setup test demo demo-sequential ui bench clean
 
@@ -33,7 +35,7 @@ ui: setup
 
 bench: setup
 	@test -f benchmarks/run_all.py || { echo "bench: benchmarks/run_all.py does not exist yet" >&2; exit 1; }
-	$(VENV)/bin/python benchmarks/run_all.py
+	$(VENV)/bin/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(ROOT)/.synth

@@ -5,7 +5,7 @@ crashes does not stop the others; the exit status is non-zero when any crashed. 
 are recorded in RESULTS.md and do not change the exit status.
 
 Usage: ``python benchmarks/run_all.py [--only NAME ...] [--quick] [--no-write]``
-with NAME one of: evaluate, select_scale, flat_census.
+with NAME one of: evaluate, select_scale, flat_census, scale_80.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ BENCHMARKS = {
     "evaluate": "bench_evaluate.py",
     "select_scale": "bench_select_scale.py",
     "flat_census": "bench_flat_census.py",
+    "scale_80": "bench_scale.py",  # 100 k from 250 k / 1 M / 2.5 M x 80 columns (~15 min on 2 cores)
+    "sequential_prize": "bench_sequential_prize.py",  # train ≤ 60 min, 300 k-group pool, 4 selections
 }
 
 

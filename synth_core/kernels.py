@@ -22,8 +22,17 @@ Conventions shared by every kernel:
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, prange
+import os
+
+# numba's OpenMP layer (GNU libgomp) lets idle worker threads spin after every parallel region
+# unless told otherwise. The selection runs thousands of short regions (one IPF pass per pair),
+# and on a shared machine the spinning workers steal the cores the working threads need:
+# measured on 2 busy cores, one IPF sweep over 2.5 M rows took 62 s spinning and 21 s passive.
+# libgomp reads this when numba first loads it (first parallel call); an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
 
 ROW_BLOCK = 2048
 N_CHUNKS = 64  # fixed (thread-count independent) chunking of reductions: deterministic sums
@@ -507,6 +516,7 @@ def ipf_pass(codes_t, w, ua, ub, unb, ratio, ta, tb, tnb, t_cells):
     pair ``(ua, ub)`` (the adjustment of the previous pair); then, if ``t_cells > 0``, return
     the weighted table of pair ``(ta, tb)`` (the next pair) from the updated weights. Fusing
     the two halves the passes over the pool. Fixed chunking keeps the sums deterministic.
+    ``w`` may be float32 or float64; tables are float64 sums of the stored weights.
     """
     n = w.shape[0]
     do_update = ratio.shape[0] > 0
@@ -519,9 +529,8 @@ def ipf_pass(codes_t, w, ua, ub, unb, ratio, ta, tb, tnb, t_cells):
         hi = min(n, lo + per)
         if do_update and do_table:
             for r in range(lo, hi):
-                x = w[r] * ratio[codes_t[ua, r] * unb + codes_t[ub, r]]
-                w[r] = x
-                local[k, codes_t[ta, r] * tnb + codes_t[tb, r]] += x
+                w[r] = w[r] * ratio[codes_t[ua, r] * unb + codes_t[ub, r]]
+                local[k, codes_t[ta, r] * tnb + codes_t[tb, r]] += w[r]
         elif do_update:
             for r in range(lo, hi):
                 w[r] = w[r] * ratio[codes_t[ua, r] * unb + codes_t[ub, r]]

@@ -169,6 +169,19 @@ def gains_from_resid(codes, fs, resid, row_w, sign, out):
         kernels.weighted_row_gains(codes, row_w, float(sign), resid, fs.weights, fs.cols, fs.strides, fs.offsets, out)
 
 
+def partial_gains(codes, fs, resid, row_w, sign, features, out):
+    """Like :func:`gains_from_resid`, summed over the features ``features`` (index array) only."""
+    cols = np.ascontiguousarray(fs.cols[features])
+    strides = np.ascontiguousarray(fs.strides[features])
+    offsets = np.ascontiguousarray(fs.offsets[features])
+    if row_w.shape[0] == 0:
+        cellvec = fs.cell_weights * change_terms(resid, float(sign))
+        kernels.gather_row_sums(codes, cellvec, cols, strides, offsets, np.ascontiguousarray(fs.arity[features]), out)
+    else:
+        weights = np.ascontiguousarray(fs.weights[features])
+        kernels.weighted_row_gains(codes, row_w, float(sign), resid, weights, cols, strides, offsets, out)
+
+
 def removal_gains(codes, rows, feature_set: FeatureSet, counts, target, row_weights=None) -> np.ndarray:
     """Exact decrease of :func:`count_error` from removing each single row (``rows``: index
     array, mask, or ``None`` for all rows of ``codes``) from a subset with ``counts``:

@@ -32,7 +32,7 @@ class PoolConfig(dg.Config):
 
 class MIConfig(dg.Config):
     top_pairs: Optional[int] = Field(default=None, description="None = all pairs")
-    top_triples: Optional[int] = Field(default=None, description="None = all up to 2,000, else top 2,000 by MI")
+    top_triples: Optional[int] = Field(default=None, description="None = all when ≤ 2,000, the top 2,000 by MI up to 20,000 (≈ 50 columns), none beyond")
 
 
 class IPFConfig(dg.Config):

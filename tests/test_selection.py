@@ -396,6 +396,109 @@ def test_refine_budget_in_swaps():
     assert few.n_swaps >= 1 and few.trace[-1] < few.trace[0]
 
 
+def test_refine_directed_prefilter_keeps_exact_books_and_improves():
+    pool, subset, fs, target = _swap_fixture()
+    start = obj.count_error(obj.subset_counts(pool, subset, fs), target, fs)
+    res = refine.refine_swaps(pool, subset, fs, target, prefilter=50, max_reevals=2, verify=True)
+    assert res.n_swaps >= 1 and res.count_error < start
+    again = refine.refine_swaps(pool, subset, fs, target, prefilter=50, max_reevals=2)
+    np.testing.assert_array_equal(res.swaps, again.swaps)
+    assert np.all(np.diff(res.trace) < 0)
+    assert res.count_error == pytest.approx(obj.count_error(obj.subset_counts(pool, res.rows, fs), target, fs), rel=1e-9)
+    # a prefilter as large as the pool changes nothing
+    full = refine.refine_swaps(pool, subset, fs, target)
+    same = refine.refine_swaps(pool, subset, fs, target, prefilter=pool.shape[0])
+    np.testing.assert_array_equal(full.rows, same.rows)
+    with pytest.raises(InputError):
+        refine.refine_swaps(pool, subset, fs, target, prefilter=0)
+
+
+def test_refine_result_does_not_depend_on_the_search_chunk(monkeypatch):
+    """The kernel is called in chunks only so the loop can log progress."""
+    pool, subset, fs, target = _swap_fixture()
+    whole = refine.refine_swaps(pool, subset, fs, target)
+    monkeypatch.setattr(refine, "SEARCH_CHUNK", 1)
+    chunked = refine.refine_swaps(pool, subset, fs, target)
+    np.testing.assert_array_equal(whole.swaps, chunked.swaps)
+    np.testing.assert_array_equal(whole.trace, chunked.trace)
+
+
+def test_partial_gains_sum_to_the_full_gains(data):
+    pool, fs = data["pool"], data["fs"]
+    subset = np.arange(900)
+    target = obj.target_counts(data["train"], fs, 900)
+    resid = obj.subset_counts(pool, subset, fs) - target
+    full = np.empty(pool.shape[0])
+    obj.gains_from_resid(pool, fs, resid, np.zeros(0), +1, full)
+    parts = np.zeros(pool.shape[0])
+    for arity in (1, 2, 3):
+        out = np.empty(pool.shape[0])
+        obj.partial_gains(pool, fs, resid, np.zeros(0), +1, np.flatnonzero(fs.arity == arity), out)
+        parts += out
+    np.testing.assert_allclose(parts, full, atol=1e-12)
+
+
+def test_default_triple_count_by_width():
+    assert mi.default_triple_count(6) == 20
+    assert mi.default_triple_count(23) == 1771  # all while C(d, 3) <= 2,000
+    assert mi.default_triple_count(24) == 2000
+    assert mi.default_triple_count(50) == 2000  # C(50, 3) = 19,600
+    assert mi.default_triple_count(51) == 0
+    assert mi.default_triple_count(80) == 0
+    m = np.random.default_rng(0).random((60, 60))
+    m = m + m.T
+    assert mi.top_triples(None, np.full(60, 4), mi_matrix=m).triples.shape == (0, 3)
+    assert mi.top_triples(None, np.full(60, 4), k=7, mi_matrix=m).triples.shape == (7, 3)
+
+
+def test_progress_lines_are_rate_limited():
+    import logging
+
+    from synth_core.progress import Progress
+
+    now = [0.0]
+    records = []
+
+    class Sink(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("test.progress")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Sink())
+    p = Progress(logger, "work", total=100, unit="items", every_s=5.0, clock=lambda: now[0])
+    for step in range(1, 101):
+        now[0] = step * 0.5  # one item every half second
+        p.update(step, objective=0.25)
+    assert len(records) == 10  # one line per 5 s of 50 s
+    assert records[0] == "work: 10/100 items (10%), 2.0 items/s, 5 s, ETA 45 s, objective=0.25"
+
+
+def test_budgets_follow_problem_size():
+    from synth_core import select
+
+    def problem(n_pool, n_cols, n_target, pairs):
+        fs = features.build_feature_set(np.full(n_cols, 11), pairs)
+        return select.SelectionProblem(binner=None, train_codes=None, pool_codes=np.zeros((n_pool, 1), np.uint8),
+                                       n_target=n_target, columns=[], pairs=np.asarray(pairs), feature_set=fs)
+
+    wide_pairs = features.all_pairs(80)
+    settings = select.SelectionSettings()
+    big = problem(2_500_000, 80, 100_000, wide_pairs)
+    small = problem(250_000, 80, 100_000, wide_pairs)
+    census = problem(500_000, 15, 24_421, features.all_pairs(15))
+    assert select.ipf_sweeps(big, settings) == 5 and select.ipf_sweeps(small, settings) == 20
+    assert select.ipf_sweeps(census, settings) == 20
+    plan_big, plan_small, plan_census = (select.refine_plan(p, settings) for p in (big, small, census))
+    assert plan_big.prefilter == 308_642 and plan_big.max_reevals == 2 and 1 <= plan_big.max_rounds < 20
+    assert plan_small.prefilter is None and plan_small.max_reevals == 16 and plan_small.max_rounds == 17
+    assert plan_census == select.RefinePlan(max_rounds=20, prefilter=None, max_reevals=16)
+    assert select.trim_exact(big, 125_000, settings) and select.trim_exact(census, 30_526, settings)
+    assert not select.trim_exact(big, 200_000, select.SelectionSettings(trim_exact=False))
+    assert select.refine_plan(big, select.SelectionSettings(refine_prefilter=0)).prefilter is None
+    assert select.refine_plan(big, select.SelectionSettings(max_rounds=0)).max_rounds == 0
+
+
 # ------------------------------------------------------------------------------- determinism
 
 
