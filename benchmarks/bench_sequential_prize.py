@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import sys
 import time
 from dataclasses import asdict
