@@ -233,22 +233,36 @@ def _assets_by_step() -> dict[str, list[dg.AssetsDefinition]]:
     return found
 
 
-def test_declared_placement_tags_match_deploy_tags():
-    """Assets that declare a dagster-k8s/config op tag declare exactly the one of deploy_tags."""
+def _step_ops(asset: dg.AssetsDefinition) -> list:
+    """The ops that run as steps: the asset's own, or every op of a graph-backed asset."""
+    node = asset.node_def
+    return list(node.iterate_op_defs()) if isinstance(node, dg.GraphDefinition) else [node]
+
+
+def test_every_step_declares_exactly_its_placement_tags():
+    """Each op of each asset carries the tags of its step in deploy_tags (none where it has none)."""
     for step, assets in _assets_by_step().items():
         for asset in assets:
-            declared = dict(asset.op.tags)
-            if K8S_CONFIG_TAG not in declared:
-                continue
-            assert json.loads(declared[K8S_CONFIG_TAG]) == STEP_TAGS[step][K8S_CONFIG_TAG], step
-            assert declared.get(deploy_tags.NODE_POOL_TAG) == STEP_TAGS[step][deploy_tags.NODE_POOL_TAG], step
+            for op in _step_ops(asset):
+                # a graph's ops are named <kind>_<step>; the pool shards run as candidate_pool steps
+                name = op.name.split("_", 1)[1] if isinstance(asset.node_def, dg.GraphDefinition) else step
+                expected = step_tags("candidate_pool" if name == "pool_shard" else name)
+                declared = dict(op.tags)
+                if not expected:
+                    assert K8S_CONFIG_TAG not in declared, op.name
+                    continue
+                assert json.loads(declared[K8S_CONFIG_TAG]) == expected[K8S_CONFIG_TAG], op.name
+                assert declared.get(deploy_tags.NODE_POOL_TAG) == expected[deploy_tags.NODE_POOL_TAG], op.name
 
 
-def test_training_asset_declares_the_gpu_tags():
-    assets = _assets_by_step()["trained_generator"]
-    missing = [a.key.to_user_string() for a in assets if K8S_CONFIG_TAG not in a.op.tags]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} declare no op_tags yet: add op_tags=deploy_tags.step_tags(...) to the assets")
+def test_training_and_pool_shards_run_on_gpu_nodes():
+    assets = _assets_by_step()
+    for step, op_suffix in (("trained_generator", None), ("candidate_pool", "_pool_shard")):
+        for asset in assets[step]:
+            ops = [op for op in _step_ops(asset) if op_suffix is None or op.name.endswith(op_suffix)]
+            assert ops, asset.key
+            for op in ops:
+                assert dict(op.tags).get(deploy_tags.NODE_POOL_TAG) == "gpu", op.name
 
 
 # --------------------------------------------------------------------------------------------
