@@ -33,6 +33,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from synth_core.heap import (  # heapify is re-exported for the callers
+    better as _better,
+    heapify,
+    pop as _pop,
+    push as _push,
+    sift_down as _sift_down,
+)
+
 BLOCK = 256  # groups per block of the parallel pass: one feature's cells stay in cache across them
 
 
@@ -244,65 +252,6 @@ def apply_swap(a, b, data, spec, counts, target, x):
     apply_group(b, 1.0, data, spec, counts)
     _refresh_x(a, data, spec, counts, target, x)
     _refresh_x(b, data, spec, counts, target, x)
-
-
-# ----------------------------------------------------------------------------------------
-# max-heaps of (key, index): larger key first, ties to the smaller index (deterministic)
-
-
-@njit(inline="always")
-def _better(ka, ia, kb, ib):
-    return ka > kb or (ka == kb and ia < ib)
-
-
-@njit(cache=True)
-def _sift_down(hk, hi, pos, size):
-    k = hk[pos]
-    i = hi[pos]
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            break
-        if child + 1 < size and _better(hk[child + 1], hi[child + 1], hk[child], hi[child]):
-            child += 1
-        if not _better(hk[child], hi[child], k, i):
-            break
-        hk[pos] = hk[child]
-        hi[pos] = hi[child]
-        pos = child
-    hk[pos] = k
-    hi[pos] = i
-
-
-@njit(cache=True)
-def heapify(hk, hi, size):
-    for pos in range(size // 2 - 1, -1, -1):
-        _sift_down(hk, hi, pos, size)
-
-
-@njit(cache=True)
-def _push(hk, hi, size, key, idx):
-    pos = size
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if not _better(key, idx, hk[parent], hi[parent]):
-            break
-        hk[pos] = hk[parent]
-        hi[pos] = hi[parent]
-        pos = parent
-    hk[pos] = key
-    hi[pos] = idx
-    return size + 1
-
-
-@njit(cache=True)
-def _pop(hk, hi, size):
-    size -= 1
-    if size > 0:
-        hk[0] = hk[size]
-        hi[0] = hi[size]
-        _sift_down(hk, hi, 0, size)
-    return size
 
 
 @njit(cache=True)

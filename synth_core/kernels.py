@@ -34,6 +34,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
+from synth_core.heap import (  # noqa: E402  # heapify is re-exported for the callers
+    better as _better,
+    heapify,
+    pop as _pop,
+    push as _push,
+    second_best as _second_best,
+    sift_down as _sift_down,
+)
+
 ROW_BLOCK = 2048
 N_CHUNKS = 64  # fixed (thread-count independent) chunking of reductions: deterministic sums
 
@@ -236,32 +245,6 @@ def _apply_both(codes, r, delta, counts, resid, cols, strides, offsets):
 # trimming: lazy greedy over a max-heap of (stale) removal gains
 
 
-@njit(inline="always")
-def _better(ka, ia, kb, ib):
-    """Heap order: larger gain first, ties to the smaller row index (deterministic)."""
-    return ka > kb or (ka == kb and ia < ib)
-
-
-@njit(cache=True)
-def _sift_down(hk, hi, pos, size):
-    k = hk[pos]
-    i = hi[pos]
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            break
-        if child + 1 < size and _better(hk[child + 1], hi[child + 1], hk[child], hi[child]):
-            child += 1
-        if _better(hk[child], hi[child], k, i):
-            hk[pos] = hk[child]
-            hi[pos] = hi[child]
-            pos = child
-        else:
-            break
-    hk[pos] = k
-    hi[pos] = i
-
-
 @njit(cache=True)
 def trim_lazy_greedy(
     codes, alive, stale, row_w, n_remove, max_reevals, theta, counts, resid, fweights, cols, strides, offsets,
@@ -332,58 +315,6 @@ def trim_lazy_greedy(
 
 # ----------------------------------------------------------------------------------------
 # swap refinement
-
-
-@njit(cache=True)
-def _sift_up(hk, hi, pos):
-    k = hk[pos]
-    i = hi[pos]
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if _better(k, i, hk[parent], hi[parent]):
-            hk[pos] = hk[parent]
-            hi[pos] = hi[parent]
-            pos = parent
-        else:
-            break
-    hk[pos] = k
-    hi[pos] = i
-
-
-@njit(cache=True)
-def heapify(hk, hi, size):
-    """Max-heap (order :func:`_better`) over ``hk[:size]`` / ``hi[:size]``, in place."""
-    for pos in range(size // 2 - 1, -1, -1):
-        _sift_down(hk, hi, pos, size)
-
-
-@njit(cache=True)
-def _pop(hk, hi, size):
-    """Remove the root; returns the new size."""
-    size -= 1
-    if size > 0:
-        hk[0] = hk[size]
-        hi[0] = hi[size]
-        _sift_down(hk, hi, 0, size)
-    return size
-
-
-@njit(cache=True)
-def _push(hk, hi, size, key, idx):
-    hk[size] = key
-    hi[size] = idx
-    _sift_up(hk, hi, size)
-    return size + 1
-
-
-@njit(cache=True)
-def _second_best(hk, hi, size):
-    """Position of the best entry below the root (-1 if none)."""
-    if size < 2:
-        return -1
-    if size > 2 and _better(hk[2], hi[2], hk[1], hi[1]):
-        return 2
-    return 1
 
 
 @njit(cache=True)
