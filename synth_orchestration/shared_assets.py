@@ -553,14 +553,15 @@ def gate_check_specs(kind: str) -> list[dg.AssetCheckSpec]:
 
 
 def finish_output(context: dg.AssetExecutionContext, kind: str, spec, settings: dict, *, final: pd.DataFrame,
-                  baseline: pd.DataFrame, source_data: dict, trained_generator: dict, selected: np.ndarray,
-                  n_pool: int, out: Path, figures: dict, stop_reason: str) -> tuple[dict, dict, list]:
+                  baseline: pd.DataFrame, training: pd.DataFrame, source_data: dict, trained_generator: dict,
+                  selected: np.ndarray, n_pool: int, out: Path, figures: dict,
+                  stop_reason: str) -> tuple[dict, dict, dict, list]:
     """Write the final table with its manifest, evaluate it beside the random sample and judge the checks.
 
-    ``selected``: pool row (flat) or group (sequential) indices. Returns the asset's value, its
-    figures (for the store) and extra metadata, and the check results.
+    ``training``: the caller's copy of the training part (already read). ``selected``: pool row
+    (flat) or group (sequential) indices. Returns the asset's value, its figures (for the store),
+    extra metadata, and the check results. The holdout is read here, for the evaluation only.
     """
-    training = read_source(source_data, "training")
     holdout = read_source(source_data, "holdout")
     target = int(source_data["target_size"])
     paths = write_final_output(out, final, {

@@ -224,7 +224,7 @@ def refined_output(
         baseline = take_pool_rows(candidate_pool["shards"], random_rows, training)
         figures = {**_stage_figures(problem, refined.rows), "swaps": refined.swaps, "rounds": refined.rounds}
         value, figures, metadata, checks = finish_output(
-            context, KIND, spec, settings, final=final, baseline=baseline, source_data=source_data,
+            context, KIND, spec, settings, final=final, baseline=baseline, training=training, source_data=source_data,
             trained_generator=trained_generator, selected=refined.rows, n_pool=problem.n_pool, out=out,
             figures=figures, stop_reason=refined.stop_reason,
         )

@@ -54,15 +54,20 @@ def _read_pool(candidate_pool: dict, columns: list[str]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p, columns=columns) for p in candidate_pool["shards"]], ignore_index=True)
 
 
-def _groups_table(pool: pd.DataFrame, problem: SequentialProblem, groups: np.ndarray, training: pd.DataFrame,
-                  group_key: str, renumber: bool = False) -> pd.DataFrame:
+def _groups_table(pool: pd.DataFrame, layout: GroupLayout, groups: np.ndarray, training: pd.DataFrame) -> pd.DataFrame:
     """The rows of the pool ``groups`` (pool order, events in order), training's columns and dtypes."""
     groups = np.sort(np.asarray(groups, dtype=np.int64))
-    out = conform_to(pool.iloc[problem.pool.layout.rows_of(groups)], training)
-    if renumber:
-        new = np.repeat(np.arange(groups.shape[0], dtype=np.int64), problem.pool.layout.lengths[groups])
-        numeric = pd.api.types.is_numeric_dtype(training[group_key].dtype)
-        out[group_key] = pd.Series(new if numeric else new.astype(str), dtype=training[group_key].dtype)
+    return conform_to(pool.iloc[layout.rows_of(groups)], training)
+
+
+def _renumbered(table: pd.DataFrame, problem: SequentialProblem, groups: np.ndarray, training: pd.DataFrame,
+                group_key: str) -> pd.DataFrame:
+    """``table`` (the groups' rows, as :func:`_groups_table` gives them) with keys 0 … n−1 in output order."""
+    groups = np.sort(np.asarray(groups, dtype=np.int64))
+    new = np.repeat(np.arange(groups.shape[0], dtype=np.int64), problem.pool.layout.lengths[groups])
+    numeric = pd.api.types.is_numeric_dtype(training[group_key].dtype)
+    out = table.copy()
+    out[group_key] = pd.Series(new if numeric else new.astype(str), dtype=training[group_key].dtype)
     return out
 
 
@@ -99,7 +104,7 @@ def _assemble_pool(context, spec, settings: dict, source_data: dict, pool: dict,
     layout = GroupLayout.from_keys(table[spec.group_key], "pool")
     target = int(source_data["target_size"])
     start = random_groups(layout.n_groups, target, int(settings["seed"]))
-    sample = conform_to(table.iloc[layout.rows_of(start)], training)
+    sample = _groups_table(table, layout, start, training)
     acc = accuracy(training, sample, group_key=spec.group_key, seed=STAGE_EVAL_SEED).to_dict()
     figures = stage.record({"pool_groups": layout.n_groups, "pool_rows": len(table), "groups": target,
                             "rows": len(sample), **accuracy_metadata(acc)})
@@ -138,7 +143,7 @@ def coherence_subset(
             max_rounds=int(settings["coherence_max_rounds"]), pairs_per_removal=int(settings["pairs_per_removal"]),
         )
         save_rows(out / "groups.npy", result.groups)
-        subset = _groups_table(pool, problem, result.groups, training, spec.group_key)
+        subset = _groups_table(pool, problem.pool.layout, result.groups, training)
         figures = stage.record({
             **_stage_figures(training, subset, spec.group_key, problem, result.groups, STAGE_EVAL_SEED),
             "coherence_objective_start": result.objective_start, "coherence_objective": result.objective,
@@ -177,17 +182,18 @@ def refined_output(
                                 pairs_per_removal=int(options["pairs_per_removal"]))
         save_rows(out / "groups.npy", refined.groups)
         gk = spec.group_key
-        final = _groups_table(pool, problem, refined.groups, training, gk, renumber=bool(settings["renumber_keys"]))
-        baseline = _groups_table(pool, problem, random_groups(problem.n_pool, problem.n_target, int(options["seed"])),
-                                 training, gk)
+        selected = _groups_table(pool, problem.pool.layout, refined.groups, training)
+        final = _renumbered(selected, problem, refined.groups, training, gk) if settings["renumber_keys"] else selected
+        random_start = random_groups(problem.n_pool, problem.n_target, int(options["seed"]))
+        baseline = _groups_table(pool, problem.pool.layout, random_start, training)
         figures = {
-            **_stage_figures(training, _groups_table(pool, problem, refined.groups, training, gk), gk, problem,
-                             refined.groups, STAGE_EVAL_SEED),
+            **_stage_figures(training, selected, gk, problem, refined.groups, STAGE_EVAL_SEED),
             "swaps": refined.n_swaps, "rounds": refined.n_rounds,
         }
         value, figures, metadata, checks = finish_output(
-            context, KIND, spec, {**settings, **options}, final=final, baseline=baseline, source_data=source_data,
-            trained_generator=trained_generator, selected=refined.groups, n_pool=problem.n_pool, out=out,
+            context, KIND, spec, {**settings, **options}, final=final, baseline=baseline, training=training,
+            source_data=source_data, trained_generator=trained_generator, selected=refined.groups,
+            n_pool=problem.n_pool, out=out,
             figures=figures, stop_reason=refined.stop_reason,
         )
         recorded = stage.record(figures)
