@@ -67,8 +67,9 @@ def shell_join(argv: Sequence[str]) -> str:
 
 
 def reproduce_command(script: str, args: Sequence[str] = ()) -> str:
-    """The command line that reruns a benchmark script from the repository root."""
-    cmd = f"cd {REPO} && PYTHONPATH={REPO} {sys.executable} benchmarks/{script}"
+    """The command line that reruns a benchmark script, typed in the repository root (after
+    ``make setup``); nothing in it is specific to this machine."""
+    cmd = f"PYTHONPATH=. .venv/bin/python benchmarks/{script}"
     return cmd + ("" if not args else " " + shell_join(args))
 
 

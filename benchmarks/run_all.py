@@ -5,7 +5,7 @@ crashes does not stop the others; the exit status is non-zero when any crashed. 
 are recorded in RESULTS.md and do not change the exit status.
 
 Usage: ``python benchmarks/run_all.py [--only NAME ...] [--quick] [--no-write]``
-with NAME one of: evaluate, select_scale, flat_census, scale_80.
+with NAME one of: evaluate, wide, select_scale, flat_census, privacy_audit, privacy_guard, scale_80, sequential_prize.
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ REPO = BENCH_DIR.parent
 # cheapest first: a crash in the long census run then costs the least
 BENCHMARKS = {
     "evaluate": "bench_evaluate.py",
+    "wide": "bench_wide.py",  # 1,000 of 10,000 rows x 300 columns, run twice (~2 min)
     "select_scale": "bench_select_scale.py",
     "flat_census": "bench_flat_census.py",
+    "privacy_audit": "bench_privacy_audit.py",  # needs flat_census's pool; ~6 min (about 250 census evaluations)
+    "privacy_guard": "bench_privacy_guard.py",  # guard on/off on 5 pools; trains census/diamonds/prize generators once (~45 min)
     "scale_80": "bench_scale.py",  # 100 k from 250 k / 1 M / 2.5 M x 80 columns (~15 min on 2 cores)
     "sequential_prize": "bench_sequential_prize.py",  # train ≤ 60 min, 300 k-group pool, 4 selections
 }

@@ -1,11 +1,14 @@
 """The ``synth`` command line.
 
-``synth evaluate``  accuracy (qa definitions) and privacy of a synthetic table;
-``synth select``    select the best-fitting subset of a candidate pool;
+``synth evaluate``  accuracy (qa definitions), privacy and the privacy gate's verdict of a
+                    synthetic table (exit 0 whatever the verdict: it is a measurement);
+``synth select``    select the best-fitting subset of a candidate pool, judge it with the pipeline's
+                    three checks and write it only when they pass (exit 3 otherwise);
 ``synth history``   the trend of final accuracy and privacy per run, from the metric store.
 
-A user mistake (missing file, unknown column, impossible size) prints one line to stderr and
-exits with status 2. Heavy imports stay inside the subcommands: ``synth evaluate`` loads neither
+A user mistake (missing file, unknown column, impossible size, an output that is an input or
+cannot be written) prints one line to stderr and exits with status 2; a file system failure
+during the run (e.g. no space left) one line and status 1. Heavy imports stay inside the subcommands: ``synth evaluate`` loads neither
 torch, mostlyai nor dagster.
 """
 
@@ -19,6 +22,7 @@ import sys
 from synth_core.errors import InputError
 
 EXIT_USER_ERROR = 2
+EXIT_SYSTEM_ERROR = 1  # the input was fine, the machine failed (e.g. no space left for the output)
 
 
 def _add_evaluate(sub) -> None:
@@ -28,8 +32,17 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--holdout", help="holdout table (needed for privacy; part of qa's reference)")
     p.add_argument("--group-key", help="key column linking the rows of a sequence")
     p.add_argument("--seed", type=int, default=0, help="replays qa.set_random_state(SEED) (default 0)")
+    _add_drop(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_drop(p) -> None:
+    p.add_argument(
+        "--drop", action="append", default=[], metavar="COL",
+        help="leave out this column, e.g. an identifier (repeatable); columns unique per training "
+        "row are left out of the privacy figures anyway, with a warning",
+    )
 
 
 def _cmd_evaluate(args) -> int:
@@ -40,7 +53,7 @@ def _cmd_evaluate(args) -> int:
     synthetic = read_table(args.synthetic, what="synthetic")
     holdout = read_table(args.holdout, what="holdout") if args.holdout else None
     names = {"training": str(args.training), "synthetic": str(args.synthetic), "holdout": str(args.holdout)}
-    ev = evaluate(training, synthetic, holdout, group_key=args.group_key, seed=args.seed, names=names)
+    ev = evaluate(training, synthetic, holdout, group_key=args.group_key, seed=args.seed, names=names, drop=args.drop)
     for note in ev.warnings:
         print(f"synth evaluate: warning: {note}", file=sys.stderr)
     if args.json:
@@ -59,6 +72,14 @@ def _add_select(sub) -> None:
     p.add_argument("--group-key", help="key column linking the rows of a sequence")
     p.add_argument("--size", type=int, help="rows (groups for sequences); default: as in training")
     p.add_argument("--seed", type=int, default=0)
+    _add_drop(p)
+    p.add_argument(
+        "--no-privacy-guard", dest="privacy_guard", action="store_false",
+        help="let selection use pool rows that copy or nearly copy training rows, and fit training's noise: "
+        "slightly higher accuracy, an output closer to training than a random pool sample (see docs/metrics.md)",
+    )
+    p.add_argument("--force", action="store_true",
+                   help="write the output even when a check fails (the exit status is still 3)")
     p.add_argument("--json", action="store_true", help="print the stage table as one JSON object")
     p.set_defaults(func=_cmd_select)
 
@@ -106,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"synth {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:  # the file system refused mid-run (disk full, ...): one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"synth {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_SYSTEM_ERROR
     except KeyboardInterrupt:
         print(f"synth {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -2,6 +2,11 @@
 
 This is what ``synth evaluate``, the pipelines' quality report and the checks use. It imports
 neither torch, mostlyai nor dagster.
+
+With a holdout the evaluation also carries the verdict of the privacy gate
+(:func:`synth_core.gate.privacy_gate`, default thresholds unless given). Without a holdout
+there is nothing unseen to compare with: privacy and the gate are None (``null`` in JSON), and
+the readable report says so.
 """
 
 from __future__ import annotations
@@ -9,12 +14,13 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from synth_core.errors import InputError
+from synth_core.gate import CheckResult, GateSettings, privacy_gate
 from synth_core.metrics import AccuracyReport, accuracy
 
 log = logging.getLogger(__name__)
@@ -22,18 +28,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Evaluation:
-    """Accuracy (qa's fields), privacy (None without a holdout), row counts and elapsed time."""
+    """Accuracy (qa's fields), privacy and the privacy gate's verdict (both None without a
+    holdout), row counts, elapsed time and warnings for the user."""
 
     accuracy: AccuracyReport
     privacy: Any | None  # synth_core.privacy.PrivacyResult
     rows: dict[str, int]
     elapsed_s: float
     warnings: list[str] = field(default_factory=list)
+    privacy_gate: CheckResult | None = None
 
     def to_dict(self, worst: int = 5) -> dict[str, Any]:
         out: dict[str, Any] = {
             "accuracy": self.accuracy.to_dict(),
             "privacy": self.privacy.to_dict() if self.privacy is not None else None,
+            "privacy_gate": self.privacy_gate.to_dict() if self.privacy_gate is not None else None,
             "rows": dict(self.rows),
             "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -97,12 +106,53 @@ def evaluate(
     seed: int = 0,
     privacy_sample_size: int | None = None,
     names: dict[str, str] | None = None,
+    drop: list[str] | tuple[str, ...] = (),
+    gate: GateSettings | None = None,
+    membership: bool = True,
+    privacy: bool = True,
 ) -> Evaluation:
-    """Accuracy as qa computes it (seeded like ``qa.set_random_state(seed)``) and privacy.
+    """Accuracy as qa computes it (seeded like ``qa.set_random_state(seed)``), privacy and the
+    privacy gate.
 
-    Privacy needs a holdout: without one it is None.
+    Parameters
+    ----------
+    training, synthetic, holdout : DataFrame
+        Privacy and the gate need a holdout: without one they are None.
+    group_key : str, optional
+        Sequential data: the column linking a sequence's rows.
+    seed : int, default 0
+    privacy_sample_size : int, optional
+        Units per privacy reference (default: :data:`synth_core.privacy.DEFAULT_SAMPLE`).
+    names : dict, optional
+        What the user called the tables (file paths), for messages.
+    drop : sequence of str
+        Columns removed from all three tables before anything is computed (identifiers); each
+        must be a training column. Reported in ``privacy.excluded_columns`` as "dropped".
+    gate : GateSettings, optional
+        Thresholds of the privacy gate (default: :class:`GateSettings`'s).
+    membership : bool, default True
+        Run the membership audit.
+    privacy : bool, default True
+        Compute the privacy figures and the gate when there is a holdout; False keeps the holdout
+        as part of the accuracy's reference only (intermediate selection stages).
+
+    Returns
+    -------
+    Evaluation
+        Its warnings include one line per column left out of the privacy figures because it
+        looks like an identifier.
     """
     started = time.perf_counter()
+    labels = {"training": "training", **(names or {})}
+    for col in drop:
+        if col not in training.columns:
+            raise InputError(f"{labels['training']}: no column {col!r} to drop")
+        if col == group_key:
+            raise InputError(f"cannot drop the group key {col!r}")
+    if drop:
+        training = training.drop(columns=list(drop))
+        synthetic = synthetic.drop(columns=list(drop), errors="ignore")
+        holdout = holdout.drop(columns=list(drop), errors="ignore") if holdout is not None else None
     notes = check_inputs(training, synthetic, holdout, group_key=group_key, names=names)
     for note in notes:
         log.info(note)
@@ -112,13 +162,19 @@ def evaluate(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         acc = accuracy(training, synthetic, holdout, group_key=group_key, seed=seed)
-    priv = None
-    if holdout is not None:
+    priv = verdict = None
+    if holdout is not None and privacy:
         from synth_core.privacy import privacy_metrics
 
         priv = privacy_metrics(
-            training, holdout, synthetic, group_key=group_key, sample_size=privacy_sample_size, seed=seed
+            training, holdout, synthetic, group_key=group_key, sample_size=privacy_sample_size, seed=seed,
+            membership=membership,
         )
+        for col, why in priv.excluded_columns.items():
+            notes.append(f"privacy: column {col!r} looks like an identifier ({why}): left out of distances and exact copies")
+        if drop:
+            priv = replace(priv, excluded_columns={**{c: "dropped" for c in drop}, **priv.excluded_columns})
+        verdict = privacy_gate(priv, gate)
     rows = {"training": len(training), "synthetic": len(synthetic)}
     if holdout is not None:
         rows["holdout"] = len(holdout)
@@ -127,7 +183,7 @@ def evaluate(
         rows["synthetic_groups"] = int(synthetic[group_key].nunique())
         if holdout is not None:
             rows["holdout_groups"] = int(holdout[group_key].nunique())
-    return Evaluation(acc, priv, rows, time.perf_counter() - started, notes)
+    return Evaluation(acc, priv, rows, time.perf_counter() - started, notes, verdict)
 
 
 def format_evaluation(ev: Evaluation, worst: int = 5) -> str:
@@ -139,12 +195,7 @@ def format_evaluation(ev: Evaluation, worst: int = 5) -> str:
         if value is None:
             continue
         lines.append(f"  {name:<12} {value:.5f}   (max {ref:.5f})")
-    if ev.privacy is not None:
-        lines.append("privacy")
-        for key, value in ev.privacy.to_dict().items():
-            if value is None:
-                continue
-            lines.append(f"  {key:<32} {value:.5f}" if isinstance(value, float) else f"  {key:<32} {value}")
+    lines += format_privacy(ev)
     lines.append(f"worst {worst} columns")
     for r in ev.accuracy.worst_columns(worst).itertuples():
         lines.append(f"  {r.accuracy:.5f}  {r.column}")
@@ -155,3 +206,32 @@ def format_evaluation(ev: Evaluation, worst: int = 5) -> str:
     lines.append("rows  " + ", ".join(f"{k}={v:,}" for k, v in ev.rows.items()))
     lines.append(f"elapsed {ev.elapsed_s:.1f} s")
     return "\n".join(lines)
+
+
+def format_privacy(ev: Evaluation) -> list[str]:
+    """The readable privacy lines: every figure, intervals beside their values, the verdict."""
+    if ev.privacy is None:
+        return ["privacy: not evaluated (no holdout to compare with)"]
+    p = ev.privacy.to_dict()
+    unit = "groups" if p.get("exact_copy_training_sequences") is not None else "rows"
+    lines = [f"privacy ({p['n']:,} {unit} per reference, {p['n_synthetic']:,} synthetic)"]
+    skip = {"n", "n_synthetic", "rows", "dcr_share_ci", "membership_auc_ci", "membership_attack", "membership_auc_by_attack"}
+    for key, value in p.items():
+        if key in skip or value is None:
+            continue
+        if key == "excluded_columns":
+            if value:
+                lines.append(f"  {key:<32} " + ", ".join(f"{c} ({why})" for c, why in value.items()))
+            continue
+        text = f"{value:.5f}" if isinstance(value, float) else str(value)
+        if key == "dcr_share" and p.get("dcr_share_ci"):
+            text += "   95% CI {:.5f}-{:.5f}".format(*p["dcr_share_ci"])
+        if key == "membership_auc" and p.get("membership_auc_ci"):
+            by = ", ".join(f"{a} {v:.5f}" for a, v in p["membership_auc_by_attack"].items())
+            text += "   95% CI {:.5f}-{:.5f} (best attack {}; {})".format(*p["membership_auc_ci"], p["membership_attack"], by)
+        lines.append(f"  {key:<32} {text}")
+    gate = ev.privacy_gate
+    if gate is not None:
+        lines.append("privacy_gate: passed" if gate.passed else "privacy_gate: FAILED")
+        lines += [f"  {reason}" for reason in gate.reasons]
+    return lines

@@ -13,6 +13,10 @@ global cell is always ``offsets[f] + sum_k codes[r, cols[f, k]] * strides[f, k]`
 Weights follow the metric: each present phase (uni, bi, tri) weighs ``1 / n_phases`` and
 the features within a phase share it equally, so ``sum(weights) == 1`` and
 ``sum_f weights[f] * error_f`` is the objective.
+
+:func:`with_guard` appends one more feature after the triples, phase 3 ("guard"): the privacy
+guard's closeness stratum (:mod:`synth_core.guard`), a code column of its own, weighted apart
+from the metric's phases.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import numpy as np
 
 from synth_core.errors import InputError
 
-PHASE_NAMES = ("uni", "bi", "tri")
+PHASE_NAMES = ("uni", "bi", "tri", "guard")
+GUARD_PHASE = 3
 MAX_BINS = 255
 
 
@@ -40,7 +45,7 @@ class FeatureSet:
         arity: (F,) int64, 1, 2 or 3.
         n_cells: (F,) int64, number of joint cells.
         offsets: (F,) int64, start of the feature's cells in the concatenated vector.
-        phase: (F,) int64, 0 = uni, 1 = bi, 2 = tri (equals ``arity - 1``).
+        phase: (F,) int64, 0 = uni, 1 = bi, 2 = tri (equals ``arity - 1``), 3 = guard.
         weights: (F,) float64, (1 / n_phases) * (1 / n_features_in_phase).
         cell_weights: (total_cells,) float64, the weight of the feature owning each cell.
         total_cells: length of the concatenated cell vector.
@@ -182,6 +187,33 @@ def build_feature_set(
         cell_weights=cell_weights,
         total_cells=total_cells,
     )
+
+
+def with_guard(feature_set: FeatureSet, n_strata: int, weight: float) -> FeatureSet:
+    """``feature_set`` plus one feature on a new last column (the guard's stratum, ``n_strata``
+    codes), weighted ``weight`` apart from the metric's phases.
+
+    The metric's features keep their cells, so a target for the result is the metric's target
+    followed by the stratum target.
+    """
+    fs = feature_set
+    d = fs.n_cols
+    if not 1 <= n_strata <= MAX_BINS:
+        raise InputError(f"n_strata must lie in [1, {MAX_BINS}], got {n_strata}")
+    frozen = dict(
+        n_bins=np.append(fs.n_bins, n_strata),
+        cols=np.vstack([fs.cols, [[d, 0, 0]]]),
+        strides=np.vstack([fs.strides, [[1, 0, 0]]]),
+        arity=np.append(fs.arity, 1),
+        n_cells=np.append(fs.n_cells, n_strata),
+        offsets=np.append(fs.offsets, fs.total_cells),
+        phase=np.append(fs.phase, GUARD_PHASE),
+        weights=np.append(fs.weights, float(weight)),
+        cell_weights=np.append(fs.cell_weights, np.full(n_strata, float(weight))),
+    )
+    for a in frozen.values():  # np.append / np.vstack return fresh contiguous arrays
+        a.setflags(write=False)
+    return FeatureSet(**frozen, total_cells=fs.total_cells + n_strata)
 
 
 def all_pairs(n_cols: int) -> np.ndarray:

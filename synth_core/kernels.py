@@ -447,7 +447,9 @@ def ipf_pass(codes_t, w, ua, ub, unb, ratio, ta, tb, tnb, t_cells):
     pair ``(ua, ub)`` (the adjustment of the previous pair); then, if ``t_cells > 0``, return
     the weighted table of pair ``(ta, tb)`` (the next pair) from the updated weights. Fusing
     the two halves the passes over the pool. Fixed chunking keeps the sums deterministic.
-    ``w`` may be float32 or float64; tables are float64 sums of the stored weights.
+    ``w`` may be float32 or float64; tables are float64 sums of the stored weights. A row's
+    cell is ``code_a * unb + code_b`` (``tnb`` likewise): ``unb`` is the second column's bin
+    count for a pair, 0 for a single column's margin (``ua == ub``).
     """
     n = w.shape[0]
     do_update = ratio.shape[0] > 0

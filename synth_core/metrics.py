@@ -34,6 +34,7 @@ from synth_core.errors import InputError
 from synth_core.sampling import NXT, TGT, coherence_rows, harmonise, prepare_frames
 
 MAX_TRIPLES = 10_000
+MAX_L1 = 2.0  # the L1 distance of two tables of proportions never exceeds 2
 COHERENCE_BINS = 30
 TOP_CATEGORIES = 9  # qa's "sequences per category": top 9 plus "(other)"
 FIELDS = (
@@ -111,8 +112,20 @@ def _feature_table(names, features, l1, expected, labels) -> pd.DataFrame:
     for pos, label in enumerate(labels):
         data[label] = [_strip(names[f[pos]]) for f in features]
     data["accuracy"] = to_accuracy(l1)
-    data["accuracy_max"] = to_accuracy(expected)
+    data["accuracy_max"] = accuracy_max(expected)
     return pd.DataFrame(data)
+
+
+def accuracy_max(expected_l1) -> np.ndarray:
+    """qa's ``accuracy_max`` from the expected L1 distance of two samples, within the domain.
+
+    qa approximates the expected L1 per cell by a half-normal, ``sqrt(2/pi * variance)``, and
+    sums over the cells; for a tiny sample the sum exceeds 2, the largest L1 distance there is,
+    and ``accuracy_max`` turns negative (one synthetic row against census: -1.16). An expected
+    distance is at most 2, so the sum is capped there: such an item's maximum is 0, and every
+    value qa computes within the domain is unchanged.
+    """
+    return to_accuracy(np.minimum(np.asarray(expected_l1, dtype=np.float64), MAX_L1))
 
 
 def _pairs_codes(group: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
@@ -206,7 +219,7 @@ def _coherence(
 
     frame = pd.DataFrame(records, columns=["column", "part", "l1", "expected"])
     frame["accuracy"] = to_accuracy(frame.pop("l1").to_numpy())
-    frame["accuracy_max"] = to_accuracy(frame.pop("expected").to_numpy())
+    frame["accuracy_max"] = accuracy_max(frame.pop("expected").to_numpy())
     return frame
 
 

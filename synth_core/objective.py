@@ -114,7 +114,7 @@ def phase_accuracies(counts: np.ndarray, target: np.ndarray, feature_set: Featur
     acc = feature_accuracies(counts, target, feature_set)
     return {
         PHASE_NAMES[p]: float(acc[feature_set.phase == p].mean())
-        for p in range(3)
+        for p in range(3)  # the metric's phases; a guard feature is not accuracy
         if np.any(feature_set.phase == p)
     }
 

@@ -32,10 +32,9 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from synth_core.errors import InputError
-from synth_core.io import atomic_path, read_table, write_table
+from synth_core.io import POOL_MANIFEST, SHARD_GLOB, atomic_path, read_manifest, read_table, write_table
 
-MANIFEST = "pool.json"
-SHARD_GLOB = "shard-*.parquet"
+MANIFEST = POOL_MANIFEST
 
 # progress(shards_done, shards_total, rows_done, rate_rows_per_s, eta_s); rows are groups for a
 # sequential pool; rate is over shards generated in this run (0.0 before the first), eta None
@@ -113,9 +112,9 @@ def generate_pool(
         "columns": list(handle.columns),
         "group_key": handle.group_key,
     }
+    # temporary files of killed writers are removed by write_table itself, and only when their
+    # writer is gone: parallel shard steps share this folder
     _check_or_write_manifest(out_dir, manifest)
-    for stale in out_dir.glob(".shard-*.tmp"):  # left behind by a killed writer
-        stale.unlink(missing_ok=True)
 
     started = time.monotonic()
     paths: list[Path] = []
@@ -186,10 +185,7 @@ def _shard_counts(path: Path, handle) -> tuple[int, int]:
 def _check_or_write_manifest(out_dir: Path, manifest: dict) -> None:
     path = out_dir / MANIFEST
     if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except ValueError:
-            raise InputError(f"unreadable pool manifest {path}") from None
+        old = read_manifest(path)
         for key, value in manifest.items():
             if old.get(key) != value and not _same_float(old.get(key), value):
                 raise InputError(

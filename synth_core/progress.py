@@ -5,9 +5,16 @@ line at most every ``every_s`` seconds (default 5), with the rate and, when the 
 known, the share done and an ETA. Timing only decides *when* a line is written, never what
 the loop does, so results stay deterministic.
 
+A loop may stop at the first of several caps (refinement: a swap budget and a round budget).
+``total`` is then the cap of the main count and ``limits`` names the other counters, passed
+to :meth:`Progress.update` as keywords, with their caps; the ETA is the earliest time at which
+any cap is reached at the rate so far, so it never exceeds what the caps allow.
+
 >>> p = Progress(log, "trim", total=25_000, unit="rows")
 >>> for ...: p.update(removed, objective=err)   # logs "trim: 12,000/25,000 rows (48%), 2,400 rows/s, ETA 5 s, objective=..."
 >>> p.finish(removed)                             # one closing line at DEBUG level
+>>> p = Progress(log, "refine", total=5_120, unit="swaps", limits={"rounds_done": 20})
+>>> p.update(swaps, rounds_done=3)                # "..., ETA 85 s, rounds_done=3/20": the smaller of both estimates
 """
 
 from __future__ import annotations
@@ -28,21 +35,31 @@ class Progress:
         *,
         total: float | None = None,
         unit: str = "steps",
-        every_s: float = DEFAULT_EVERY_S,
-        clock=time.monotonic,
+        limits: dict[str, float] | None = None,
+        every_s: float | None = None,
+        clock=None,
     ) -> None:
         self.logger = logger
         self.what = what
         self.total = total
         self.unit = unit
-        self.every_s = float(every_s)
-        self.clock = clock
-        self.started = clock()
+        self.limits = dict(limits or {})
+        # defaults read now, not at import: a test can make every update log a line
+        self.every_s = float(DEFAULT_EVERY_S if every_s is None else every_s)
+        self.clock = clock or time.monotonic
+        self.started = self.clock()
         self.last = self.started
         self.lines = 0
 
     def elapsed(self) -> float:
         return self.clock() - self.started
+
+    def eta(self, done: float, extra: dict) -> float | None:
+        """Seconds until the first cap is reached at the rates so far (None while unknown)."""
+        elapsed = max(self.elapsed(), 1e-9)
+        counts = [(done, self.total)] + [(extra.get(k), cap) for k, cap in self.limits.items()]
+        etas = [(cap - value) * elapsed / value for value, cap in counts if cap and value and value > 0]
+        return max(0.0, min(etas)) if etas else None
 
     def message(self, done: float, extra: dict) -> str:
         elapsed = max(self.elapsed(), 1e-9)
@@ -52,10 +69,12 @@ class Progress:
         else:
             text = f"{self.what}: {done:,.0f} {self.unit}"
         text += f", {rate:,.1f} {self.unit}/s, {elapsed:.0f} s"
-        if self.total and rate > 0 and done < self.total:
-            text += f", ETA {(self.total - done) / rate:.0f} s"
+        eta = self.eta(done, extra)
+        if eta is not None and eta > 0:
+            text += f", ETA {eta:.0f} s"
         for key, value in extra.items():
-            text += f", {key}={value:.6g}" if isinstance(value, float) else f", {key}={value}"
+            cap = f"/{self.limits[key]:,.0f}" if key in self.limits else ""
+            text += f", {key}={value:.6g}{cap}" if isinstance(value, float) else f", {key}={value}{cap}"
         return text
 
     def update(self, done: float, **extra) -> bool:

@@ -189,7 +189,9 @@ def refine_swaps(
     buf_gain = np.empty(buf_size, dtype=np.float64)
     state = np.zeros(7, dtype=np.int64)  # see kernels.swap_search
 
-    progress = Progress(log, "refine", total=max_swaps, unit="swaps")
+    # the swaps a round may accept are capped too: the ETA must respect both caps
+    progress = Progress(log, "refine", total=min(max_swaps, max_rounds * swaps_per_round), unit="swaps",
+                        limits={"rounds_done": max_rounds})
     timings = {"gains_s": 0.0, "search_s": 0.0}
     while n_rounds < max_rounds and n_swaps < max_swaps and n_sub > 0:
         n_rounds += 1
@@ -251,7 +253,7 @@ def refine_swaps(
             n_swaps += acc
             accepted_round += acc
             timings["search_s"] += time.perf_counter() - t_search
-            progress.update(n_swaps, round=n_rounds, objective=err / t_total)
+            progress.update(n_swaps, rounds_done=n_rounds - 1, objective=err / t_total)
             if step_mode and acc:
                 a, b = int(buf_swaps[0, 0]), int(buf_swaps[0, 1])
                 if verify:

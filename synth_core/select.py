@@ -4,13 +4,21 @@ Each stage is a plain function of a :class:`SelectionProblem` (the training-fitt
 code matrices and the objective's target tables), so that the Dagster assets and ``synth select``
 run the same code. The holdout never enters this module.
 
+The privacy guard (:mod:`synth_core.guard`, on by default) decides which pool rows the stages
+may use -- no replica or near-copy of a training row -- and gives each a closeness stratum. The
+stages then search a :class:`SearchSpace`: the candidates' codes plus a stratum column, the
+metric's features plus one that holds the subset's stratum histogram at the pool's. Stage inputs
+and outputs are pool row indices either way; the accuracy objective reported per stage is the
+metric's alone.
+
 Work is bounded by counts derived from the problem size, never by wall time, so the same
 inputs and seed give byte-identical output. The defaults keep small problems (census: 15
 columns) exactly as they were and make a competition-size problem (100 k rows from 2.5 M x 80
 columns) finish in minutes on 2 cores:
 
-* objective features: every column, every pair, and triples by :func:`mi.default_triple_count`
-  (none above 50 columns);
+* objective features: every column, pairs by :func:`mi.default_pair_count` (all up to 80
+  columns, the top 3,160 by MI beyond) and triples by :func:`mi.default_triple_count` (none
+  above 50 columns);
 * IPF: at most ``ipf_budget`` pool rows x pairs x sweeps (5 sweeps over 2.5 M x 3,160 pairs);
 * trimming: exact lazy greedy unless features x removals exceeds ``TRIM_EXACT_LIMIT``;
 * refinement: directed candidate search when a full scoring pass would exceed
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,10 +39,12 @@ import numpy as np
 import pandas as pd
 
 from synth_core.binning import Binner
+from synth_core.conform import conform_table
 from synth_core.errors import InputError
-from synth_core.features import FeatureSet, build_feature_set
+from synth_core.features import FeatureSet, build_feature_set, with_guard
+from synth_core.guard import BALANCE_ROUNDS, BALANCE_WEIGHT, GuardSettings, PoolGuard, guard_pool
 from synth_core.ipf import fit_weights, integerise
-from synth_core.mi import pairwise_mi, top_pairs, top_triples
+from synth_core.mi import default_pair_count, pairwise_mi, top_pairs, top_triples
 from synth_core.objective import objective, subset_counts, target_counts
 from synth_core.refine import refine_swaps
 from synth_core.trim import trim_to_size
@@ -60,7 +70,7 @@ class SelectionSettings:
     """
 
     seed: int = 0
-    top_pairs: int | None = None  # None: every pair (ranking them costs more than it saves)
+    top_pairs: int | None = None  # None: mi.default_pair_count (all up to 80 columns, the top 3,160 beyond)
     top_triples: int | None = None  # None: mi.default_triple_count (all up to 2,000; none for > 50 columns)
     ipf_tol: float = 1e-3
     ipf_max_sweeps: int = 20
@@ -71,9 +81,41 @@ class SelectionSettings:
     max_rounds: int = 20
     refine_budget: float = REFINE_BUDGET  # rounds <= budget / (rows x features scored per round)
     refine_prefilter: int | None = None  # rows scored exactly per round; None: automatic, 0: all
+    guard: GuardSettings = field(default_factory=GuardSettings)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class SearchSpace:
+    """What IPF, trimming and refinement search.
+
+    ``codes`` holds the guard's candidate pool rows (every pool row without a guard), followed by
+    the guard's stratum column when there is one; ``feature_set``/``target`` are the metric's
+    features and targets plus the guard's.
+    """
+
+    codes: np.ndarray
+    feature_set: FeatureSet
+    target: np.ndarray
+    guard: PoolGuard | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def strata(self) -> np.ndarray | None:
+        return self.guard.strata if self.guard is not None else None
+
+    def to_search(self, pool_rows: np.ndarray) -> np.ndarray:
+        """Search positions of pool rows (which must be candidates)."""
+        return self.guard.positions(pool_rows) if self.guard is not None else np.asarray(pool_rows, dtype=np.int64)
+
+    def to_pool(self, positions: np.ndarray) -> np.ndarray:
+        """Pool rows of search positions, sorted."""
+        return self.guard.units(positions) if self.guard is not None else np.sort(np.asarray(positions, np.int64))
 
 
 @dataclass
@@ -90,10 +132,17 @@ class SelectionProblem:
     triples: np.ndarray | None = None
     feature_set: FeatureSet | None = None
     target: np.ndarray | None = None
+    guard: PoolGuard | None = None
+    search: SearchSpace | None = None
 
     @property
     def n_pool(self) -> int:
         return self.pool_codes.shape[0]
+
+    @property
+    def space(self) -> SearchSpace:
+        """The search space: :attr:`search` once built, else every pool row with the metric's features."""
+        return self.search if self.search is not None else SearchSpace(self.pool_codes, self.feature_set, self.target)
 
     def objective_of(self, rows: np.ndarray) -> float:
         """The objective (phase-weighted mean L1 of the selected features) of a subset."""
@@ -120,15 +169,45 @@ def encode(binner: Binner, tables: Sequence[pd.DataFrame] | pd.DataFrame) -> np.
     return np.ascontiguousarray(np.concatenate(parts, axis=0))
 
 
-def make_problem(training: pd.DataFrame, pool: pd.DataFrame | Sequence[pd.DataFrame], n_target: int) -> SelectionProblem:
-    """Fit the metric's binning on training only and encode training and pool."""
+def make_problem(training: pd.DataFrame, pool: pd.DataFrame | Sequence[pd.DataFrame], n_target: int,
+                 guard: PoolGuard | None = None) -> SelectionProblem:
+    """Fit the metric's binning on training only and encode training and pool.
+
+    ``guard``: the privacy guard's verdict on this pool (:func:`synth_core.guard.guard_pool`);
+    None or a disabled guard lets the stages use every pool row.
+    """
     binner = Binner(n_bins=10).fit(training)
-    return SelectionProblem(
+    problem = SelectionProblem(
         binner=binner,
         train_codes=binner.transform(training),
         pool_codes=encode(binner, pool),
         n_target=int(n_target),
         columns=list(training.columns),
+        guard=guard,
+    )
+    if guard is not None and guard.n_pool != problem.n_pool:
+        raise InputError(f"the privacy guard saw {guard.n_pool:,} pool rows, the pool has {problem.n_pool:,}")
+    if guard is not None and len(guard.candidates) < problem.n_target:
+        raise InputError(f"target size {problem.n_target:,} is larger than the {len(guard.candidates):,} pool rows left "
+                         f"after the privacy guard removed {guard.replicas:,} replicas and {guard.near_copies:,} "
+                         "near-copies of training rows")
+    return problem
+
+
+def search_space(problem: SelectionProblem, closeness_weight: float) -> SearchSpace:
+    """The search space of ``problem`` (its features and target must be built)."""
+    guard = problem.guard
+    if guard is None or not guard.enabled:
+        return SearchSpace(problem.pool_codes, problem.feature_set, problem.target)
+    d = problem.pool_codes.shape[1]
+    codes = np.empty((len(guard.candidates), d + 1), dtype=np.uint8)
+    codes[:, :d] = problem.pool_codes[guard.candidates]
+    codes[:, d] = guard.strata
+    return SearchSpace(
+        codes,
+        with_guard(problem.feature_set, guard.n_strata, closeness_weight),
+        np.concatenate([problem.target, guard.stratum_target(problem.n_target)]),
+        guard,
     )
 
 
@@ -136,12 +215,14 @@ def stage_mi_pairs(problem: SelectionProblem, settings: SelectionSettings) -> Se
     """Rank pairs (and triples) by mutual information on the training codes; build the objective."""
     n_bins = problem.binner.n_codes
     mi = pairwise_mi(problem.train_codes, n_bins)
-    ranking = top_pairs(problem.train_codes, n_bins, k=settings.top_pairs, mi_matrix=mi)
+    k = settings.top_pairs if settings.top_pairs is not None else default_pair_count(len(problem.columns))
+    ranking = top_pairs(problem.train_codes, n_bins, k=k, mi_matrix=mi)
     triples = top_triples(None, n_bins, k=settings.top_triples, mi_matrix=mi)
     problem.pairs, problem.pair_mi = ranking.pairs, ranking.mi
     problem.triples = triples.triples
     problem.feature_set = build_feature_set(n_bins, problem.pairs, problem.triples)
     problem.target = target_counts(problem.train_codes, problem.feature_set, problem.n_target)
+    problem.search = search_space(problem, settings.guard.closeness_weight)
     return problem
 
 
@@ -152,47 +233,85 @@ class IPFOutcome:
     converged: bool
     stop_reason: str
     errors: list[float]
+    kept_sweep: int  # the sweep whose weights gave ``rows`` (0: the uniform start)
+    objectives: list[float]  # objective of the rows drawn after each sweep (0: the start)
 
 
 def ipf_sweeps(problem: SelectionProblem, settings: SelectionSettings) -> int:
     """Sweep cap of the IPF stage: ``ipf_max_sweeps``, lowered so that pool rows x pairs x
     sweeps stays within ``ipf_budget`` (at least one sweep)."""
-    per_sweep = float(problem.n_pool) * max(1, len(problem.pairs))
+    per_sweep = float(problem.space.n_rows) * (len(problem.pairs) or len(problem.columns))
     return int(max(1, min(settings.ipf_max_sweeps, settings.ipf_budget // per_sweep)))
 
 
+def _stratum_raking(space: SearchSpace) -> Callable[[np.ndarray], np.ndarray]:
+    """Weights rescaled per guard stratum so that the strata weigh as in the candidates (the
+    identity without a guard): the oversized draw then starts with the pool's closeness."""
+    if space.strata is None:
+        return lambda weights: weights
+    k = int(space.feature_set.n_bins[-1])
+    share = np.bincount(space.strata, minlength=k) / space.n_rows
+
+    def rake(weights: np.ndarray) -> np.ndarray:
+        current = np.bincount(space.strata, weights=weights, minlength=k)
+        ratio = np.divide(share * weights.sum(), current, out=np.zeros(k), where=current > 0)
+        return weights * ratio[space.strata]
+
+    return rake
+
+
 def stage_ipf(problem: SelectionProblem, settings: SelectionSettings) -> IPFOutcome:
-    """IPF weights on the selected pairs, then an oversized subset by expectation-preserving rounding."""
+    """IPF weights on the selected pairs (on the columns' margins when there are none), then an
+    oversized subset by expectation-preserving rounding.
+
+    Every sweep's weights, and the uniform start, are turned into rows and scored with the
+    objective; should the last sweep's rows score worse than the start's, the best sweep's are
+    kept (see :mod:`synth_core.ipf`), so IPF never returns a subset worse than a uniform draw.
+    Under the privacy guard only candidates get weights, and the weights are raked to the
+    candidates' stratum shares before each draw.
+    """
+    space = problem.space
     sweeps = ipf_sweeps(problem, settings)
-    log.info("IPF: %d pairs over %s pool rows, at most %d sweeps", len(problem.pairs), f"{problem.n_pool:,}", sweeps)
+    log.info("IPF: %d pairs over %s pool rows, at most %d sweeps", len(problem.pairs), f"{space.n_rows:,}", sweeps)
+    oversize = min(settings.oversize, space.n_rows / problem.n_target)
+    rake = _stratum_raking(space)
+
+    def draw(weights: np.ndarray) -> np.ndarray:
+        return space.to_pool(integerise(rake(weights), problem.n_target, settings.seed, oversize=oversize))
+
+    d = problem.pool_codes.shape[1]
     fit = fit_weights(
-        problem.pool_codes,
+        space.codes[:, :d] if space.guard is not None else space.codes,
         problem.train_codes,
         problem.binner.n_codes,
         problem.pairs,
         tol=settings.ipf_tol,
         max_sweeps=sweeps,
+        score=lambda weights: problem.objective_of(draw(weights)),
     )
-    oversize = min(settings.oversize, problem.n_pool / problem.n_target)
-    rows = integerise(fit.weights, problem.n_target, settings.seed, oversize=oversize)
+    rows = draw(fit.weights)
     if len(rows) < problem.n_target:
         raise InputError(f"IPF kept {len(rows):,} rows, fewer than the target {problem.n_target:,}")
-    return IPFOutcome(rows, fit.n_sweeps, bool(fit.converged), fit.stop_reason, [float(e) for e in fit.errors])
+    return IPFOutcome(rows, fit.n_sweeps, bool(fit.converged), fit.stop_reason, [float(e) for e in fit.errors],
+                      fit.kept_sweep, [float(s) for s in fit.scores])
 
 
 def trim_exact(problem: SelectionProblem, n_rows: int, settings: SelectionSettings) -> bool:
     """Exact greedy trimming unless features x rows to remove exceeds ``TRIM_EXACT_LIMIT``."""
     if settings.trim_exact is not None:
         return bool(settings.trim_exact)
-    return problem.feature_set.n_features * max(0, n_rows - problem.n_target) <= TRIM_EXACT_LIMIT
+    return problem.space.feature_set.n_features * max(0, n_rows - problem.n_target) <= TRIM_EXACT_LIMIT
 
 
 def stage_trim(problem: SelectionProblem, rows: np.ndarray, settings: SelectionSettings | None = None) -> np.ndarray:
     """Greedy removal down to exactly the target size."""
     settings = settings or SelectionSettings()
+    space = problem.space
     exact = trim_exact(problem, len(rows), settings)
     log.info("trim: %s -> %s rows, %s greedy", f"{len(rows):,}", f"{problem.n_target:,}", "exact" if exact else "batch")
-    return trim_to_size(problem.pool_codes, rows, problem.feature_set, problem.target, problem.n_target, exact=exact).rows
+    result = trim_to_size(space.codes, space.to_search(rows), space.feature_set, space.target, problem.n_target,
+                          exact=exact)
+    return space.to_pool(result.rows)
 
 
 @dataclass
@@ -222,9 +341,9 @@ def refine_plan(problem: SelectionProblem, settings: SelectionSettings) -> Refin
     objective in less time than 16). Rounds are capped so that all scoring passes together stay
     within ``refine_budget`` rows x features.
     """
-    fs = problem.feature_set
+    fs = problem.space.feature_set
     n_features = fs.n_features
-    n_pool, n_sub = problem.n_pool, problem.n_target
+    n_pool, n_sub = problem.space.n_rows, problem.n_target
     prefilter = settings.refine_prefilter
     if prefilter is None:
         if float(n_pool) * n_features > REFINE_DIRECTED:
@@ -249,18 +368,27 @@ def stage_refine(problem: SelectionProblem, rows: np.ndarray, settings: Selectio
     log.info("refine: at most %d rounds and %s swaps, %s", plan.max_rounds, f"{settings.max_swaps:,}",
              "every pool row scored per round" if plan.prefilter is None else
              f"directed search scoring {plan.prefilter:,} rows per round")
+    space = problem.space
     res = refine_swaps(
-        problem.pool_codes,
-        rows,
-        problem.feature_set,
-        problem.target,
+        space.codes,
+        space.to_search(rows),
+        space.feature_set,
+        space.target,
         max_swaps=settings.max_swaps,
         max_rounds=plan.max_rounds,
         max_reevals=plan.max_reevals,
         prefilter=plan.prefilter,
         seed=settings.seed,
     )
-    return RefineOutcome(res.rows, int(res.n_swaps), int(res.n_rounds), res.stop_reason)
+    swaps, rounds, found = int(res.n_swaps), int(res.n_rounds), res.rows
+    if space.guard is not None and space.guard.needs_balancing(found, settings.guard):
+        log.info("refine: closeness strata off the pool's by %.4f: balancing", space.guard.closeness_error(found))
+        heavy = replace(space, feature_set=with_guard(problem.feature_set, space.guard.n_strata, BALANCE_WEIGHT))
+        res = refine_swaps(heavy.codes, found, heavy.feature_set, heavy.target, max_swaps=settings.max_swaps,
+                           max_rounds=BALANCE_ROUNDS, max_reevals=plan.max_reevals, prefilter=plan.prefilter,
+                           seed=settings.seed)
+        swaps, rounds, found = swaps + int(res.n_swaps), rounds + int(res.n_rounds), res.rows
+    return RefineOutcome(space.to_pool(found), swaps, rounds, res.stop_reason)
 
 
 def random_subset(n_pool: int, n_target: int, seed: int) -> np.ndarray:
@@ -290,6 +418,8 @@ def run_selection(
     records: list[StageRecord] = []
 
     def record(stage: str, rows: np.ndarray, started: float, **details) -> None:
+        if stage != "random" and problem.guard is not None and problem.guard.enabled:
+            details["closeness_error"] = problem.guard.closeness_error(problem.guard.positions(rows))
         rec = StageRecord(stage, rows, time.perf_counter() - started, problem.objective_of(rows), details)
         records.append(rec)
         log.info("%s: %d rows, objective %.6f, %.1f s", stage, len(rows), rec.objective, rec.elapsed_s)
@@ -297,13 +427,16 @@ def run_selection(
             on_stage(rec)
 
     t = time.perf_counter()
-    problem = make_problem(training, pool[list(training.columns)], n_target)
+    pool = pool[list(training.columns)]
+    guard = guard_pool(training, pool, settings=settings.guard, seed=settings.seed)
+    problem = make_problem(training, pool, n_target, guard)
     problem = stage_mi_pairs(problem, settings)
     log.info("binning + MI: %d pairs, %d triples, %.1f s", len(problem.pairs), len(problem.triples), time.perf_counter() - t)
     record("random", random_subset(problem.n_pool, n_target, settings.seed), time.perf_counter())
     t = time.perf_counter()
     ipf = stage_ipf(problem, settings)
-    record("ipf", ipf.rows, t, sweeps=ipf.sweeps, converged=ipf.converged, stop_reason=ipf.stop_reason)
+    record("ipf", ipf.rows, t, sweeps=ipf.sweeps, kept_sweep=ipf.kept_sweep, converged=ipf.converged,
+           stop_reason=ipf.stop_reason)
     t = time.perf_counter()
     trimmed = stage_trim(problem, ipf.rows, settings)
     record("trimmed", trimmed, t)
@@ -313,16 +446,11 @@ def run_selection(
     return problem, records
 
 
-def conform_to(frame: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with training's column order and dtypes (where the values allow the cast)."""
-    out = frame[list(training.columns)].reset_index(drop=True)
-    for c in training.columns:
-        if out[c].dtype != training[c].dtype:
-            try:
-                out[c] = out[c].astype(training[c].dtype)
-            except (TypeError, ValueError):
-                pass
-    return out
+def conform_to(frame: pd.DataFrame, training: pd.DataFrame, *, name: str = "pool",
+               identifiers: Sequence[str] = ()) -> pd.DataFrame:
+    """``frame`` with training's column order and dtypes; :class:`InputError` naming the
+    column and both types when values would be lost (see :func:`synth_core.conform.conform_table`)."""
+    return conform_table(frame, training, name=name, identifiers=identifiers)
 
 
 def output_table(training: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:

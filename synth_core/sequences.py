@@ -78,9 +78,10 @@ TOP_CATEGORIES = 9
 MAX_TRIPLES = 2000
 MAX_EXACT_SCALE = 2.0**50  # row-weight scale × rows must stay below this for exact integer counts
 
-KINDS = ("uni", "bi", "tri", "next", "cats", "seqs")
+KINDS = ("uni", "bi", "tri", "next", "cats", "seqs", "guard")
 ROW_KINDS = ("uni", "bi", "tri", "next")
 COHERENCE_KINDS = ("next", "cats", "seqs")
+GROUP_CODE_KINDS = ("cats", "guard")  # features read from one code per group
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,6 +126,14 @@ class GroupLayout:
         """0-based position within its group of every row in sorted order."""
         return np.arange(self.n_rows, dtype=np.int64) - np.repeat(self.starts, self.lengths)
 
+    def take(self, groups: np.ndarray) -> "GroupLayout":
+        """The layout of ``groups`` alone (their original row positions kept)."""
+        groups = np.asarray(groups, dtype=np.int64)
+        lengths = self.lengths[groups]
+        starts = np.zeros(groups.shape[0], dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        return GroupLayout(self.keys[groups], self.rows_of(groups), starts, lengths)
+
     def rows_of(self, groups: np.ndarray) -> np.ndarray:
         """Original row positions of ``groups`` (in the given group order, file order within)."""
         groups = np.asarray(groups, dtype=np.int64)
@@ -167,6 +176,20 @@ class GroupedTable:
     @property
     def keys(self) -> np.ndarray:
         return self.layout.keys
+
+    def take(self, groups: np.ndarray, extra_group_codes: np.ndarray | None = None) -> "GroupedTable":
+        """The table of ``groups`` alone, in the given order; ``extra_group_codes`` (one uint8 per
+        given group) becomes a last column of ``group_codes``."""
+        groups = np.asarray(groups, dtype=np.int64)
+        wl = self.wlengths[groups]
+        ws = np.zeros(groups.shape[0], dtype=np.int64)
+        np.cumsum(wl[:-1], out=ws[1:])
+        rows = np.repeat(self.wstarts[groups] - ws, wl) + np.arange(int(wl.sum()), dtype=np.int64)
+        codes = self.group_codes[groups]
+        if extra_group_codes is not None:
+            codes = np.column_stack([codes, np.asarray(extra_group_codes, dtype=np.uint8)])
+        return GroupedTable(self.layout.take(groups), ws, wl, np.ascontiguousarray(self.row_codes[rows]),
+                            np.ascontiguousarray(codes), np.ascontiguousarray(self.group_masks[groups]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,7 +400,7 @@ class FeatureSpec:
             unit_weight = np.ones(self.n_features, dtype=np.float64)
         uw = np.asarray(unit_weight, dtype=np.float64)
         row = np.isin(self.kind, [KINDS.index(k) for k in ROW_KINDS])
-        cats = self.kind == KINDS.index("cats")
+        cats = np.isin(self.kind, [KINDS.index(k) for k in GROUP_CODE_KINDS])
         seqs = self.kind == KINDS.index("seqs")
         c = np.ascontiguousarray
         return (
@@ -524,9 +547,47 @@ class SequentialProblem:
             self.train_counts, self.mean_buckets,
         )
 
+    def guarded(self, guard, closeness_weight: float) -> "SequentialProblem":
+        """The problem the search runs on under the privacy guard: the candidate pool groups only
+        (in pool order), plus a feature that holds the subset's closeness-stratum histogram at
+        the candidates' (weight ``closeness_weight``; :mod:`synth_core.guard`)."""
+        if guard is None or not guard.enabled:
+            return self
+        spec = self.spec
+        cols = np.vstack([spec.cols, [[self.pool.group_codes.shape[1], 0, 0]]])
+        extended = FeatureSpec(
+            np.append(spec.kind, KINDS.index("guard")), cols, np.vstack([spec.strides, [[0, 0, 0]]]),
+            np.append(spec.n_cells, guard.n_strata), np.append(spec.offsets, spec.total_cells),
+            np.append(spec.weight, float(closeness_weight)), spec.names + (("guard::closeness",),),
+            spec.total_cells + guard.n_strata,
+        )
+        # training "counts" of the guard cells: the candidates' shares at training's size, so the
+        # target (counts x n / training groups) is the candidates' histogram at the subset's size
+        shares = guard.stratum_target(1)
+        return SequentialProblem(
+            self.encoder, self.training, self.pool.take(guard.candidates, guard.strata), extended, self.n_target,
+            self.scale, self.exact, np.append(self.train_counts, shares * self.training.n_groups),
+            np.append(self.mean_buckets, 1.0),
+        )
+
+    def reweighted(self, guard_weight: float) -> "SequentialProblem":
+        """The same problem (tables shared) with the guard feature weighing ``guard_weight``."""
+        guard = self.spec.kind == KINDS.index("guard")
+        spec = self.spec
+        weighted = FeatureSpec(spec.kind, spec.cols, spec.strides, spec.n_cells, spec.offsets,
+                               np.where(guard, float(guard_weight), spec.weight), spec.names, spec.total_cells)
+        return SequentialProblem(self.encoder, self.training, self.pool, weighted, self.n_target, self.scale, self.exact,
+                                 self.train_counts, self.mean_buckets)
+
+    def accuracy_objective(self, counts: np.ndarray) -> float:
+        """:meth:`objective` over the metric's features only (a guard feature left out)."""
+        metric = np.repeat(self.spec.kind != KINDS.index("guard"), self.spec.n_cells)
+        return float(np.dot(self.cell_w[metric], np.abs(counts - self.target)[metric]))
+
     def restrict(self, kinds=COHERENCE_KINDS) -> "SequentialProblem":
-        """The problem restricted to the features of ``kinds`` (e.g. coherence only)."""
-        mask = np.isin(self.spec.kind, [KINDS.index(k) for k in kinds])
+        """The problem restricted to the features of ``kinds`` (e.g. coherence only); a guard
+        feature is always kept."""
+        mask = np.isin(self.spec.kind, [KINDS.index(k) for k in (*kinds, "guard")])
         if not mask.any():
             raise InputError(f"no features of kinds {kinds}")
         spec, cell_map = self.spec.select(mask)
@@ -559,14 +620,14 @@ class SequentialProblem:
         out: dict[str, float] = {}
         for k, name in enumerate(KINDS):
             m = self.spec.kind == k
-            if m.any():
+            if m.any() and name != "guard":
                 out[name] = float(1.0 - err[m].mean() / 2.0)
         parts = [out[k] for k in COHERENCE_KINDS if k in out]
         if parts:
             out["coherence"] = float(np.mean(parts))
         phases = [out[k] for k in ("uni", "bi", "tri", "coherence") if k in out]
         out["overall"] = float(np.mean(phases))
-        out["objective"] = self.objective(counts)
+        out["objective"] = self.accuracy_objective(counts)
         return out
 
 

@@ -21,7 +21,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from synth_core.conform import conform_table
 from synth_core.errors import InputError
+from synth_core.guard import BALANCE_ROUNDS, BALANCE_WEIGHT, GuardSettings, PoolGuard, guard_pool
 from synth_core.sequences import GroupLayout, SequentialProblem, build_problem, random_groups
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,10 @@ class SequentialSelection:
     seed: int
     stages: dict[str, StageRecord]
     layout: GroupLayout  # the pool's group layout
-    template: pd.DataFrame  # 0-row training frame: column order and dtypes
+    template: pd.DataFrame  # training (not a copy): column order, dtypes, what object columns hold
     timings: dict[str, float]
     problem: SequentialProblem | None = None
+    guard: PoolGuard | None = None
 
     @property
     def final(self) -> StageRecord:
@@ -76,14 +79,7 @@ class SequentialSelection:
             new = np.repeat(np.arange(rec.groups.shape[0], dtype=np.int64), self.layout.lengths[rec.groups])
             numeric = pd.api.types.is_numeric_dtype(self.template[self.group_key].dtype)
             out[self.group_key] = new if numeric else pd.Series(new).astype(str).to_numpy(dtype=object)
-        for c in self.template.columns:
-            dtype = self.template[c].dtype
-            if out[c].dtype != dtype:
-                try:
-                    out[c] = out[c].astype(dtype)
-                except (TypeError, ValueError):
-                    pass
-        return out
+        return conform_table(out, self.template, identifiers=(self.group_key,))
 
 
 def _check(training: pd.DataFrame, pool: pd.DataFrame, group_key: str) -> None:
@@ -114,26 +110,48 @@ def select_groups(
     keep_problem: bool = False,
     verify: bool = False,
     callback: Callable | None = None,
+    guard: GuardSettings = GuardSettings(),
 ) -> SequentialSelection:
     """Select ``n_target`` groups (default: training's group count) of ``pool``.
 
     Raises :class:`InputError` when the group key is missing in a table, the pool lacks a
     training column, or ``n_target`` exceeds the pool's group count. ``verify``/``callback`` go
     to the refinement stages (see :func:`synth_core.group_refine.refine_groups`).
+
+    ``guard``: the privacy guard (:mod:`synth_core.guard`, on by default). The coherence and
+    refinement stages then search the candidate groups only -- no replica or near-copy of a
+    training sequence -- and hold the subset's closeness strata at the candidates'; their
+    coherence stage starts from a seeded random sample of the candidates. Stage records keep
+    pool group numbers and the metric's objective either way.
     """
     from synth_core.coherence import coherence_subset
-    from synth_core.group_refine import refine_groups
 
     _check(training, pool, group_key)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     problem = build_problem(training, pool, group_key, n_target, seed=seed, max_triples=max_triples)
     timings["encode_s"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    verdict = guard_pool(training, pool, group_key=group_key, settings=guard, seed=seed)
+    search = problem.guarded(verdict, guard.closeness_weight)
+    timings["guard_s"] = time.perf_counter() - t
     n = problem.n_target
+    if n > search.n_pool:
+        raise InputError(f"target size {n:,} is larger than the {search.n_pool:,} pool groups left after the privacy "
+                         f"guard removed {verdict.replicas:,} replicas and {verdict.near_copies:,} near-copies of "
+                         "training sequences")
+    guarded = search is not problem
+
+    def to_pool(found: np.ndarray) -> np.ndarray:
+        return verdict.units(found) if guarded else found
+
     keys = problem.pool.keys
     stages: dict[str, StageRecord] = {}
 
-    def record(name: str, groups: np.ndarray, elapsed: float, details: dict) -> None:
+    def record(name: str, groups: np.ndarray, elapsed: float, details: dict, found: np.ndarray | None = None) -> None:
+        if found is not None and guarded:
+            details = {**details, "closeness_error": verdict.closeness_error(found)}
+        groups = to_pool(found) if found is not None else groups
         counts = problem.counts(groups)
         stages[name] = StageRecord(
             name, groups, keys[groups], problem.objective(counts), problem.breakdown(counts), elapsed, details
@@ -144,31 +162,46 @@ def select_groups(
     t = time.perf_counter()
     start = random_groups(problem.n_pool, n, seed)
     record("random", start, time.perf_counter() - t, {})
-    current = start
+    current = random_groups(search.n_pool, n, seed) if guarded else start  # in the search's numbering
     opts = dict(pairs_per_removal=pairs_per_removal, verify=verify, callback=callback)
     if coherence:
         t = time.perf_counter()
-        coh = coherence_subset(problem, n, seed, start=current, max_swaps=max_swaps,
+        coh = coherence_subset(search, n, seed, start=current, max_swaps=max_swaps,
                                max_rounds=coherence_max_rounds, **opts)
         current = coh.groups
         r = coh.refine
-        record("coherence", current, time.perf_counter() - t, {
+        record("coherence", None, time.perf_counter() - t, {
             "coherence_objective_start": coh.objective_start, "coherence_objective": coh.objective,
             "swaps": r.n_swaps, "rounds": r.n_rounds, "stop_reason": r.stop_reason,
-        })
+        }, found=current)
     if refine:
         t = time.perf_counter()
-        r = refine_groups(problem, current, max_swaps=max_swaps, max_rounds=max_rounds, **opts)
+        r = refine_guarded(search, verdict, guard, current, max_swaps=max_swaps, max_rounds=max_rounds, **opts)
         current = r.groups
-        record("refined", current, time.perf_counter() - t, {
+        record("refined", None, time.perf_counter() - t, {
             "swaps": r.n_swaps, "rounds": r.n_rounds, "stop_reason": r.stop_reason,
             "evaluations": r.n_evaluations, "recomputations": r.n_recomputations,
             "pass_s": round(r.pass_s, 3), "search_s": round(r.search_s, 3),
-        })
+        }, found=current)
     timings["total_s"] = time.perf_counter() - t0
-    template = training.iloc[:0].copy()
+    template = training
     return SequentialSelection(group_key, n, seed, stages, problem.pool.layout, template, timings,
-                               problem if keep_problem else None)
+                               problem if keep_problem else None, verdict)
+
+
+def refine_guarded(search: SequentialProblem, verdict: PoolGuard, settings: GuardSettings, groups: np.ndarray,
+                   **options):
+    """:func:`~synth_core.group_refine.refine_groups` on the guarded problem, then, when the subset's
+    closeness strata are still off the pool's, a balancing refinement (:mod:`synth_core.guard`).
+    ``groups`` and the result are in the search's numbering."""
+    from synth_core.group_refine import refine_groups
+
+    result = refine_groups(search, groups, **options)
+    if verdict.needs_balancing(result.groups, settings):
+        log.info("refine: closeness strata off the pool's by %.4f: balancing", verdict.closeness_error(result.groups))
+        options["max_rounds"] = BALANCE_ROUNDS
+        result = refine_groups(search.reweighted(BALANCE_WEIGHT), result.groups, **options)
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,60 +228,23 @@ def stage_table(rows: list[dict]) -> str:
 
 
 def run_sequential_select(args) -> int:
-    """``synth select --group-key KEY``: select groups, print the per-stage table, write the output.
-
-    ``args``: ``.training .pool .output .holdout .group_key .size .seed .json``. The holdout is
-    read only for the evaluation (accuracy against training ∪ holdout, privacy figures).
-    """
-    from synth_core.evaluate import check_inputs, evaluate
-    from synth_core.io import read_table, table_format, write_table
+    """``synth select --group-key KEY``: select groups, judge and write the output, print the report
+    (:func:`synth_core.select_cli.judge_and_write`). The holdout is read only for the evaluation."""
+    from synth_core.select_cli import judge_and_write, read_inputs
 
     started = time.perf_counter()
-    table_format(args.output)  # fail on an unsupported output type before any work
-    training = read_table(args.training, what="training")
-    pool = read_table(args.pool, what="pool")
-    holdout = read_table(args.holdout, what="holdout") if args.holdout else None
-    names = {"training": str(args.training), "synthetic": str(args.pool), "holdout": str(args.holdout)}
-    check_inputs(training, pool, holdout, group_key=args.group_key, names=names)
-    sel = select_groups(training, pool, args.group_key, args.size, seed=args.seed)
-
-    rows = []
+    training, pool, holdout = read_inputs(args)
+    sel = select_groups(training, pool, args.group_key, args.size, seed=args.seed,
+                        guard=GuardSettings(enabled=getattr(args, "privacy_guard", True)))
+    stages = []
     for rec in sel.stages.values():
         subset = sel.output(pool, rec.stage)
-        ev = evaluate(training, subset, holdout, group_key=args.group_key, seed=args.seed)
-        row = {
-            "stage": rec.stage,
-            "groups": int(rec.groups.shape[0]),
-            "rows": len(subset),
-            "objective": rec.objective,
-            "elapsed_s": rec.elapsed_s,
-            "accuracy": ev.accuracy.to_dict(),
-            "estimate": rec.breakdown,
-            "details": rec.details,
-        }
-        if ev.privacy is not None:
-            row["privacy"] = ev.privacy.to_dict()
-        rows.append(row)
-    final = sel.output(pool)
-    write_table(final, args.output)
-    total = time.perf_counter() - started
-    if args.json:
-        print(json.dumps({"stages": rows, "timings": sel.timings, "output": str(args.output),
-                          "elapsed_s": round(total, 3)}, default=str))
-        return 0
-    print(stage_table(rows))
-    if holdout is not None:
-        print("\nprivacy (random sample vs refined)")
-        keys = ["dcr_share", "nndr_ratio", "exact_copy_training", "exact_copy_holdout",
-                "exact_copy_training_sequences", "exact_copy_holdout_sequences", "dcr_training", "dcr_holdout"]
-        first, last = rows[0].get("privacy", {}), rows[-1].get("privacy", {})
-        for k in keys:
-            a, b = first.get(k), last.get(k)
-            a = float("nan") if a is None else a
-            b = float("nan") if b is None else b
-            print(f"  {k:<30} {a:>9.5f} {b:>9.5f}")
-    print(f"\nwrote {sel.final.groups.shape[0]:,} groups ({len(final):,} rows) to {args.output} in {total:.1f} s")
-    return 0
+        stages.append(({"stage": rec.stage, "groups": int(rec.groups.shape[0]), "rows": len(subset),
+                        "objective": rec.objective, "elapsed_s": rec.elapsed_s, "estimate": rec.breakdown,
+                        "details": rec.details}, subset))
+    return judge_and_write(args, training, holdout, stages, target=sel.n_target, selected=sel.final.groups,
+                           n_pool=sel.layout.n_groups, guard=sel.guard, table=stage_table, started=started,
+                           unit="groups", extra={"timings": sel.timings})
 
 
 __all__ = ["SequentialSelection", "StageRecord", "run_sequential_select", "select_groups", "stage_table"]

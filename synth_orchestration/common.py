@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import dagster as dg
+import numpy as np
 
 from synth_core.catalog import catalog_or_demo, default_catalog_path
 from synth_core.datasets import DatasetSpec
@@ -112,3 +113,17 @@ def write_json(path: Path, payload: dict) -> Path:
 
 def accuracy_metadata(fields: dict, prefix: str = "accuracy") -> dict[str, float | None]:
     return {f"{prefix}_{k}": v for k, v in fields.items() if not k.endswith("_max") and v is not None}
+
+
+def guard_metadata(guard) -> dict[str, dg.MetadataValue]:
+    """What the privacy guard removed from a pool, for the asset's metadata."""
+    out = {"privacy_guard": dg.MetadataValue.text("on" if guard.enabled else "off: selection may use copies")}
+    if guard.enabled:
+        share = np.bincount(guard.strata, minlength=guard.n_strata) / max(1, len(guard.strata))
+        out["closeness_strata"] = dg.MetadataValue.md(
+            "| stratum | 0 (closest) | " + " | ".join(str(k) for k in range(1, guard.n_strata)) + " |\n"
+            + "|---" * (guard.n_strata + 1) + "|\n| share of candidates | " + " | ".join(f"{x:.3f}" for x in share) + " |"
+        )
+    if guard.excluded_columns:
+        out["guard_excluded_columns"] = dg.MetadataValue.json(guard.excluded_columns)
+    return out

@@ -11,6 +11,12 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from synth_core.gate import GateSettings
+from synth_core.guard import GuardSettings
+
+_GATE = GateSettings()
+_GUARD = GuardSettings()
+
 
 class TrainingConfig(dg.Config):
     """MOSTLY AI training. Under an epoch limit (no time limit) training is reproducible."""
@@ -23,7 +29,31 @@ class TrainingConfig(dg.Config):
     device: str = Field(default="auto", description="auto | cpu | cuda")
 
 
-class PoolConfig(dg.Config):
+class GuardConfig(dg.Config):
+    """The privacy guard (:mod:`synth_core.guard`), computed once per pool: which pool units selection may
+    use and the closeness strata it must keep. Defaults: :class:`synth_core.guard.GuardSettings`."""
+
+    privacy_guard: bool = Field(
+        default=_GUARD.enabled,
+        description="keep replicas and near-copies of training records out of the selection and hold its closeness "
+        "to training at the pool's; off: slightly higher accuracy, an output closer to training than a random pool "
+        "sample (docs/metrics.md)",
+    )
+    near_copy_quantile: float = Field(
+        default=_GUARD.near_copy_quantile, ge=0.0, lt=0.5,
+        description="near-copy threshold: this quantile of training's leave-one-out nearest-neighbour distances",
+    )
+    closeness_weight: float = Field(default=_GUARD.closeness_weight, ge=0.0,
+                                    description="weight of the closeness strata in the selection objective")
+
+
+def guard_settings(values: dict) -> GuardSettings:
+    """The guard's settings from a run's merged :class:`GuardConfig` values."""
+    return GuardSettings(enabled=bool(values["privacy_guard"]), near_copy_quantile=float(values["near_copy_quantile"]),
+                         closeness_weight=float(values["closeness_weight"]))
+
+
+class PoolConfig(GuardConfig):
     pool_factor: float = Field(default=20.0, gt=0, description="pool size = pool_factor × target (rows or groups)")
     shard_size: int = Field(default=100_000, gt=0, description="rows (groups) per shard: bounds memory")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
@@ -31,7 +61,8 @@ class PoolConfig(dg.Config):
 
 
 class MIConfig(dg.Config):
-    top_pairs: Optional[int] = Field(default=None, description="None = all pairs")
+    top_pairs: Optional[int] = Field(default=None, description="None = all pairs up to 80 columns, the top 3,160 by "
+                                     "mutual information beyond")
     top_triples: Optional[int] = Field(default=None, description="None = all when ≤ 2,000, the top 2,000 by MI up to 20,000 (≈ 50 columns), none beyond")
 
 
@@ -43,17 +74,25 @@ class IPFConfig(dg.Config):
 
 
 class GateConfig(dg.Config):
-    """Thresholds of the publication gate (the blocking checks of ``refined_output``)."""
+    """Thresholds of the publication gate (the blocking checks of ``refined_output``); the defaults are
+    :class:`synth_core.gate.GateSettings`'s, where the rule is documented."""
 
     accuracy_floor: Optional[float] = Field(
-        default=None,
-        description="overall accuracy must reach this; None = 0.03 below qa's overall_max (the accuracy a "
-        "holdout-sized sample of the real data would reach)",
+        default=_GATE.accuracy_floor,
+        description=f"overall accuracy must reach this; None = {_GATE.floor_margin} below qa's overall_max (the "
+        "accuracy a holdout-sized sample of the real data would reach)",
     )
-    max_dcr_share: float = 0.52
-    min_nndr_ratio: float = 0.5
-    exact_copy_tolerance: float = Field(default=0.001, description="exact copies of training may exceed those of holdout by this share")
-    eval_seed: int = Field(default=1, description="qa.set_random_state equivalent for the evaluation")
+    max_dcr_share: float = _GATE.max_dcr_share
+    min_nndr_ratio: float = _GATE.min_nndr_ratio
+    exact_copy_tolerance: float = Field(
+        default=_GATE.exact_copy_tolerance,
+        description="exact copies of training (rows, whole sequences) may exceed those of holdout by this share",
+    )
+    max_membership_auc: float = Field(
+        default=_GATE.max_membership_auc,
+        description="fail when the 95% interval of the membership-inference AUC lies entirely above this",
+    )
+    eval_seed: int = Field(default=_GATE.eval_seed, description="qa.set_random_state equivalent for the evaluation")
 
 
 class RefineConfig(GateConfig):

@@ -30,18 +30,21 @@ def _format_table(report: dict) -> str:
         t = s.get("elapsed_s")
         lines.append(f"{s['stage']:<10}{f(s['univariate']):>11}{f(s['bivariate']):>11}{f(s['trivariate']):>11}"
                      f"{f(s['coherence']):>11}{f(s['overall']):>10}{(f'{t:.1f}' if t else '-'):>8}")
-    lines += ["", "against training ∪ holdout (the published figures)"]
-    for row in report["table"]["evaluation"]:
-        r, o = row["random pool sample"], row["output"]
-        if o is None or o != o:
-            continue
-        lines.append(f"  {row['metric']:<22} random {r:.5f}   output {o:.5f}")
-    lines += ["", "privacy"]
-    for row in report["table"]["privacy"]:
-        r, o = row["random pool sample"], row["output"]
-        if o is None or o != o:
-            continue
-        lines.append(f"  {row['metric']:<22} random {r:.5f}   output {o:.5f}")
+    def cell(v):  # numbers to 5 decimals; intervals ("low–high") and names as they are
+        return f"{v:.5f}" if isinstance(v, (int, float)) else str(v)
+
+    for title, rows in (("against training ∪ holdout (the published figures)", report["table"]["evaluation"]),
+                        ("privacy", report["table"]["privacy"])):
+        lines += ["", title]
+        for row in rows:
+            r, o = row["random pool sample"], row["output"]
+            if o is None or o != o:
+                continue
+            lines.append(f"  {row['metric']:<22} random {cell(r):<15} output {cell(o)}")
+    guard = report["table"].get("guard") or []
+    if guard:
+        lines += ["", "privacy guard (what selection left out)"]
+        lines += [f"  {row['figure']:<22} {row['value']:,.6g}" for row in guard]
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from synth_core.datasets import load_dataset
 from synth_core.errors import InputError
+from synth_core.gate import GateSettings
 from synth_core.io import atomic_path, write_table
 from synth_core.select import conform_to
 from synth_orchestration.common import (
@@ -32,7 +33,8 @@ from synth_orchestration.common import (
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
-DEFAULT_FLOOR_MARGIN = 0.03  # default accuracy floor: this much below qa's overall_max
+_GATE = GateSettings()  # the gate's default thresholds, for the check descriptions
+
 GENERATOR_CODE_VERSION = "1"  # bump when training code changes in a way that invalidates reuse
 STAGES = {
     "flat": [("random", "candidate_pool"), ("ipf", "ipf_subset"), ("trimmed", "trimmed_subset"), ("refined", "refined_output")],
@@ -364,75 +366,36 @@ def _check(name: str, passed: bool, description: str, metadata: dict) -> dg.Asse
 
 def integrity_problems(final: pd.DataFrame, training: pd.DataFrame, target: int, rows: np.ndarray, n_pool: int,
                        group_key: str | None) -> list[str]:
-    problems = []
-    if group_key is None and len(final) != target:
-        problems.append(f"row count {len(final):,} differs from the target {target:,}")
-    if list(final.columns) != list(training.columns):
-        problems.append("columns differ from training's")
-    else:
-        wrong = [c for c in training.columns if final[c].dtype != training[c].dtype]
-        if wrong:
-            problems.append(f"column {wrong[0]!r} has dtype {final[wrong[0]].dtype}, training has {training[wrong[0]].dtype}")
-    rows = np.asarray(rows)
-    if rows.size and (rows.min() < 0 or rows.max() >= n_pool):
-        problems.append("a selected index lies outside the pool")
-    if np.unique(rows).size != rows.size:
-        problems.append("a pool row was selected twice")
-    if group_key is not None:
-        lengths = final.groupby(group_key, sort=False).size()
-        train_lengths = training.groupby(group_key, sort=False).size()
-        if len(lengths) != target:
-            problems.append(f"group count {len(lengths):,} differs from the target {target:,}")
-        if (lengths == 0).any():
-            problems.append("an empty group")
-        if lengths.min() < train_lengths.min() or lengths.max() > train_lengths.max():
-            problems.append(
-                f"sequence lengths {lengths.min()}-{lengths.max()} outside the training range "
-                f"{train_lengths.min()}-{train_lengths.max()}"
-            )
-    return problems
+    """The integrity check's failed conditions (:func:`synth_core.gate.integrity`); empty when it passes."""
+    from synth_core.gate import integrity
+
+    return list(integrity(final, training, target=target, rows=rows, n_pool=n_pool, group_key=group_key).reasons)
 
 
 def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, group_key, target, rows, n_pool, out: Path) -> dict:
-    """Evaluate the output and a random pool sample against training ∪ holdout; judge the three checks."""
-    from synth_core.evaluate import evaluate
-    from synth_core.privacy import privacy_passes
+    """Evaluate the output and a random pool sample against training ∪ holdout; judge the three checks.
 
-    seed = int(settings["eval_seed"])
-    ev = evaluate(training, final, holdout, group_key=group_key, seed=seed)
-    base = evaluate(training, baseline, holdout, group_key=group_key, seed=seed)
+    The rules and their defaults live in :mod:`synth_core.gate`; ``settings`` (the run's merged config)
+    overrides the thresholds it names.
+    """
+    from synth_core.evaluate import evaluate
+    from synth_core.gate import GateSettings, accuracy_floor, integrity, privacy_gate
+
+    gate = GateSettings.from_mapping(settings)
+    ev = evaluate(training, final, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate)
+    base = evaluate(training, baseline, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate)
     acc, base_acc = ev.accuracy.to_dict(), base.accuracy.to_dict()
     priv, base_priv = ev.privacy.to_dict(), base.privacy.to_dict()
-
-    floor = settings["accuracy_floor"]
-    floor = float(acc["overall_max"] - DEFAULT_FLOOR_MARGIN if floor is None else floor)
-    acc_ok = acc["overall"] >= floor and acc["overall"] >= base_acc["overall"]
-    acc_text = (f"overall {acc['overall']:.5f} vs floor {floor:.5f} and random pool sample {base_acc['overall']:.5f}")
-    priv_ok, reasons = privacy_passes(
-        ev.privacy, max_dcr_share=settings["max_dcr_share"], min_nndr_ratio=settings["min_nndr_ratio"],
-        exact_copy_tolerance=settings["exact_copy_tolerance"],
-    )
-    seq_train = priv.get("exact_copy_training_sequences")
-    if seq_train is not None and seq_train > priv["exact_copy_holdout_sequences"] + settings["exact_copy_tolerance"]:
-        priv_ok = False
-        reasons.append(f"exact_copy_training_sequences {seq_train:.4f} > exact_copy_holdout_sequences "
-                       f"{priv['exact_copy_holdout_sequences']:.4f} + {settings['exact_copy_tolerance']}")
-    problems = integrity_problems(final, training, target, rows, n_pool, group_key)
-    checks = [
-        _check("accuracy_floor", acc_ok, acc_text,
-               {"overall": acc["overall"], "floor": floor, "random_pool_sample": base_acc["overall"],
-                "overall_max": acc["overall_max"]}),
-        _check("privacy_gate", priv_ok, "; ".join(reasons) if reasons else "dcr_share, nndr_ratio and exact copies within thresholds",
-               {"dcr_share": priv["dcr_share"], "max_dcr_share": settings["max_dcr_share"],
-                "nndr_ratio": priv["nndr_ratio"], "min_nndr_ratio": settings["min_nndr_ratio"],
-                "exact_copy_training": priv["exact_copy_training"], "exact_copy_holdout": priv["exact_copy_holdout"],
-                "exact_copy_tolerance": settings["exact_copy_tolerance"]}),
-        _check("integrity", not problems, "; ".join(problems) if problems else "size, schema and row indices as expected",
-               {"rows": len(final), "target": target, "pool_rows": n_pool}),
+    verdicts = [
+        accuracy_floor(acc, base_acc, gate),
+        privacy_gate(ev.privacy, gate),
+        integrity(final, training, target=target, rows=rows, n_pool=n_pool, group_key=group_key),
     ]
+    checks = [_check(v.name, v.passed, v.description, {k: x for k, x in v.figures.items() if x is not None})
+              for v in verdicts]
     evaluation = {
         "final": {"accuracy": acc, "privacy": priv},
-        "random": {"accuracy": base_acc, "privacy": base_priv},
+        "random": {"accuracy": base_acc, "privacy": base_priv, "privacy_gate": base.privacy_gate.to_dict()},
         "checks": {c.check_name: {"passed": c.passed, "description": c.description} for c in checks},
         "worst_columns": ev.accuracy.worst_columns(5).to_dict("records"),
         "worst_pairs": ev.accuracy.worst_pairs(5).to_dict("records"),
@@ -442,6 +405,14 @@ def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, gro
     figures.update({f"eval_random_{k}": v for k, v in base_acc.items() if v is not None and not k.endswith("_max")})
     figures["eval_overall_max"] = acc["overall_max"]
     figures.update({k: v for k, v in priv.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    for name in ("dcr_share_ci", "membership_auc_ci"):  # intervals as two plottable figures
+        if priv.get(name):
+            figures[f"{name}_low"], figures[f"{name}_high"] = priv[name]
+    for attack, value in (priv.get("membership_auc_by_attack") or {}).items():
+        figures[f"membership_auc_{attack}"] = value
+    if base_priv.get("membership_auc") is not None:
+        figures["eval_random_membership_auc"] = base_priv["membership_auc"]
+    figures["eval_random_dcr_share"] = base_priv["dcr_share"]
     return {
         "figures": figures,
         "checks": checks,
@@ -498,11 +469,18 @@ def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: di
         "random pool sample": [rnd["accuracy"].get(f) for f in fields],
         "output": [fin["accuracy"].get(f) for f in fields],
     })
-    priv_keys = ["dcr_share", "nndr_ratio", "exact_copy_training", "exact_copy_holdout", "dcr_training", "dcr_holdout"]
+    priv_keys = ["dcr_share", "dcr_share_ci", "nndr_ratio", "exact_copy_training", "exact_copy_holdout",
+                 "exact_copy_training_sequences", "exact_copy_holdout_sequences", "membership_auc", "membership_auc_ci",
+                 "membership_attack", "dcr_training", "dcr_holdout"]
+    priv_keys = [k for k in priv_keys if fin["privacy"].get(k) is not None]
+
+    def shown(value):  # intervals as "low–high", so that the table stays one value per cell
+        return "–".join(f"{v:.5f}" for v in value) if isinstance(value, list) else value
+
     priv = pd.DataFrame({
         "metric": priv_keys,
-        "random pool sample": [rnd["privacy"].get(k) for k in priv_keys],
-        "output": [fin["privacy"].get(k) for k in priv_keys],
+        "random pool sample": [shown(rnd["privacy"].get(k)) for k in priv_keys],
+        "output": [shown(fin["privacy"].get(k)) for k in priv_keys],
     })
     md = [
         f"### {kind}/{dataset}: accuracy by stage (against training)",
@@ -516,8 +494,25 @@ def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: di
         "### Privacy",
         priv.to_markdown(index=False, floatfmt=".5f"),
     ]
-    payload = {"stages": table.to_dict("records"), "evaluation": side.to_dict("records"), "privacy": priv.to_dict("records")}
+    guard = guard_table(store, run_id, dataset, kind)
+    if len(guard):
+        md += ["", "### What selection left out (privacy guard)", guard.to_markdown(index=False, floatfmt=".4g")]
+    payload = {"stages": table.to_dict("records"), "evaluation": side.to_dict("records"), "privacy": priv.to_dict("records"),
+               "guard": guard.to_dict("records")}
     return "\n".join(md), payload
+
+
+GUARD_FIGURES = ("pool_replicas_seen", "pool_replicas_removed", "near_copies_avoided", "near_copy_threshold",
+                 "guard_candidates", "closeness_error")
+
+
+def guard_table(store, run_id: str, dataset: str, kind: str) -> pd.DataFrame:
+    """The privacy guard's figures recorded by ``refined_output`` in this run (empty when none)."""
+    frame = store.frame(dataset=dataset, run_id=run_id)
+    sub = frame[(frame["asset"] == f"{kind}/refined_output") & frame["metric"].isin(GUARD_FIGURES)]
+    values = dict(zip(sub["metric"], sub["value"]))
+    return pd.DataFrame({"figure": [k for k in GUARD_FIGURES if k in values],
+                         "value": [values[k] for k in GUARD_FIGURES if k in values]})
 
 
 def publish(artifacts: ArtifactStore, kind: str, dataset: str, refined_output: dict, evaluation: dict, table: dict) -> dict:
@@ -532,7 +527,7 @@ def publish(artifacts: ArtifactStore, kind: str, dataset: str, refined_output: d
     return {"dir": str(dest), "parquet": str(dest / "output.parquet"), "csv": str(dest / "output.csv")}
 
 
-GATE_KEYS = ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance", "eval_seed")
+GATE_KEYS = ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance", "max_membership_auc", "eval_seed")
 
 
 def gate_check_specs(kind: str) -> list[dg.AssetCheckSpec]:
@@ -546,8 +541,10 @@ def gate_check_specs(kind: str) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec("accuracy_floor", asset=asset, blocking=True,
                           description="overall accuracy ≥ the configured floor and ≥ the random pool sample's"),
         dg.AssetCheckSpec("privacy_gate", asset=asset, blocking=True,
-                          description="dcr_share ≤ 0.52, nndr_ratio ≥ 0.5, exact copies of training (rows and, for "
-                          "sequences, whole sequences) ≤ of holdout + tolerance"),
+                          description=f"dcr_share ≤ {_GATE.max_dcr_share}, nndr_ratio ≥ {_GATE.min_nndr_ratio}, exact "
+                          "copies of training (rows and, for sequences, whole sequences) ≤ of holdout + tolerance, "
+                          f"membership-inference AUC not above {_GATE.max_membership_auc} with 95% confidence "
+                          "(defaults; thresholds in run config)"),
         dg.AssetCheckSpec("integrity", asset=asset, blocking=True, description=integrity),
     ]
 

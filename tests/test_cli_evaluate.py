@@ -43,6 +43,11 @@ def tables(tmp_path_factory):
     make(600).to_csv(root / "training.csv.gz", index=False)
     make(600, 0.3).assign(extra=1).to_csv(root / "synthetic_extra.csv", index=False)
     make(600).drop(columns=["cat"]).to_csv(root / "lacking.csv", index=False)
+    # an identifier column: the synthetic table copies training rows under fresh ids
+    with_ids = make(600).assign(id=np.arange(600) * 3 + 1000)
+    with_ids.to_parquet(root / "ids_training.parquet")
+    make(600).assign(id=np.arange(600) + 5000).to_parquet(root / "ids_holdout.parquet")
+    with_ids.iloc[:300].assign(id=np.arange(300) + 90_000).to_parquet(root / "ids_synthetic.parquet")
     (root / "empty.csv").write_text("num,cat\n")
     (root / "garbage.parquet").write_bytes(b"not a parquet file")
     paths["root"] = root
@@ -63,6 +68,76 @@ def test_json_has_exactly_the_documented_fields(tables, capsys):
     assert payload["accuracy"]["coherence"] is None
     assert 0.3 < payload["privacy"]["dcr_share"] < 0.7
     assert payload["rows"] == {"training": 600, "synthetic": 600, "holdout": 600}
+    priv = payload["privacy"]
+    low, high = priv["dcr_share_ci"]
+    assert low < priv["dcr_share"] < high and high - low < 0.1
+    low, high = priv["membership_auc_ci"]
+    assert low <= priv["membership_auc"] <= high and 0.3 < priv["membership_auc"] < 0.7
+    assert set(priv["membership_auc_by_attack"]) == {"distance", "density_ratio"}
+    assert priv["excluded_columns"] == {}
+    # the verdict with default thresholds; the shifted table is no copy of training
+    assert payload["privacy_gate"] == {"passed": True, "reasons": []}
+
+
+def test_without_holdout_there_is_no_privacy_verdict(tables, capsys):
+    args = ["evaluate", "--training", str(tables["training"]), "--synthetic", str(tables["synthetic"])]
+    code, out, _ = _run(args + ["--json"], capsys)
+    payload = json.loads(out)
+    assert code == 0 and payload["privacy"] is None and payload["privacy_gate"] is None
+    code, out, _ = _run(args, capsys)
+    assert "privacy: not evaluated (no holdout to compare with)" in out
+
+
+def test_readable_output_shows_intervals_and_the_verdict(tables, capsys):
+    code, out, _ = _run(["evaluate", "--training", str(tables["training"]), "--holdout", str(tables["holdout"]),
+                         "--synthetic", str(tables["synthetic"])], capsys)
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "95% CI" in lines["dcr_share"]
+    assert "95% CI" in lines["membership_auc"] and "best attack" in lines["membership_auc"]
+    assert "privacy_gate: passed" in out
+
+
+def test_identifier_columns_are_detected_and_reported(tables, capsys):
+    root = tables["root"]
+    args = ["evaluate", "--training", str(root / "ids_training.parquet"), "--holdout", str(root / "ids_holdout.parquet"),
+            "--synthetic", str(root / "ids_synthetic.parquet"), "--json"]
+    code, out, err = _run(args, capsys)
+    payload = json.loads(out)
+    assert code == 0  # a measurement: the verdict is in the output, not the exit code
+    assert "privacy: column 'id' looks like an identifier (unique per row in training)" in err
+    assert payload["privacy"]["excluded_columns"] == {"id": "unique per row in training"}
+    # the ids no longer hide the copies
+    assert payload["privacy"]["exact_copy_training"] == 1.0
+    gate = payload["privacy_gate"]
+    assert gate["passed"] is False and any(r.startswith("exact_copy_training ") for r in gate["reasons"])
+
+    code, out, err = _run(args + ["--drop", "id", "--drop", "constant"], capsys)
+    payload = json.loads(out)
+    assert code == 0 and "identifier" not in err
+    assert payload["privacy"]["excluded_columns"] == {"id": "dropped", "constant": "dropped"}
+    assert payload["privacy"]["exact_copy_training"] == 1.0
+    # dropped columns leave the accuracy too
+    from synth_core.evaluate import evaluate
+
+    frames = [pd.read_parquet(root / f"ids_{t}.parquet") for t in ("training", "synthetic", "holdout")]
+    ev = evaluate(*frames, drop=["id", "constant"], membership=False)
+    assert set(ev.accuracy.univariate["column"]) == {"num", "cat", "when", "mixed", "all_nan"}
+
+
+def test_drop_of_an_unknown_column_is_one_line(tables, capsys):
+    code, out, err = _run(["evaluate", "--training", str(tables["training"]), "--synthetic", str(tables["synthetic"]),
+                           "--drop", "nope"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == f"synth evaluate: error: {tables['training']}: no column 'nope' to drop"
+
+
+def test_select_accepts_drop_too():
+    from synth_core.cli import build_parser
+
+    args = build_parser().parse_args(["select", "--training", "t", "--pool", "p", "--output", "o",
+                                      "--drop", "a", "--drop", "b"])
+    assert args.drop == ["a", "b"]
 
 
 def test_readable_output_lists_worst_columns_and_pairs(tables, capsys):

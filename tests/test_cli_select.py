@@ -87,3 +87,75 @@ def test_select_bad_input_exits_2_without_output(files, capsys, pool, size, expe
     err = capsys.readouterr().err
     assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def leaky(files, census_paths):
+    """The pool above with 10 % of its rows replaced by copies of training rows and 10 % by near-copies."""
+    from synth_core.membership import near_copies
+
+    training = pd.read_csv(files["training"])
+    pool = pd.read_parquet(files["pool"])
+    rng = np.random.default_rng(11)
+    k = len(pool) // 10
+    pos = rng.choice(len(pool), 2 * k, replace=False)
+    pool.iloc[pos[:k]] = training.iloc[rng.choice(len(training), k)].to_numpy()
+    pool.iloc[pos[k:]] = near_copies(training.iloc[:k], training, share=1.0, seed=12).to_numpy()
+    path = files["root"] / "leaky.parquet"
+    pool.astype(pd.read_parquet(files["pool"]).dtypes.to_dict()).to_parquet(path)
+    kind = np.zeros(len(pool), dtype=int)
+    kind[pos[:k]], kind[pos[k:]] = 1, 2
+    return path, kind
+
+
+def _select(files, pool, out, *extra):
+    return main(["select", "--training", str(files["training"]), "--pool", str(pool), "--holdout", str(files["holdout"]),
+                 "--size", "2000", "--output", str(out), "--json", *extra])
+
+
+def test_guard_keeps_copies_out_and_the_gate_passes(files, leaky, capsys):
+    path, kind = leaky
+    out = files["root"] / "guarded.csv"
+    code = _select(files, path, out)
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and payload["passed"] and payload["output"] == str(out)
+    guard = payload["guard"]
+    assert guard["pool_replicas_removed"] >= 0.09 * len(kind)  # the copies (a few training rows drawn twice)
+    assert guard["near_copies_avoided"] >= 0.4 * (kind == 2).sum()
+    final = pd.read_csv(out)
+    training = pd.read_csv(files["training"])
+    merged = final.merge(training.drop_duplicates(), how="inner")
+    assert len(merged) == 0  # not one row of the output is a training row
+    refined = payload["stages"][-1]
+    assert refined["privacy"]["exact_copy_training"] == 0.0
+    assert refined["details"]["closeness_error"] < 0.02
+
+
+def test_without_the_guard_the_copies_are_taken_and_nothing_is_written(files, leaky, capsys):
+    path, kind = leaky
+    out = files["root"] / "unguarded.csv"
+    code = _select(files, path, out, "--no-privacy-guard")
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert code == 3 and not payload["passed"] and payload["output"] is None and not out.exists()
+    refined = payload["stages"][-1]["privacy"]
+    random = payload["stages"][0]["privacy"]
+    # selection prefers the copies: more of them in the output than in a random pool sample
+    assert refined["exact_copy_training"] > 1.5 * random["exact_copy_training"] > 0.1
+    assert "privacy_gate" in captured.err and "exact_copy_training" in captured.err
+    assert _select(files, path, out, "--no-privacy-guard", "--force") == 3 and out.exists()
+
+
+def test_drop_removes_an_identifier_from_selection_and_output(files, capsys, tmp_path):
+    training = pd.read_csv(files["training"]).assign(customer_id=lambda f: np.arange(len(f)))
+    pool = pd.read_parquet(files["pool"]).assign(customer_id=lambda f: np.arange(len(f)) + 10**6)
+    training.to_csv(tmp_path / "training.csv", index=False)
+    pool.to_parquet(tmp_path / "pool.parquet")
+    out = tmp_path / "out.csv"
+    code = main(["select", "--training", str(tmp_path / "training.csv"), "--pool", str(tmp_path / "pool.parquet"),
+                 "--size", "1000", "--output", str(out), "--drop", "customer_id"])
+    assert code == 0 and "customer_id" not in pd.read_csv(out).columns
+    capsys.readouterr()
+    code = main(["select", "--training", str(tmp_path / "training.csv"), "--pool", str(tmp_path / "pool.parquet"),
+                 "--size", "1000", "--output", str(out), "--drop", "no_such"])
+    assert code == 2 and "no column 'no_such' to drop" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from synth_core.generator import (
     train_flat,
     train_sequential,
 )
+from synth_core.io import _host
 from synth_core.pool import generate_pool, read_pool, shard_path, shard_seed, shard_sizes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +138,11 @@ def test_flat_pool_resume_is_byte_identical(flat_handle, flat_pool, tmp_path):
     original = {p.name: p.read_bytes() for p in out.glob("shard-*.parquet")}
     kept = shard_path(out, 0).stat().st_mtime_ns
     shard_path(out, 1).unlink()
-    (out / ".shard-00001.parquet.x.tmp").write_bytes(b"half a shard")  # a killed writer's leftover
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = _host()  # as synth_core.io writes it into a temporary name
+    leftover = out / f".shard-00001.parquet.synth-{host}-{dead.pid}-0a1b2c3d.tmp"
+    leftover.write_bytes(b"half a shard")  # a killed writer's leftover (synth_core.io names)
     resumed = generate_pool(flat_handle, 1500, out, shard_size=1000, seed=3)
     assert (resumed.shards_generated, resumed.shards_skipped) == (1, 1)
     assert resumed.n_total == 1500

@@ -157,31 +157,58 @@ def test_missing_group_key_fails_with_one_line_message(tmp_path):
     )
 
 
+def _noise(training: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Training groups with three columns permuted across rows, under new keys."""
+    rng = np.random.default_rng(seed)
+    noise = training.copy()
+    for c in ("lwage", "wks", "exp"):
+        noise[c] = rng.permutation(noise[c].to_numpy())
+    noise[KEY] = f"noise{seed}-" + noise[KEY].astype(str)
+    return noise
+
+
+GATE_DEFAULTS = {"accuracy_floor": None, "max_dcr_share": 0.52, "min_nndr_ratio": 0.5, "exact_copy_tolerance": 0.001,
+                 "eval_seed": 1}
+
+
 def test_training_copies_in_the_pool_are_recovered_and_the_privacy_gate_bites(seq_run, tmp_path):
-    """A pool of the training groups plus noise groups: selection picks the copies, the gate refuses them."""
+    """A pool of the training groups plus noise groups, the privacy guard off: selection picks the copies,
+    the gate refuses them."""
+    from synth_core.guard import GuardSettings
     from synth_core.sequential_select import select_groups
 
     source = _output(seq_run, "source_data")
     training = pd.read_parquet(source["training"])
     holdout = pd.read_parquet(source["holdout"])
-    rng = np.random.default_rng(3)
-    noise = training.copy()
-    for c in ("lwage", "wks", "exp"):
-        noise[c] = rng.permutation(noise[c].to_numpy())
-    noise[KEY] = "noise-" + noise[KEY].astype(str)
-    pool = pd.concat([noise, training], ignore_index=True)
-    sel = select_groups(training, pool, KEY, seed=0)
+    pool = pd.concat([_noise(training, 3), training], ignore_index=True)
+    sel = select_groups(training, pool, KEY, seed=0, guard=GuardSettings(enabled=False))
     chosen = set(sel.final.keys)
     assert len(chosen & set(training[KEY])) >= 0.95 * training[KEY].nunique()
     assert sel.final.objective < 0.1 * sel.stages["random"].objective
     final = sel.output(pool)
     baseline = sel.output(pool, "random")
-    settings = {"accuracy_floor": None, "max_dcr_share": 0.52, "min_nndr_ratio": 0.5,
-                "exact_copy_tolerance": 0.001, "eval_seed": 1}
-    gate = evaluate_and_gate(final, baseline, training, holdout, settings, group_key=KEY,
+    gate = evaluate_and_gate(final, baseline, training, holdout, GATE_DEFAULTS, group_key=KEY,
                              target=training[KEY].nunique(), rows=sel.final.groups, n_pool=sel.layout.n_groups,
                              out=tmp_path)
     checks = {c.check_name: c for c in gate["checks"]}
     assert checks["accuracy_floor"].passed  # the copies are as accurate as the training data itself
     assert not checks["privacy_gate"].passed
     assert "exact_copy_training" in checks["privacy_gate"].description
+
+
+def test_with_the_privacy_guard_on_no_training_copy_is_selected(seq_run, tmp_path):
+    """The same kind of pool with the guard on (the default): every training copy is removed before the search."""
+    from synth_core.sequential_select import select_groups
+
+    source = _output(seq_run, "source_data")
+    training = pd.read_parquet(source["training"])
+    holdout = pd.read_parquet(source["holdout"])
+    pool = pd.concat([_noise(training, 3), training, _noise(training, 4)], ignore_index=True)
+    sel = select_groups(training, pool, KEY, seed=0)
+    assert sel.guard.replicas == training[KEY].nunique()
+    assert not set(sel.final.keys) & set(training[KEY])
+    gate = evaluate_and_gate(sel.output(pool), sel.output(pool, "random"), training, holdout, GATE_DEFAULTS,
+                             group_key=KEY, target=training[KEY].nunique(), rows=sel.final.groups,
+                             n_pool=sel.layout.n_groups, out=tmp_path)
+    privacy = {c.check_name: c for c in gate["checks"]}["privacy_gate"]
+    assert "exact_copy_training_sequences" not in privacy.description

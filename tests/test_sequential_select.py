@@ -10,8 +10,12 @@ import pandas as pd
 import pytest
 
 from synth_core.errors import InputError
+from synth_core.guard import GuardSettings
 
 KEY = "group_id"
+# The search's own tests put the training groups in the pool and expect them back; the privacy
+# guard (on by default) exists to keep them out, so these tests switch it off.
+GUARD_OFF = GuardSettings(enabled=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,7 +329,23 @@ def small_selection(small):
     from synth_core.sequential_select import select_groups
 
     training, pool = small
-    return select_groups(training, pool, KEY, seed=0)
+    return select_groups(training, pool, KEY, seed=0, guard=GUARD_OFF)
+
+
+def test_the_privacy_guard_keeps_the_training_copies_out(small, small_selection):
+    from synth_core.sequential_select import select_groups
+
+    training, pool = small
+    sel = select_groups(training, pool, KEY, seed=0)  # guard on: the default
+    assert sel.guard.replicas == 300  # every training group is in the pool, under its own key
+    for name in ("coherence", "refined"):
+        assert not set(sel.stages[name].keys) & set(training[KEY])
+    # the output holds the pool's closeness strata (a balancing pass sees to it on a problem this small)
+    floor = sel.guard.closeness_floor(300)  # whole counts cannot match fractional shares exactly
+    assert sel.stages["refined"].details["closeness_error"] <= GuardSettings().balance_tolerance + floor
+    # the random stage is the pool's, copies and all: the baseline of what the generator gave
+    assert np.array_equal(sel.stages["random"].groups, small_selection.stages["random"].groups)
+    assert sel.objectives()["refined"] < sel.objectives()["random"]
 
 
 def test_recovers_the_training_groups(small, small_selection):
@@ -375,7 +395,7 @@ def test_determinism_and_key_types(small, small_selection, tmp_path):
     from synth_core.sequential_select import select_groups
 
     training, pool = small
-    again = select_groups(training, pool, KEY, seed=0)
+    again = select_groups(training, pool, KEY, seed=0, guard=GUARD_OFF)
     for name in ("random", "coherence", "refined"):
         assert np.array_equal(again.stages[name].keys, small_selection.stages[name].keys)
         assert again.stages[name].objective == small_selection.stages[name].objective
@@ -383,14 +403,14 @@ def test_determinism_and_key_types(small, small_selection, tmp_path):
     for i, sel in enumerate((small_selection, again)):
         write_table(sel.output(pool, "coherence"), tmp_path / f"run{i}.csv")
     assert (tmp_path / "run0.csv").read_bytes() == (tmp_path / "run1.csv").read_bytes()
-    other = select_groups(training, pool, KEY, seed=1, refine=False)
+    other = select_groups(training, pool, KEY, seed=1, refine=False, guard=GUARD_OFF)
     assert not np.array_equal(other.stages["coherence"].groups, again.stages["coherence"].groups)
     # integer keys: the same groups in the same order give the same selection
     codes, uniques = pd.factorize(pd.concat([training[KEY], pool[KEY]]), sort=True)
     as_int = dict(zip(uniques, range(len(uniques))))
     t_int = training.assign(**{KEY: training[KEY].map(as_int).astype(np.int64)})
     p_int = pool.assign(**{KEY: pool[KEY].map(as_int).astype(np.int64)})
-    sel_int = select_groups(t_int, p_int, KEY, seed=0)
+    sel_int = select_groups(t_int, p_int, KEY, seed=0, guard=GUARD_OFF)
     for name in ("random", "coherence", "refined"):
         assert np.array_equal(sel_int.stages[name].groups, small_selection.stages[name].groups)
         assert sel_int.stages[name].objective == small_selection.stages[name].objective
@@ -410,7 +430,7 @@ def test_single_row_groups(prize):
     noise_pos = noise.groupby(KEY).cumcount()
     noise = noise[~noise[KEY].isin(noise[KEY].unique()[:100]) | (noise_pos == 0)]
     pool = shuffle_groups(pd.concat([training, noise], ignore_index=True), seed=5)
-    sel = select_groups(training, pool, KEY, seed=1)
+    sel = select_groups(training, pool, KEY, seed=1, guard=GUARD_OFF)
     assert sel.objectives()["refined"] < 1e-9
     out = sel.output(pool)
     assert (out.groupby(KEY).size() == 1).sum() == 40
@@ -467,25 +487,34 @@ def test_cli_sequential_select(small, prize, tmp_path, capsys):
     first_groups(prize["holdout"], 300).to_csv(paths["holdout"], index=False)
     out = tmp_path / "out.parquet"
     argv = ["select", "--training", str(paths["training"]), "--pool", str(paths["pool"]), "--output", str(out),
-            "--holdout", str(paths["holdout"]), "--group-key", KEY, "--seed", "0", "--json"]
-    assert main(argv) == 0
-    result = json.loads(capsys.readouterr().out)
+            "--holdout", str(paths["holdout"]), "--group-key", KEY, "--seed", "0", "--no-privacy-guard", "--json"]
+    # the guard off, the search recovers the training copies: the privacy gate refuses them
+    assert main(argv) == 3
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
     stages = {s["stage"]: s for s in result["stages"]}
     assert list(stages) == ["random", "coherence", "refined"]
     assert stages["refined"]["groups"] == 300 and stages["refined"]["objective"] < 1e-9
     assert stages["refined"]["accuracy"]["overall"] > stages["random"]["accuracy"]["overall"]
-    assert "privacy" in stages["refined"]
+    assert "privacy" in stages["refined"] and "privacy" not in stages["coherence"]  # ends only
+    assert result["checks"]["privacy_gate"]["passed"] is False and result["output"] is None
+    assert not out.exists() and "check failed: privacy_gate" in captured.err
+    # --force writes it anyway, and still says so in the status
+    assert main(argv + ["--force"]) == 3
     written = pd.read_parquet(out)
     assert written[KEY].nunique() == 300 and set(written[KEY]) == set(training[KEY])
+    capsys.readouterr()
 
-    # the table form, without a holdout (no privacy lines); a bad size is a one-line error
+    # the table form, without a holdout (no privacy lines, the privacy gate not evaluated); a bad
+    # size is a one-line error
     from synth_core.sequential_select import run_sequential_select
 
     args = types.SimpleNamespace(training=paths["training"], pool=paths["pool"], output=tmp_path / "o.csv",
-                                 holdout=None, group_key=KEY, size=50, seed=0, json=False)
+                                 holdout=None, group_key=KEY, size=50, seed=0, json=False, privacy_guard=False)
     assert run_sequential_select(args) == 0
     text = capsys.readouterr().out
     assert text.splitlines()[0].split()[:4] == ["stage", "groups", "rows", "objective"]
-    assert "refined" in text and "privacy" not in text and "wrote 50 groups" in text
+    assert "refined" in text and "privacy (" not in text and "wrote 50 groups" in text
+    assert "privacy_gate    not evaluated (needs --holdout)" in text
     assert main(argv[:-1] + ["--size", "99999"]) == 2
     assert "exceeds the pool's 1,200 groups" in capsys.readouterr().err

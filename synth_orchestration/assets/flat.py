@@ -14,6 +14,7 @@ import pandas as pd
 
 from synth_core.binning import Binner
 from synth_core.errors import InputError
+from synth_core.guard import GuardSettings, PoolGuard, guard_pool
 from synth_core.metrics import codes_accuracy
 from synth_core.select import (
     SelectionProblem,
@@ -28,13 +29,14 @@ from synth_core.select import (
 from synth_orchestration.common import (
     Stage,
     accuracy_metadata,
+    guard_metadata,
     merged_settings,
     partitions_for,
     selection_keys,
     spec_for,
     user_errors,
 )
-from synth_orchestration.configs import IPFConfig, MIConfig, PoolConfig, RefineConfig, TrainingConfig
+from synth_orchestration.configs import IPFConfig, MIConfig, PoolConfig, RefineConfig, TrainingConfig, guard_settings
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 from synth_orchestration.shared_assets import (
@@ -65,19 +67,25 @@ trained_generator = trained_generator_asset(
 
 
 def _assemble_pool(context, spec, settings: dict, source_data: dict, pool: dict, stage: Stage, out: Path):
-    """The pool's code matrix under the metric's binning, fitted on training only; the random sample's accuracy."""
+    """The pool's code matrix under the metric's binning, fitted on training only; the privacy guard's
+    verdict on the pool; the random sample's accuracy."""
     training = read_source(source_data, "training")
     binner = Binner(n_bins=10).fit(training)
-    codes = np.concatenate([binner.transform(pd.read_parquet(p)) for p in pool["shards"]], axis=0)
+    table = pd.concat([pd.read_parquet(p, columns=list(training.columns)) for p in pool["shards"]], ignore_index=True)
+    codes = binner.transform(table)
+    guard = guard_pool(training, table, settings=guard_settings(settings), seed=int(settings["seed"]))
+    del table
     np.save(out / "pool_codes.npy", np.ascontiguousarray(codes))
     np.save(out / "train_codes.npy", binner.transform(training))
     (out / "binner.pkl").write_bytes(pickle.dumps(binner))
+    guard.save(out / "guard.npz")
     value = {**pool, "codes": str(out / "pool_codes.npy"), "train_codes": str(out / "train_codes.npy"),
-             "binner": str(out / "binner.pkl"), "n_pool": int(codes.shape[0])}
+             "binner": str(out / "binner.pkl"), "n_pool": int(codes.shape[0]), "guard": str(out / "guard.npz"),
+             "closeness_weight": float(settings["closeness_weight"])}
     random_rows = random_subset(codes.shape[0], source_data["target_size"], int(settings["seed"]))
     acc = codes_accuracy(binner.transform(training), codes[random_rows], binner.n_codes, binner.names).to_dict()
-    figures = stage.record({"pool_rows": codes.shape[0], **accuracy_metadata(acc)})
-    return value, figures, {"pool_rows": dg.MetadataValue.int(int(codes.shape[0]))}
+    figures = stage.record({"pool_rows": codes.shape[0], **guard.figures(), **accuracy_metadata(acc)})
+    return value, figures, {"pool_rows": dg.MetadataValue.int(int(codes.shape[0])), **guard_metadata(guard)}
 
 
 candidate_pool = candidate_pool_asset(
@@ -94,19 +102,26 @@ def _load_problem(source_data: dict, candidate_pool: dict, mi: dict | None = Non
         pool_codes=np.load(candidate_pool["codes"]),
         n_target=source_data["target_size"],
         columns=source_data["columns"],
+        guard=PoolGuard.load(candidate_pool["guard"]),
     )
-    if problem.n_target > problem.n_pool:
-        raise InputError(f"target size {problem.n_target:,} is larger than the pool ({problem.n_pool:,} rows)")
+    if problem.n_target > len(problem.guard.candidates):
+        raise InputError(f"target size {problem.n_target:,} is larger than the pool's {len(problem.guard.candidates):,} "
+                         "rows left by the privacy guard")
     if mi is not None:
-        settings = SelectionSettings(top_pairs=mi["top_pairs"], top_triples=mi["top_triples"])
+        settings = SelectionSettings(top_pairs=mi["top_pairs"], top_triples=mi["top_triples"],
+                                     guard=GuardSettings(closeness_weight=candidate_pool["closeness_weight"]))
         problem = stage_mi_pairs(problem, settings)
     return problem
 
 
 def _stage_figures(problem: SelectionProblem, rows: np.ndarray) -> dict:
-    """The subset's accuracy against training (qa definition) and the objective."""
+    """The subset's accuracy against training (qa definition), the objective and, under the privacy guard,
+    how far the subset's closeness strata are from the pool's."""
     acc = codes_accuracy(problem.train_codes, problem.pool_codes[rows], problem.binner.n_codes, problem.binner.names)
-    return {"objective": problem.objective_of(rows), "rows": len(rows), **accuracy_metadata(acc.to_dict())}
+    figures = {"objective": problem.objective_of(rows), "rows": len(rows), **accuracy_metadata(acc.to_dict())}
+    if problem.guard.enabled:
+        figures["closeness_error"] = problem.guard.closeness_error(problem.guard.positions(rows))
+    return figures
 
 
 @dg.asset(**COMMON, code_version="1", kinds={"numpy"}, op_tags=step_tags("mi_pairs"))
@@ -222,7 +237,8 @@ def refined_output(
         final = take_pool_rows(candidate_pool["shards"], refined.rows, training)
         random_rows = random_subset(problem.n_pool, problem.n_target, settings["seed"])
         baseline = take_pool_rows(candidate_pool["shards"], random_rows, training)
-        figures = {**_stage_figures(problem, refined.rows), "swaps": refined.swaps, "rounds": refined.rounds}
+        figures = {**_stage_figures(problem, refined.rows), "swaps": refined.swaps, "rounds": refined.rounds,
+                   **problem.guard.figures()}
         value, figures, metadata, checks = finish_output(
             context, KIND, spec, settings, final=final, baseline=baseline, training=training, source_data=source_data,
             trained_generator=trained_generator, selected=refined.rows, n_pool=problem.n_pool, out=out,

@@ -13,19 +13,29 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from synth_core.errors import InputError
+from synth_core.guard import GuardSettings, PoolGuard, guard_pool
 from synth_core.metrics import accuracy
 from synth_core.select import conform_to, save_rows
 from synth_core.sequences import GroupLayout, SequentialProblem, build_problem, random_groups
 from synth_orchestration.common import (
     Stage,
     accuracy_metadata,
+    guard_metadata,
     merged_settings,
     partitions_for,
     selection_keys,
     spec_for,
     user_errors,
 )
-from synth_orchestration.configs import CoherenceConfig, GateConfig, GroupPoolConfig, GroupRefineConfig, TrainingConfig
+from synth_orchestration.configs import (
+    CoherenceConfig,
+    GateConfig,
+    GroupPoolConfig,
+    GroupRefineConfig,
+    TrainingConfig,
+    guard_settings,
+)
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 from synth_orchestration.shared_assets import (
@@ -80,11 +90,24 @@ def _problem(source_data: dict, candidate_pool: dict, options: dict) -> tuple[pd
 
 
 def _stage_figures(training: pd.DataFrame, subset: pd.DataFrame, group_key: str, problem: SequentialProblem,
-                   groups: np.ndarray, seed: int) -> dict:
-    """The subset's accuracy against training (qa definition, coherence included) and the objective."""
+                   groups: np.ndarray, seed: int, guard: PoolGuard) -> dict:
+    """The subset's accuracy against training (qa definition, coherence included), the objective and, under
+    the privacy guard, how far the subset's closeness strata are from the pool's."""
     acc = accuracy(training, subset, group_key=group_key, seed=seed).to_dict()
-    return {"objective": problem.objective(problem.counts(groups)), "groups": len(groups), "rows": len(subset),
-            **accuracy_metadata(acc)}
+    figures = {"objective": problem.objective(problem.counts(groups)), "groups": len(groups), "rows": len(subset),
+               **accuracy_metadata(acc)}
+    if guard.enabled:
+        figures["closeness_error"] = guard.closeness_error(guard.positions(groups))
+    return figures
+
+
+def _search(problem: SequentialProblem, candidate_pool: dict) -> tuple[PoolGuard, SequentialProblem]:
+    """The privacy guard's verdict and the problem the stages search (:meth:`SequentialProblem.guarded`)."""
+    guard = PoolGuard.load(candidate_pool["guard"])
+    if problem.n_target > len(guard.candidates):
+        raise InputError(f"target size {problem.n_target:,} is larger than the pool's {len(guard.candidates):,} "
+                         "groups left by the privacy guard")
+    return guard, problem.guarded(guard, candidate_pool["closeness_weight"])
 
 
 source_data = source_data_asset(
@@ -98,17 +121,23 @@ trained_generator = trained_generator_asset(
 
 
 def _assemble_pool(context, spec, settings: dict, source_data: dict, pool: dict, stage: Stage, out: Path):
-    """The random sample of pool groups (the baseline every stage is compared with) and its accuracy."""
+    """The privacy guard's verdict on the pool; the random sample of pool groups (the baseline every stage is
+    compared with) and its accuracy."""
     training = read_source(source_data, "training")
     table = _read_pool(pool, list(training.columns))
     layout = GroupLayout.from_keys(table[spec.group_key], "pool")
+    guard = guard_pool(training, table, group_key=spec.group_key, settings=guard_settings(settings),
+                       seed=int(settings["seed"]))
+    guard.save(out / "guard.npz")
     target = int(source_data["target_size"])
     start = random_groups(layout.n_groups, target, int(settings["seed"]))
     sample = _groups_table(table, layout, start, training)
     acc = accuracy(training, sample, group_key=spec.group_key, seed=STAGE_EVAL_SEED).to_dict()
     figures = stage.record({"pool_groups": layout.n_groups, "pool_rows": len(table), "groups": target,
-                            "rows": len(sample), **accuracy_metadata(acc)})
-    return {**pool, "n_groups": int(layout.n_groups)}, figures, {"pool_groups": dg.MetadataValue.int(layout.n_groups)}
+                            "rows": len(sample), **guard.figures(), **accuracy_metadata(acc)})
+    value = {**pool, "n_groups": int(layout.n_groups), "guard": str(out / "guard.npz"),
+             "closeness_weight": float(settings["closeness_weight"])}
+    return value, figures, {"pool_groups": dg.MetadataValue.int(layout.n_groups), **guard_metadata(guard)}
 
 
 candidate_pool = candidate_pool_asset(
@@ -136,22 +165,24 @@ def coherence_subset(
     with user_errors(cleanup=out):
         settings = _settings(config, spec)
         training, pool, problem = _problem(source_data, candidate_pool, settings)
+        guard, search = _search(problem, candidate_pool)
         seed = int(settings["seed"])
-        start = random_groups(problem.n_pool, problem.n_target, seed)
+        start = random_groups(search.n_pool, problem.n_target, seed)  # in the search's numbering
         result = select_coherent(
-            problem, problem.n_target, seed, start=start, max_swaps=int(settings["coherence_max_swaps"]),
+            search, problem.n_target, seed, start=start, max_swaps=int(settings["coherence_max_swaps"]),
             max_rounds=int(settings["coherence_max_rounds"]), pairs_per_removal=int(settings["pairs_per_removal"]),
         )
-        save_rows(out / "groups.npy", result.groups)
-        subset = _groups_table(pool, problem.pool.layout, result.groups, training)
+        groups = guard.units(result.groups)
+        save_rows(out / "groups.npy", groups)
+        subset = _groups_table(pool, problem.pool.layout, groups, training)
         figures = stage.record({
-            **_stage_figures(training, subset, spec.group_key, problem, result.groups, STAGE_EVAL_SEED),
+            **_stage_figures(training, subset, spec.group_key, problem, groups, STAGE_EVAL_SEED, guard),
             "coherence_objective_start": result.objective_start, "coherence_objective": result.objective,
             "swaps": result.refine.n_swaps, "rounds": result.refine.n_rounds,
         })
     options = {k: settings[k] for k in ("seed", "max_triples", "pairs_per_removal")}
     return dg.MaterializeResult(
-        value={"groups": str(out / "groups.npy"), "n_groups": int(result.groups.shape[0]), "options": options},
+        value={"groups": str(out / "groups.npy"), "n_groups": int(groups.shape[0]), "options": options},
         metadata={**figures, "stop_reason": dg.MetadataValue.text(result.refine.stop_reason)},
     )
 
@@ -168,7 +199,7 @@ def refined_output(
     metrics: MetricStoreResource,
 ):
     """Group swaps on uni/bi/tri (rows weighted as the metric samples them) with coherence kept in the objective."""
-    from synth_core.group_refine import refine_groups
+    from synth_core.sequential_select import refine_guarded
 
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
@@ -177,22 +208,24 @@ def refined_output(
         settings = _settings(config, spec)
         options = coherence_subset["options"]  # the problem the coherence stage solved
         training, pool, problem = _problem(source_data, candidate_pool, options)
-        refined = refine_groups(problem, np.load(coherence_subset["groups"]), max_swaps=int(settings["max_swaps"]),
-                                max_rounds=int(settings["max_rounds"]),
-                                pairs_per_removal=int(options["pairs_per_removal"]))
-        save_rows(out / "groups.npy", refined.groups)
+        guard, search = _search(problem, candidate_pool)
+        refined = refine_guarded(search, guard, GuardSettings(), guard.positions(np.load(coherence_subset["groups"])),
+                                 max_swaps=int(settings["max_swaps"]), max_rounds=int(settings["max_rounds"]),
+                                 pairs_per_removal=int(options["pairs_per_removal"]))
+        groups = guard.units(refined.groups)
+        save_rows(out / "groups.npy", groups)
         gk = spec.group_key
-        selected = _groups_table(pool, problem.pool.layout, refined.groups, training)
-        final = _renumbered(selected, problem, refined.groups, training, gk) if settings["renumber_keys"] else selected
+        selected = _groups_table(pool, problem.pool.layout, groups, training)
+        final = _renumbered(selected, problem, groups, training, gk) if settings["renumber_keys"] else selected
         random_start = random_groups(problem.n_pool, problem.n_target, int(options["seed"]))
         baseline = _groups_table(pool, problem.pool.layout, random_start, training)
         figures = {
-            **_stage_figures(training, selected, gk, problem, refined.groups, STAGE_EVAL_SEED),
-            "swaps": refined.n_swaps, "rounds": refined.n_rounds,
+            **_stage_figures(training, selected, gk, problem, groups, STAGE_EVAL_SEED, guard),
+            "swaps": refined.n_swaps, "rounds": refined.n_rounds, **guard.figures(),
         }
         value, figures, metadata, checks = finish_output(
             context, KIND, spec, {**settings, **options}, final=final, baseline=baseline, training=training,
-            source_data=source_data, trained_generator=trained_generator, selected=refined.groups,
+            source_data=source_data, trained_generator=trained_generator, selected=groups,
             n_pool=problem.n_pool, out=out,
             figures=figures, stop_reason=refined.stop_reason,
         )
