@@ -25,12 +25,9 @@ Usage: ``python benchmarks/bench_evaluate.py [--repeats N] [--quick] [--skip-qa]
 
 from __future__ import annotations
 
-from synth_core.metrics import FIELDS
-import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,7 +42,6 @@ SECTION = "evaluate"
 PRIZE_TARGET_S = 30.0
 CENSUS_TARGET_S = 10.0
 QA_PRIZE_SECONDS_CITED = 1400.0  # shared/docs/qa-metrics.md, §0 / §11 (mostlyai-qa 1.10.11, 2 cores)
-ACC_FIELDS = FIELDS  # qa's Accuracy field names, from the metric engine itself
 
 # mostlyai-qa's report as the prize organisers ran it, but on the census files; prints its metrics.
 QA_SCRIPT = r"""
@@ -86,21 +82,13 @@ def perturbed_census(holdout: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return syn
 
 
-def time_cli(argv: list[str], repeats: int, tag: str) -> tuple[list[H.ColdRun], Path]:
-    cache = H.fresh_numba_cache(tag)
-    env = H.child_env(numba_cache=cache)
-    runs = []
-    for i in range(repeats):
-        H.log(f"{tag}: cold run {i + 1}/{repeats} ({'empty' if i == 0 else 'warm'} numba cache)")
-        run = H.run_cold(argv, env=env, timeout_s=1800)
-        H.check_run(run, f"{tag} run {i + 1}")
-        run.extra["numba_cache"] = "empty (JIT compile)" if i == 0 else "warm"
+def time_cli(argv: list[str], repeats: int, tag: str) -> list[H.ColdRun]:
+    """Cold runs of ``synth evaluate``, each with the time it reports for its own work."""
+
+    def in_process(run: H.ColdRun) -> None:
         run.extra["elapsed_in_process_s"] = run.json().get("elapsed_s")
-        rss = f"{run.max_rss_mib:.0f} MiB" if run.max_rss_mib is not None else "?"
-        H.log(f"{tag}: {run.wall_s:.2f} s wall, {run.cpu_s:.2f} s CPU, peak RSS {rss}")
-        runs.append(run)
-    H.remove_tree(cache)
-    return runs, cache
+
+    return H.cold_runs(argv, repeats, tag, timeout_s=1800, after=in_process)
 
 
 def runs_table(section: R.Section, caption: str, runs: list[H.ColdRun]) -> None:
@@ -132,8 +120,10 @@ def same7(a, b) -> bool:
 
 
 def accuracy_rows(ours: dict, ref: dict) -> tuple[list[list[str]], int, int]:
+    from synth_core.metrics import FIELDS  # qa's Accuracy field names, from the metric engine itself
+
     rows, equal, compared = [], 0, 0
-    for f in ACC_FIELDS:
+    for f in FIELDS:
         a, b = ours.get(f), ref.get(f)
         if a is None and b is None:
             continue
@@ -145,54 +135,24 @@ def accuracy_rows(ours: dict, ref: dict) -> tuple[list[list[str]], int, int]:
     return rows, equal, compared
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3, help="cold runs per case (default 3)")
-    ap.add_argument("--quick", action="store_true", help="one run per case, no qa.report")
-    ap.add_argument("--skip-qa", action="store_true", help="do not run mostlyai-qa's report on census")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone (implied by --quick)")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.no_write = True  # development runs never replace the recorded figures
-    repeats = 1 if args.quick else max(1, args.repeats)
-    skip_qa = args.skip_qa or args.quick
-    script_args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--no-write"]
-
-    facts = R.machine_facts()
-    started = time.perf_counter()
-    H.log(f"machine: {facts['cpu_count']} CPUs, load {facts['load_before']}")
-    section = R.Section(
-        name=SECTION,
-        title="synth evaluate (cold process)",
-        what=(
-            "Wall time, CPU time and peak RSS of `synth evaluate --json` run as a fresh process "
-            f"(`{Path(sys.executable).name} -m synth_core.cli evaluate ...`), and whether its accuracy fields equal "
-            "mostlyai-qa's. Each case runs in fresh processes that share one new, empty numba cache: run 1 "
-            "includes JIT compilation and the later runs load the compiled kernels. The time targets are "
-            f"judged on the slowest run. Peak memory: {H.rss_method()}. Shared data is read from `{H.shared_dir()}`."
-        ),
-        command=H.reproduce_command("bench_evaluate.py", script_args),
-        facts=facts,
-    )
-    raw: dict = {"facts": facts}
-
-    # ---------------------------------------------------------------- 1. prize sequential
+def prize_case(section: R.Section, repeats: int) -> dict:
+    """Time and check ``synth evaluate`` on the prize winner; its targets and tables; raw figures."""
     P = ("data", "prize-sequential")
     trn, hol, syn = (H.shared_file(*P, f) for f in ("training.csv.gz", "holdout.csv.gz", "winner-submission.csv.gz"))
     official = json.loads(H.shared_file(*P, "winner-submission.official-metrics.json").read_text())
     argv_prize = H.synth_cli(
         "evaluate", "--training", trn, "--holdout", hol, "--synthetic", syn, "--group-key", "group_id", "--seed", "1", "--json"
     )
-    prize_runs, _ = time_cli(argv_prize, repeats, "prize")
+    prize_runs = time_cli(argv_prize, repeats, "prize")
     prize_json = [r.json() for r in prize_runs]
     deterministic = all(j["accuracy"] == prize_json[0]["accuracy"] and j["privacy"] == prize_json[0]["privacy"] for j in prize_json)
-    ours = prize_json[-1]["accuracy"]
-    acc_rows, equal, compared = accuracy_rows(ours, official["accuracy"])
+    acc_rows, equal, compared = accuracy_rows(prize_json[-1]["accuracy"], official["accuracy"])
     worst = max(r.wall_s for r in prize_runs)
+    median_s = H.median([r.wall_s for r in prize_runs])
     section.target(
         "prize sequential: `synth evaluate` wall time (cold)",
         f"≤ {PRIZE_TARGET_S:.0f} s",
-        f"{worst:.1f} s slowest of {len(prize_runs)} (median {H.median([r.wall_s for r in prize_runs]):.1f} s)",
+        f"{worst:.1f} s slowest of {len(prize_runs)} (median {median_s:.1f} s)",
         worst <= PRIZE_TARGET_S,
     )
     section.target(
@@ -201,15 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{equal} of {compared} equal",
         equal == compared,
     )
-    H.log("prize: one more run with NUMBA_NUM_THREADS=1 (a fresh numba cache of its own)")
-    one_cache = H.fresh_numba_cache("prize-1thread")
-    one_env = H.child_env(numba_cache=one_cache, extra={"NUMBA_NUM_THREADS": "1"})
-    one_thread = H.run_cold(argv_prize, env=one_env, timeout_s=1800)
-    H.check_run(one_thread, "prize with one thread")
-    H.remove_tree(one_cache)
-    same_one = {k: one_thread.json()[k] for k in ("accuracy", "privacy", "privacy_gate")} == {
-        k: prize_json[-1][k] for k in ("accuracy", "privacy", "privacy_gate")
-    }
+    with H.numba_env("prize-1thread", extra={"NUMBA_NUM_THREADS": "1"}) as one_env:
+        one_thread = H.run_checked(argv_prize, "prize with NUMBA_NUM_THREADS=1 (a fresh numba cache of its own)",
+                                   env=one_env, timeout_s=1800)
+    keys = ("accuracy", "privacy", "privacy_gate")
+    same_one = {k: one_thread.json()[k] for k in keys} == {k: prize_json[-1][k] for k in keys}
     section.target(
         "prize sequential: same accuracy, privacy and verdict with 1 thread as with all",
         "identical JSON",
@@ -223,30 +179,51 @@ def main(argv: list[str] | None = None) -> int:
         f"{(ci[1] - ci[0]) / 2:.4f}" if ci else "not reported",
         bool(ci) and (ci[1] - ci[0]) / 2 <= 0.01,
     )
-    raw["prize"] = {"runs": [r.summary() for r in prize_runs], "output": prize_json[-1], "official": official,
-                    "one_thread": one_thread.summary()}
 
-    # ---------------------------------------------------------------- 2. census
+    runs_table(section, "**Prize sequential** (winner submission; 3 × ~154k rows, 20,000 groups each): cold runs", prize_runs)
+    section.add_table(
+        "**Prize sequential**: accuracy of `synth evaluate --seed 1` vs the official scores "
+        "(`winner-submission.official-metrics.json`, mostlyai-qa 1.9.8)",
+        ["field", "synth evaluate", "official", "abs diff", "equal (7 dp)"],
+        acc_rows,
+        "lrrrc",
+    )
+    section.add_table(
+        "**Prize sequential**: time vs mostlyai-qa",
+        ["tool", "wall s", "source"],
+        [
+            ["synth evaluate (median cold run)", f"{median_s:.1f}", "measured here"],
+            ["mostlyai-qa 1.10.11 `qa.report`", f"≈ {QA_PRIZE_SECONDS_CITED:,.0f}", "cited: `shared/docs/qa-metrics.md` §0, §11 (not run)"],
+            ["ratio", f"≈ {QA_PRIZE_SECONDS_CITED / median_s:,.0f}×", ""],
+        ],
+        "lrl",
+    )
+    section.notes.append(
+        f"Repeated cold runs of the prize case gave {'identical' if deterministic else 'DIFFERENT'} accuracy and privacy output."
+    )
+    return {"runs": [r.summary() for r in prize_runs], "output": prize_json[-1], "official": official,
+            "one_thread": one_thread.summary()}
+
+
+def census_case(section: R.Section, repeats: int, skip_qa: bool) -> dict:
+    """Time ``synth evaluate`` on a damaged census holdout (and mostlyai-qa's report on the same
+    tables); its targets and tables; raw figures."""
     C = ("data", "census")
     ctrn, chol = H.shared_file(*C, "training.csv.gz"), H.shared_file(*C, "holdout.csv.gz")
     tmpdir = Path(tempfile.mkdtemp(prefix="census-eval-", dir=H.scratch_dir()))
     try:
         csyn = tmpdir / "census-perturbed-seed0.csv.gz"
-        H.log(f"census: writing the perturbed holdout to {csyn}")
+        H.log(f"census: writing the perturbed holdout to {H.rel(csyn)}")
         synthetic = perturbed_census(pd.read_csv(chol), seed=0)
         synthetic.to_csv(csyn, index=False, compression={"method": "gzip", "mtime": 0})
         argv_census = H.synth_cli("evaluate", "--training", ctrn, "--holdout", chol, "--synthetic", csyn, "--seed", "1", "--json")
-        census_runs, _ = time_cli(argv_census, repeats, "census")
+        census_runs = time_cli(argv_census, repeats, "census")
         census_json = census_runs[-1].json()
         qa_run = qa_json = None
         if not skip_qa:
-            H.log("census: mostlyai-qa qa.report (one cold run, about a minute)")
-            qa_run = H.run_cold(
-                [sys.executable, "-c", QA_SCRIPT, ctrn, chol, csyn, tmpdir / "qa-report.html"], env=H.child_env(), timeout_s=3600
-            )
-            H.check_run(qa_run, "mostlyai-qa report on census")
+            qa_run = H.run_checked([sys.executable, "-c", QA_SCRIPT, ctrn, chol, csyn, tmpdir / "qa-report.html"],
+                                   "census: mostlyai-qa qa.report (about a minute)", env=H.child_env(), timeout_s=3600)
             qa_json = qa_run.json()
-            H.log(f"census: qa.report {qa_run.wall_s:.1f} s wall")
     finally:
         H.remove_tree(tmpdir)
 
@@ -257,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{worst_c:.1f} s slowest of {len(census_runs)} (median {H.median([r.wall_s for r in census_runs]):.1f} s)",
         worst_c <= CENSUS_TARGET_S,
     )
-    if qa_json is not None:
+    runs_table(section, "**Census** (perturbed holdout as synthetic; 3 × 24,421 rows): cold runs", census_runs)
+    if qa_json is None:
+        section.target("census: accuracy = mostlyai-qa's `qa.report`", "all fields equal", "not run (--quick/--skip-qa)", None)
+    else:
         c_rows, c_equal, c_compared = accuracy_rows(census_json["accuracy"], qa_json["accuracy"])
         section.target(
             "census: accuracy = mostlyai-qa's `qa.report` (seed 1, 7 decimals)",
@@ -265,33 +245,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{c_equal} of {c_compared} equal",
             c_equal == c_compared,
         )
-    else:
-        c_rows = None
-        section.target("census: accuracy = mostlyai-qa's `qa.report`", "all fields equal", "not run (--quick/--skip-qa)", None)
-
-    # ---------------------------------------------------------------- tables
-    runs_table(section, "**Prize sequential** (winner submission; 3 × ~154k rows, 20,000 groups each): cold runs", prize_runs)
-    section.add_table(
-        "**Prize sequential**: accuracy of `synth evaluate --seed 1` vs the official scores "
-        "(`winner-submission.official-metrics.json`, mostlyai-qa 1.9.8)",
-        ["field", "synth evaluate", "official", "abs diff", "equal (7 dp)"],
-        acc_rows,
-        "lrrrc",
-    )
-    priv = prize_json[-1]["privacy"] or {}
-    speed = QA_PRIZE_SECONDS_CITED / H.median([r.wall_s for r in prize_runs])
-    section.add_table(
-        "**Prize sequential**: time vs mostlyai-qa",
-        ["tool", "wall s", "source"],
-        [
-            ["synth evaluate (median cold run)", f"{H.median([r.wall_s for r in prize_runs]):.1f}", "measured here"],
-            ["mostlyai-qa 1.10.11 `qa.report`", f"≈ {QA_PRIZE_SECONDS_CITED:,.0f}", "cited: `shared/docs/qa-metrics.md` §0, §11 (not run)"],
-            ["ratio", f"≈ {speed:,.0f}×", ""],
-        ],
-        "lrl",
-    )
-    runs_table(section, "**Census** (perturbed holdout as synthetic; 3 × 24,421 rows): cold runs", census_runs)
-    if c_rows is not None:
         section.add_table(
             "**Census**: accuracy of `synth evaluate --seed 1` vs mostlyai-qa's `qa.report` (`qa.set_random_state(1)`)",
             ["field", "synth evaluate", "mostlyai-qa", "abs diff", "equal (7 dp)"],
@@ -320,34 +273,55 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "lrrrl",
         )
-    cp = census_json["privacy"] or {}
+    return {"runs": [r.summary() for r in census_runs], "output": census_json,
+            "qa": None if qa_run is None else {"run": qa_run.summary(), "metrics": qa_json}}
 
-    def privacy_row(label: str, p: dict, gate: dict | None) -> list:
-        interval = lambda key: "–".join(f"{v:.4f}" for v in p[key]) if p.get(key) else R.NA  # noqa: E731
-        verdict = R.NA if gate is None else ("pass" if gate["passed"] else "FAIL: " + "; ".join(r.split()[0] for r in gate["reasons"]))
-        return [label, R.fmt(p.get("dcr_share"), 4), interval("dcr_share_ci"), R.fmt(p.get("nndr_ratio"), 4),
-                R.fmt(p.get("exact_copy_training"), 4), R.fmt(p.get("exact_copy_holdout"), 4),
-                R.fmt(p.get("membership_auc"), 4), interval("membership_auc_ci"), p.get("membership_attack") or R.NA,
-                f"{p.get('n', 0):,}", verdict]
 
+def privacy_row(label: str, p: dict, gate: dict | None) -> list:
+    """Privacy figures and gate verdict of one ``synth evaluate --json`` output."""
+    interval = lambda key: "–".join(f"{v:.4f}" for v in p[key]) if p.get(key) else R.NA  # noqa: E731
+    verdict = R.NA if gate is None else ("pass" if gate["passed"] else "FAIL: " + "; ".join(r.split()[0] for r in gate["reasons"]))
+    return [label, R.fmt(p.get("dcr_share"), 4), interval("dcr_share_ci"), R.fmt(p.get("nndr_ratio"), 4),
+            R.fmt(p.get("exact_copy_training"), 4), R.fmt(p.get("exact_copy_holdout"), 4),
+            R.fmt(p.get("membership_auc"), 4), interval("membership_auc_ci"), p.get("membership_attack") or R.NA,
+            f"{p.get('n', 0):,}", verdict]
+
+
+def main(argv: list[str] | None = None) -> int:
+    bench = H.Bench("bench_evaluate.py", __doc__, quick="one run per case, no qa.report")
+    bench.parser.add_argument("--repeats", type=int, default=3, help="cold runs per case (default 3)")
+    bench.parser.add_argument("--skip-qa", action="store_true", help="do not run mostlyai-qa's report on census")
+    args = bench.parse(argv)
+    repeats = 1 if args.quick else max(1, args.repeats)
+
+    section = bench.section(
+        SECTION,
+        "synth evaluate (cold process)",
+        (
+            "Wall time, CPU time and peak RSS of `synth evaluate --json` run as a fresh process "
+            f"(`{Path(sys.executable).name} -m synth_core.cli evaluate ...`), and whether its accuracy fields equal "
+            "mostlyai-qa's. Each case runs in fresh processes that share one new, empty numba cache: run 1 "
+            "includes JIT compilation and the later runs load the compiled kernels. The time targets are "
+            f"judged on the slowest run. Peak memory: {H.rss_method()}. Shared data is read from `{H.rel(H.shared_dir())}`."
+        ),
+    )
+    prize = prize_case(section, repeats)
+    census = census_case(section, repeats, args.skip_qa or args.quick)
     section.add_table(
         "Privacy figures of `synth evaluate` (units: groups for the prize, rows for census; `n` per reference)",
         ["case", "dcr_share", "95% CI", "nndr_ratio", "exact_copy_training", "exact_copy_holdout", "membership_auc",
          "95% CI", "best attack", "n", "privacy_gate"],
         [
-            privacy_row("prize winner", priv, prize_json[-1].get("privacy_gate")),
-            privacy_row("census perturbed holdout", cp, census_json.get("privacy_gate")),
+            privacy_row("prize winner", prize["output"]["privacy"] or {}, prize["output"].get("privacy_gate")),
+            privacy_row("census perturbed holdout", census["output"]["privacy"] or {}, census["output"].get("privacy_gate")),
         ],
         "lrlrrrrllrl",
     )
-    section.notes.append(
+    section.notes[:0] = [
         "Census synthetic table: the holdout shuffled, age ± up to 3 years (clipped to 17..90), 20 % of "
         "hours_per_week set to 40, 10 % of occupations permuted among themselves, 5 % of workclass set "
         "missing (numpy `default_rng(0)`); written to a temporary `.csv.gz` and deleted afterwards."
-    )
-    section.notes.append(
-        f"Repeated cold runs of the prize case gave {'identical' if deterministic else 'DIFFERENT'} accuracy and privacy output."
-    )
+    ]
     section.notes.append(
         "The prize's official distance figures (dcr_share 0.511 etc.) come from qa's embedding-space distances; "
         "`synth evaluate`'s privacy figures use a different, documented distance (`synth_core/privacy.py`), so they are not compared."
@@ -357,19 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "construction, so its dcr_share is far below 0.5 and its membership AUC far below 0.5 (non-members are the "
         "closer ones). It measures speed, not privacy."
     )
-    section.elapsed_s = time.perf_counter() - started
-    section.load_after = R.load_average()
-    raw["census"] = {
-        "runs": [r.summary() for r in census_runs],
-        "output": census_json,
-        "qa": None if qa_run is None else {"run": qa_run.summary(), "metrics": qa_json},
-    }
-    H.save_json("bench_evaluate", raw)
-    print(section.summary())
-    if not args.no_write:
-        path = R.write(section)
-        H.log(f"wrote section '{SECTION}' of {path}")
-    return 0
+    return bench.finish(section, {"prize": prize, "census": census})
 
 
 if __name__ == "__main__":

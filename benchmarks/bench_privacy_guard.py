@@ -17,14 +17,17 @@ and the outputs and a random pool sample of the same size are evaluated by
 ``synth_core.evaluate.evaluate`` (accuracy against training ∪ holdout, qa's seed 1; privacy on
 all units up to 50,000). ``census`` is also run over guard settings (closeness weight, near-copy
 quantile) for the trade-off table. Usage: ``python benchmarks/bench_privacy_guard.py [--only NAME]
-[--no-write]``.
+[--quick] [--no-write]`` (``--quick``: 1-minute census and prize generators shared with the
+``--quick`` runs of ``bench_flat_census.py`` and ``bench_sequential_prize.py``, pools of 50,000
+rows and 12,000 groups, small selections, two census and one prize trade-off point, nothing
+written).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +42,41 @@ import results as R  # noqa: E402
 SECTION = "privacy_guard"
 SEED = 0
 EVAL_SEED = 1
-REAL_SEEDS = (0, 1, 2, 3, 4)  # the real-row pool's 8,000-row holdout subsamples training: average over seeds
 DCR_MARGIN = 0.005
 ACCURACY_MARGIN = 0.001
 CASES = ("census", "tradeoff", "leaky", "real", "diamonds", "prize", "tradeoff_prize")
 CENSUS_GRID = ((0.0, 0.01), (0.02, 0.01), (0.05, 0.01), (0.1, 0.01), (0.3, 0.01), (0.05, 0.0), (0.05, 0.005), (0.05, 0.02))
 PRIZE_WEIGHTS = (0.01, 0.05, 0.3)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one run; ``None`` sizes select as many rows as training has (census) or the
+    dataset's ``target_size`` (diamonds)."""
+
+    census_minutes: float = 5.0
+    census_pool: int = 500_000
+    census_shard: int = 100_000
+    census_size: int | None = None
+    census_grid: tuple = CENSUS_GRID
+    leaky_rows: int = 200_000
+    leaky_size: int = 10_000
+    leaky_shares: tuple[float, ...] = (0.02, 0.10)
+    real_sizes: tuple[int, ...] = (8_000, 4_000)
+    real_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # the real-row pool's 8,000-row holdout subsamples training
+    diamonds_size: int | None = None
+    prize_minutes: float = 15.0
+    prize_pool: int = 100_000
+    prize_shard: int = 20_000
+    prize_size: int = 20_000
+    prize_weights: tuple[float, ...] = PRIZE_WEIGHTS
+
+
+FULL = Plan()
+QUICK = Plan(census_minutes=1.0, census_pool=50_000, census_shard=50_000, census_size=5_000, census_grid=CENSUS_GRID[:2],
+             leaky_rows=20_000, leaky_size=2_000, leaky_shares=(0.10,), real_sizes=(4_000,), real_seeds=(0,),
+             diamonds_size=1_000, prize_minutes=1.0, prize_pool=12_000, prize_shard=4_000, prize_size=2_000,
+             prize_weights=PRIZE_WEIGHTS[:1])
 
 
 def flat_select(training, pool, n, guard):
@@ -59,10 +91,10 @@ def flat_select(training, pool, n, guard):
 
 
 def sequential_select(training, pool, n, guard, key):
-    from synth_core.sequential_select import select_groups
+    from synth_core.sequential_select import SequentialSettings, select_groups
 
     t = time.perf_counter()
-    sel = select_groups(training, pool, key, n, seed=SEED, guard=guard)
+    sel = select_groups(training, pool, key, n, SequentialSettings(seed=SEED, guard=guard))
     elapsed = time.perf_counter() - t
     return {"output": sel.output(pool), "rows": sel.final.groups, "random": sel.output(pool, "random"),
             "random_rows": sel.stages["random"].groups, "guard": sel.guard, "select_s": elapsed,
@@ -70,20 +102,18 @@ def sequential_select(training, pool, n, guard, key):
 
 
 def measure(training, holdout, table, key=None, seeds=(EVAL_SEED,)) -> dict:
-    """Accuracy and privacy of ``table``; privacy figures averaged over ``seeds``."""
-    from synth_core.evaluate import evaluate
-
-    runs = [evaluate(training, table, holdout, group_key=key, seed=s) for s in seeds]
-    priv = [r.privacy for r in runs]
-    acc = runs[0].accuracy.to_dict()
+    """Accuracy (first seed) and privacy of ``table``; privacy figures averaged over ``seeds``."""
+    q = H.evaluate_seeds(training, holdout, table, seeds, group_key=key)
+    first = q["runs"][0]
+    acc, priv = first["accuracy"], first["privacy"]
     return {
         "overall": acc["overall"],
         "coherence": acc["coherence"],
-        "dcr_share": float(np.mean([p.dcr_share for p in priv])),
-        "dcr_share_ci": priv[0].dcr_share_ci,
-        "membership_auc": float(np.mean([p.membership_auc for p in priv])),
-        "copies": priv[0].exact_copy_training if key is None else priv[0].exact_copy_training_sequences,
-        "gate": runs[0].privacy_gate.passed if runs[0].privacy_gate is not None else None,
+        "dcr_share": float(np.mean([r["privacy"]["dcr_share"] for r in q["runs"]])),
+        "dcr_share_ci": priv["dcr_share_ci"],
+        "membership_auc": float(np.mean([r["privacy"]["membership_auc"] for r in q["runs"]])),
+        "copies": priv["exact_copy_training"] if key is None else priv["exact_copy_training_sequences"],
+        "gate": first["privacy_ok"],
     }
 
 
@@ -121,13 +151,12 @@ def census_tables():
             read_table(H.shared_file("data", "census", "holdout.csv.gz")))
 
 
-def census_pool(training, rows=500_000):
+def census_pool(training, plan: Plan, quick: bool):
     from synth_core.conform import conform_table
-    from synth_core.generator import TrainingSettings
 
-    settings = TrainingSettings(model_size="small", max_training_time_min=5, max_epochs=1000, seed=0)
-    handle, info = G.generator("census", training, settings)
-    pool = G.pool("census", handle, 500_000, shard_size=100_000).iloc[:rows].reset_index(drop=True)
+    name = G.scratch_name("census", quick)
+    handle, info = G.generator(name, training, G.training_settings("small", plan.census_minutes))
+    pool = G.pool_table(name, handle, plan.census_pool, shard_size=plan.census_shard)
     return conform_table(pool[list(training.columns)], training, name="census pool"), info
 
 
@@ -138,13 +167,12 @@ def prize_tables():
             read_table(H.shared_file("data", "prize-sequential", "holdout.csv.gz")))
 
 
-def prize_pool(training):
+def prize_pool(training, plan: Plan, quick: bool):
     from synth_core.conform import conform_table
-    from synth_core.generator import TrainingSettings
 
-    settings = TrainingSettings(model_size="small", max_training_time_min=15, max_epochs=1000, seed=0)
-    handle, info = G.generator("prize", training, settings, group_key="group_id")
-    pool = G.pool("prize", handle, 100_000, shard_size=20_000)
+    name = G.scratch_name("prize", quick)
+    handle, info = G.generator(name, training, G.training_settings("small", plan.prize_minutes), group_key="group_id")
+    pool = G.pool_table(name, handle, plan.prize_pool, shard_size=plan.prize_shard)
     return conform_table(pool[list(training.columns)], training, name="prize pool", identifiers=("group_id",)), info
 
 
@@ -193,73 +221,69 @@ def leaky_sequential(pool, training, share, key, seed=5):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", action="append", choices=CASES)
-    ap.add_argument("--no-write", action="store_true")
-    args = ap.parse_args(argv)
+    bench = H.Bench("bench_privacy_guard.py", __doc__, sdk_stdout=True,
+                    quick="1-min generators, 50,000-row census and 12,000-group prize pools, small selections")
+    bench.parser.add_argument("--only", action="append", choices=CASES, help="run only this case (repeatable)")
+    args = bench.parse(argv)
     cases = args.only or list(CASES)
-    facts = R.machine_facts()
-    started = time.perf_counter()
-    section = R.Section(
+    plan = QUICK if args.quick else FULL
+    section = bench.section(
         SECTION, "Privacy guard: selection no closer to training than a random pool sample",
-        __doc__.split("\n\n", 1)[1].split("Usage:")[0].strip(),
-        H.reproduce_command("bench_privacy_guard.py"), facts)
+        __doc__.split("\n\n", 1)[1].split("Usage:")[0].strip(), custom=bool(args.only))
     from synth_core.guard import GuardSettings
 
     res = {}
     census = census_tables() if {"census", "tradeoff", "leaky", "real"} & set(cases) else None
     if "census" in cases or "tradeoff" in cases or "leaky" in cases:
-        pool, info = census_pool(census[0])
+        pool, info = census_pool(census[0], plan, args.quick)
+        n = plan.census_size or len(census[0])
         if "census" in cases:
-            res["census"] = run_case("census", *census, pool, len(census[0]))
+            res["census"] = run_case("census", *census, pool, n)
         if "tradeoff" in cases:
             rows = []
-            for w, q in CENSUS_GRID:
-                sel = flat_select(census[0], pool, len(census[0]), GuardSettings(closeness_weight=w, near_copy_quantile=q))
+            for w, q in plan.census_grid:
+                sel = flat_select(census[0], pool, n, GuardSettings(closeness_weight=w, near_copy_quantile=q))
                 m = measure(*census, sel["output"])
                 rows.append([w, q, m["overall"], m["dcr_share"], m["membership_auc"], sel["guard"].figures()["near_copies_avoided"],
                              sel["select_s"]])
                 H.log(f"tradeoff w={w} q={q}: overall {m['overall']:.5f} dcr {m['dcr_share']:.4f}")
             res["tradeoff"] = rows
         if "leaky" in cases:
-            for share in (0.02, 0.10):
-                leaky, kind = leaky_flat(pool.iloc[:200_000].reset_index(drop=True), census[0], share)
-                res[f"leaky_flat_{share}"] = run_case(f"leaky census {share:.0%}", *census, leaky, 10_000, kind=kind)
+            for share in plan.leaky_shares:
+                leaky, kind = leaky_flat(pool.iloc[:plan.leaky_rows].reset_index(drop=True), census[0], share)
+                res[f"leaky_flat_{share}"] = run_case(f"leaky census {share:.0%}", *census, leaky, plan.leaky_size, kind=kind)
     if "real" in cases:
         training, holdout = census
         perm = np.random.default_rng(0).permutation(len(holdout))
         ev_holdout = holdout.iloc[perm[:8_000]].reset_index(drop=True)
         real = holdout.iloc[perm[8_000:]].reset_index(drop=True)
-        for n in (8_000, 4_000):
-            res[f"real_{n}"] = run_case(f"real rows {n}", training, ev_holdout, real, n, seeds=REAL_SEEDS)
+        for n in plan.real_sizes:
+            res[f"real_{n}"] = run_case(f"real rows {n}", training, ev_holdout, real, n, seeds=plan.real_seeds)
     if "diamonds" in cases:
         from synth_core.catalog import catalog_or_demo
+        from synth_core.conform import conform_table
         from synth_core.datasets import load_dataset
-        from synth_core.generator import TrainingSettings
 
         specs, base = catalog_or_demo(H.REPO / "datasets.yaml")
         spec = next(s for s in specs if s.name == "diamonds")
         tables = load_dataset(spec, base)
-        handle, _ = G.generator("diamonds", tables.training,
-                                TrainingSettings(model_size="small", max_epochs=4, seed=0))
-        n = int(spec.target_size)
-        from synth_core.conform import conform_table
-
-        pool = conform_table(G.pool("diamonds", handle, 20 * n, shard_size=80_000)[list(tables.training.columns)],
+        handle, _ = G.generator("diamonds", tables.training, G.training_settings("small", max_epochs=4))
+        n = plan.diamonds_size or int(spec.target_size)
+        pool = conform_table(G.pool_table("diamonds", handle, 20 * n, shard_size=80_000)[list(tables.training.columns)],
                              tables.training, name="diamonds pool")
         res["diamonds"] = run_case("diamonds", tables.training, tables.holdout, pool, n)
     if "prize" in cases or "tradeoff_prize" in cases:
         training, holdout = prize_tables()
-        pool, info = prize_pool(training)
+        pool, info = prize_pool(training, plan, args.quick)
         if "prize" in cases:
-            res["prize"] = run_case("prize", training, holdout, pool, 20_000, key="group_id")
+            res["prize"] = run_case("prize", training, holdout, pool, plan.prize_size, key="group_id")
             leaky, kind = leaky_sequential(pool, training, 0.02, "group_id")
-            res["leaky_prize_0.02"] = run_case("leaky prize 2%", training, holdout, leaky, 20_000, key="group_id",
+            res["leaky_prize_0.02"] = run_case("leaky prize 2%", training, holdout, leaky, plan.prize_size, key="group_id",
                                                kind=kind)
         if "tradeoff_prize" in cases:
             rows = []
-            for w in PRIZE_WEIGHTS:
-                sel = sequential_select(training, pool, 20_000, GuardSettings(closeness_weight=w), "group_id")
+            for w in plan.prize_weights:
+                sel = sequential_select(training, pool, plan.prize_size, GuardSettings(closeness_weight=w), "group_id")
                 m = measure(training, holdout, sel["output"], "group_id")
                 rows.append([w, m["overall"], m["coherence"], m["dcr_share"], m["membership_auc"], sel["closeness"],
                              sel["select_s"]])
@@ -267,14 +291,8 @@ def main(argv=None) -> int:
             res["tradeoff_prize"] = rows
 
     report(section, res)
-    section.elapsed_s = time.perf_counter() - started
-    section.load_after = R.load_average()
-    print(section.summary())
-    if not args.no_write and not args.only:
-        R.write(section)
-    elif not args.no_write:
-        H.save_json(SECTION + "-" + "-".join(cases), {k: str(v) for k, v in res.items()})
-    return 0
+    # a run of some cases only would replace the whole section with part of it
+    return bench.finish(section, {"cases": cases, "results": res}, write=not args.only)
 
 
 def report(section, res) -> None:
@@ -295,9 +313,12 @@ def report(section, res) -> None:
         "`copies`: exact copies of training rows (sequences) measured; `injected copies/near`: ground truth of a leaky pool)",
         ["pool", "table", "overall", "coherence", "dcr_share", "dcr_share 95 % CI", "membership AUC", "copies",
          "injected copies", "injected near", "closeness error", "select s"], rows)
-    guard_rows = [[name, r["on"]["guard"].get("pool_replicas_removed"), r["on"]["guard"].get("near_copies_avoided"),
-                   f(r["on"]["guard"].get("near_copy_threshold"), 4), r["on"]["guard"].get("guard_candidates"),
-                   f(r["on"]["guard"].get("guard_s"), 1)] for name, r in res.items() if not name.startswith("tradeoff")]
+    def count(value):  # the guard's figures are floats; these are counts
+        return R.NA if value is None else f"{int(value):,}"
+
+    guard_rows = [[name, count(g.get("pool_replicas_removed")), count(g.get("near_copies_avoided")),
+                   f(g.get("near_copy_threshold"), 4), count(g.get("guard_candidates")), f(g.get("guard_s"), 1)]
+                  for name, g in ((name, r["on"]["guard"]) for name, r in res.items() if not name.startswith("tradeoff"))]
     section.add_table("What the guard removed", ["pool", "replicas removed", "near-copies avoided", "threshold",
                                                  "candidates", "guard s"], guard_rows)
     if "tradeoff" in res:

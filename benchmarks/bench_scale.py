@@ -41,6 +41,7 @@ import os
 import resource
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,52 +70,45 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def child(pool_rows: int, n_target: int, seed: int) -> dict:
+log = logging.getLogger("bench_scale")
+
+
+@contextmanager
+def stage(name: str, stages: dict):
+    """Time a stage: wall and CPU time, the process's peak RSS so far and the load at its end."""
+    t, c = time.perf_counter(), time.process_time()
+    yield
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    stages[name] = {"wall_s": wall, "cpu_s": cpu, "rss_mib": _rss_mib(), "load": os.getloadavg()[0]}
+    log.info("stage %s: %.1f s wall, %.1f s CPU, peak RSS so far %.0f MiB", name, wall, cpu, _rss_mib())
+
+
+@contextmanager
+def spent(name: str, book: dict):
+    """Add the wall time of a block that is not a stage to ``book[name]``."""
+    t = time.perf_counter()
+    yield
+    book[name] = book.get(name, 0.0) + time.perf_counter() - t
+
+
+def encode(n_target: int, pool_rows: int, seed: int, stages: dict, extra: dict):
+    """The ``binning`` stage: bins fitted on the target, target and pool encoded shard by shard.
+
+    The shards' generation is timed apart (``extra``), so the stage holds only the binning.
+
+    Returns
+    -------
+    target_columns, binner, train_codes, pool_codes
+    """
     import numpy as np
 
     import workload as W
     from synth_core.binning import Binner
-    from synth_core.metrics import codes_accuracy
-    from synth_core.select import (
-        SelectionProblem,
-        SelectionSettings,
-        ipf_sweeps,
-        random_subset,
-        refine_plan,
-        stage_ipf,
-        stage_mi_pairs,
-        stage_refine,
-        stage_trim,
-        trim_exact,
-    )
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    log = logging.getLogger("bench_scale")
-    stages: dict[str, dict] = {}
-    extra: dict[str, float] = {}
-
-    class Timer:
-        def __init__(self, name: str, book: dict):
-            self.name, self.book = name, book
-
-        def __enter__(self):
-            self.t, self.c = time.perf_counter(), time.process_time()
-            return self
-
-        def __exit__(self, *exc):
-            wall, cpu = time.perf_counter() - self.t, time.process_time() - self.c
-            if self.book is stages:
-                stages[self.name] = {"wall_s": wall, "cpu_s": cpu, "rss_mib": _rss_mib(), "load": os.getloadavg()[0]}
-                log.info("stage %s: %.1f s wall, %.1f s CPU, peak RSS so far %.0f MiB", self.name, wall, cpu, _rss_mib())
-            else:
-                self.book[self.name] = self.book.get(self.name, 0.0) + wall
-
-    settings = SelectionSettings(seed=seed)
     source = W.source_process(seed)
     pool_process = W.perturbed(source, seed=seed)
-    with Timer("generate_target", extra):
+    with spent("generate_target", extra):
         target = W.table(source, n_target, "target", seed)
-    stages["binning"] = {"wall_s": 0.0, "cpu_s": 0.0}
     t, c = time.perf_counter(), time.process_time()
     binner = Binner(n_bins=10).fit(target)
     train_codes = binner.transform(target)
@@ -122,7 +116,7 @@ def child(pool_rows: int, n_target: int, seed: int) -> dict:
     parts = []
     shards = W.shards(pool_process, pool_rows, "pool", seed)
     while True:
-        with Timer("generate_pool", extra):
+        with spent("generate_pool", extra):
             shard = next(shards, None)
         if shard is None:
             break
@@ -139,23 +133,48 @@ def child(pool_rows: int, n_target: int, seed: int) -> dict:
     stages["binning"] = {"wall_s": bin_wall, "cpu_s": bin_cpu, "rss_mib": _rss_mib(), "load": os.getloadavg()[0]}
     log.info("stage binning: %.1f s wall (generation %.1f s apart), %s x %d codes", bin_wall,
              extra["generate_pool"], f"{pool_codes.shape[0]:,}", pool_codes.shape[1])
+    return list(target.columns), binner, train_codes, pool_codes
 
-    problem = SelectionProblem(binner, train_codes, pool_codes, n_target, list(target.columns))
-    with Timer("mi_pairs", stages):
+
+def child(pool_rows: int, n_target: int, seed: int) -> dict:
+    import numpy as np
+
+    from synth_core.metrics import codes_accuracy
+    from synth_core.select import (
+        SelectionProblem,
+        SelectionSettings,
+        ipf_sweeps,
+        random_subset,
+        refine_plan,
+        stage_ipf,
+        stage_mi_pairs,
+        stage_refine,
+        stage_trim,
+        trim_exact,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    stages: dict[str, dict] = {}
+    extra: dict[str, float] = {}
+    settings = SelectionSettings(seed=seed)
+    columns, binner, train_codes, pool_codes = encode(n_target, pool_rows, seed, stages, extra)
+
+    problem = SelectionProblem(binner, train_codes, pool_codes, n_target, columns)
+    with stage("mi_pairs", stages):
         problem = stage_mi_pairs(problem, settings)
     fs = problem.feature_set
-    with Timer("ipf", stages):
+    with stage("ipf", stages):
         ipf = stage_ipf(problem, settings)
-    with Timer("trim", stages):
+    with stage("trim", stages):
         trimmed = stage_trim(problem, ipf.rows, settings)
-    with Timer("refine", stages):
+    with stage("refine", stages):
         refined = stage_refine(problem, trimmed, settings)
-    with Timer("evaluate", stages):
+    with stage("evaluate", stages):
         final = codes_accuracy(train_codes, pool_codes[refined.rows], binner.n_codes, binner.names, seed=EVAL_SEED)
 
     subsets = {"random pool sample": random_subset(problem.n_pool, n_target, seed), "ipf": ipf.rows, "trimmed": trimmed}
     accuracy = {}
-    with Timer("extra_evaluations", extra):
+    with spent("extra_evaluations", extra):
         for name, rows in subsets.items():
             accuracy[name] = codes_accuracy(train_codes, pool_codes[rows], binner.n_codes, binner.names, seed=EVAL_SEED).to_dict()
             accuracy[name]["objective"] = problem.objective_of(rows)
@@ -211,76 +230,10 @@ def _fmt_s(x: float) -> str:
     return f"{x:.1f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="pools of 25 k, 100 k, 250 k rows for 10 k (writes nothing)")
-    ap.add_argument("--pools", default=None, help="comma-separated pool sizes (default 250000,1000000,2500000)")
-    ap.add_argument("--target", type=int, default=None, help="rows to select (default 100,000)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone (implied by --quick)")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--pool-rows", type=int, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-
-    if args.child:
-        print(json.dumps(child(args.pool_rows, args.target, args.seed), default=str))
-        return 0
-
-    if args.quick:
-        args.no_write = True
-    pools = [int(p) for p in args.pools.split(",")] if args.pools else list(QUICK_POOLS if args.quick else DEFAULT_POOLS)
-    n_target = args.target or (10_000 if args.quick else 100_000)
-    custom = args.quick or args.pools is not None or args.target is not None
-    script_args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--no-write"]
-
-    facts = R.machine_facts()
-    started = time.perf_counter()
-    H.log(f"machine: {facts['cpu_count']} CPUs, load {facts['load_before']}")
-    cache = H.fresh_numba_cache("scale")
-    env = H.child_env(numba_cache=cache)
-    H.log("warm-up: compiling the kernels into a fresh numba cache")
-    warm = H.run_cold(_child_argv(20_000, 5_000, args.seed), env=env, timeout_s=1800, echo_stderr="    warm-up| ")
-    H.check_run(warm, "warm-up run")
-    runs = {}
-    for n_pool in pools:
-        H.log(f"pool {n_pool:,}: cold process")
-        run = H.run_cold(_child_argv(n_pool, n_target, args.seed), env=env, timeout_s=3 * 3600,
-                         echo_stderr=f"    {n_pool // 1000}k| ")
-        H.check_run(run, f"selection from {n_pool:,} rows")
-        runs[n_pool] = (run, run.json())
-        r = runs[n_pool][1]
-        H.log(f"pool {n_pool:,}: stages {r['stage_total_s']:.1f} s, process {run.wall_s:.1f} s, "
-              f"peak RSS {run.max_rss_mib or 0:.0f} MiB, refined overall {r['accuracy']['refined']['overall']:.5f}")
-    H.remove_tree(cache)
-
-    small, large = min(pools), max(pools)
+def targets(section: R.Section, runs: dict, n_target: int) -> None:
+    small, large = min(runs), max(runs)
     rs, rl = runs[small][1], runs[large][1]
     run_l = runs[large][0]
-    title = f"Flat selection at competition size: {n_target:,} rows from pools of " + ", ".join(f"{p:,}" for p in pools) + " rows x 80 columns"
-    feats = rl["features"]
-    section = R.Section(
-        name=SECTION + ("_custom" if custom else ""),
-        title=title + (" (--quick)" if args.quick else ""),
-        what=(
-            "Every stage of `synth_core.select` (binning, MI pairs, IPF, trimming, refinement) plus the final qa "
-            "evaluation, one cold process per pool size (`benchmarks/bench_scale.py --child`), default "
-            "`SelectionSettings(seed=0)`, no model training. Workload (`benchmarks/workload.py`, seeded): a "
-            f"{n_target:,}-row target table from a latent-factor process with 60 numeric columns (Gaussian, log-normal, "
-            "counts, zero-inflated, percentages; 24 with missing values at factor-dependent rates) and 20 categorical "
-            "columns (3-40 categories, Zipf-like frequencies, 5 with a two-factor interaction, 4 with missing values); "
-            "the pools come from a perturbed copy (loadings, category frequencies, zero and missing shares, locations "
-            "shifted), generated in shards of 250,000 rows (the 250 k pool is the first shard of the larger ones). "
-            f"Objective features: all {feats['uni']} columns, all {feats['pairs']:,} column pairs, {feats['triples']:,} "
-            f"triples ({feats['cells']:,} cells; `mi.default_triple_count`: no triples above 50 columns). Evaluation: "
-            "`synth_core.metrics.codes_accuracy` (qa's definitions, reference = the target table, 10 bins fitted on it; "
-            f"trivariate = the documented seeded sample of 10,000 of the {rl['details']['triples_total']:,} triples, "
-            f"seed {EVAL_SEED}). Stage time excludes the generation of the synthetic data; the numba kernels were "
-            f"compiled by a warm-up run ({warm.wall_s:.0f} s, 5 k from 20 k) into a fresh cache shared by the measured "
-            f"runs. Peak memory: {H.rss_method()}; per stage: the process's `ru_maxrss` after the stage."
-        ),
-        command=H.reproduce_command("bench_scale.py", script_args),
-        facts=facts,
-    )
     section.target(
         f"{large:,} -> {n_target:,}: all stages, wall time",
         f"<= {TARGET_S / 60:.0f} min",
@@ -306,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     section.target("workload: a uniform pool sample scores", f"<= {RANDOM_MAX}", f"{worst_random:.5f} (highest of the pools)",
                    worst_random <= RANDOM_MAX)
 
+
+def tables(section: R.Section, runs: dict) -> None:
     section.add_table(
         "Stage wall time, s (CPU s in brackets); RSS = process peak so far, MiB",
         ["pool rows"] + list(STAGES) + ["all stages", "process wall", "peak RSS", "load 1 min before"],
@@ -361,15 +316,64 @@ def main(argv: list[str] | None = None) -> int:
         "The machine is shared: the load average before each run and at the end of every stage is in the tables; "
         "wall times under load are longer than on an idle machine (the CPU times show the work)."
     )
-    section.elapsed_s = time.perf_counter() - started
-    section.load_after = R.load_average()
-    H.save_json("bench_scale", {"facts": facts, "warm_up": warm.summary(),
-                                "runs": {str(p): {"run": run.summary(), "result": r} for p, (run, r) in runs.items()}})
-    print(section.summary())
-    if not args.no_write:
-        path = R.write(section)
-        H.log(f"wrote section '{section.name}' of {path}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    bench = H.Bench("bench_scale.py", __doc__, quick="pools of 25 k, 100 k, 250 k rows for 10 k")
+    bench.parser.add_argument("--pools", default=None, help="comma-separated pool sizes (default 250000,1000000,2500000)")
+    bench.parser.add_argument("--target", type=int, default=None, help="rows to select (default 100,000)")
+    bench.parser.add_argument("--seed", type=int, default=0)
+    bench.parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    bench.parser.add_argument("--pool-rows", type=int, default=None, help=argparse.SUPPRESS)
+    args = bench.parse(argv, start=False)
+
+    if args.child:  # a measured process: nothing but the work, its figures as JSON on stdout
+        print(json.dumps(child(args.pool_rows, args.target, args.seed), default=str))
+        return 0
+
+    bench.start()
+    pools = [int(p) for p in args.pools.split(",")] if args.pools else list(QUICK_POOLS if args.quick else DEFAULT_POOLS)
+    n_target = args.target or (10_000 if args.quick else 100_000)
+    runs = {}
+    with H.numba_env("scale") as env:
+        warm = H.run_checked(_child_argv(20_000, 5_000, args.seed), "warm-up (compiles the kernels into a fresh numba cache)",
+                             env=env, timeout_s=1800, echo_stderr="    warm-up| ")
+        for n_pool in pools:
+            run = H.run_checked(_child_argv(n_pool, n_target, args.seed), f"selection from {n_pool:,} rows", env=env,
+                                timeout_s=3 * 3600, echo_stderr=f"    {n_pool // 1000}k| ")
+            runs[n_pool] = (run, run.json())
+            r = runs[n_pool][1]
+            H.log(f"pool {n_pool:,}: stages {r['stage_total_s']:.1f} s, refined overall {r['accuracy']['refined']['overall']:.5f}")
+
+    rl = runs[max(pools)][1]
+    title = f"Flat selection at competition size: {n_target:,} rows from pools of " + ", ".join(f"{p:,}" for p in pools) + " rows x 80 columns"
+    feats = rl["features"]
+    section = bench.section(
+        SECTION,
+        title,
+        (
+            "Every stage of `synth_core.select` (binning, MI pairs, IPF, trimming, refinement) plus the final qa "
+            "evaluation, one cold process per pool size (`benchmarks/bench_scale.py --child`), default "
+            "`SelectionSettings(seed=0)`, no model training. Workload (`benchmarks/workload.py`, seeded): a "
+            f"{n_target:,}-row target table from a latent-factor process with 60 numeric columns (Gaussian, log-normal, "
+            "counts, zero-inflated, percentages; 24 with missing values at factor-dependent rates) and 20 categorical "
+            "columns (3-40 categories, Zipf-like frequencies, 5 with a two-factor interaction, 4 with missing values); "
+            "the pools come from a perturbed copy (loadings, category frequencies, zero and missing shares, locations "
+            "shifted), generated in shards of 250,000 rows (the 250 k pool is the first shard of the larger ones). "
+            f"Objective features: all {feats['uni']} columns, all {feats['pairs']:,} column pairs, {feats['triples']:,} "
+            f"triples ({feats['cells']:,} cells; `mi.default_triple_count`: no triples above 50 columns). Evaluation: "
+            "`synth_core.metrics.codes_accuracy` (qa's definitions, reference = the target table, 10 bins fitted on it; "
+            f"trivariate = the documented seeded sample of 10,000 of the {rl['details']['triples_total']:,} triples, "
+            f"seed {EVAL_SEED}). Stage time excludes the generation of the synthetic data; the numba kernels were "
+            f"compiled by a warm-up run ({warm.wall_s:.0f} s, 5 k from 20 k) into a fresh cache shared by the measured "
+            f"runs. Peak memory: {H.rss_method()}; per stage: the process's `ru_maxrss` after the stage."
+        ),
+        custom=args.pools is not None or args.target is not None,
+    )
+    targets(section, runs, n_target)
+    tables(section, runs)
+    return bench.finish(section, {"warm_up": warm.summary(),
+                                  "runs": {str(p): {"run": run.summary(), "result": r} for p, (run, r) in runs.items()}})
 
 
 if __name__ == "__main__":

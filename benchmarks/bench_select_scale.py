@@ -27,7 +27,6 @@ Usage: ``python benchmarks/bench_select_scale.py [--quick] [--pool-rows N] [--si
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import re
@@ -132,7 +131,8 @@ def log_events(stderr: str) -> list[tuple[float, str]]:
 def phases(run: H.ColdRun, started_epoch: float, result: dict) -> list[tuple[str, float | None, str]]:
     """Where the wall time went: before the stages, the stages, after them (from log timestamps)."""
     events = log_events(run.stderr)
-    mi = next(((t, m) for t, m in events if m.startswith("binning + MI:")), None)
+    # "binning + MI: ..." before the privacy guard, "binning + guard + MI: ..." since
+    mi = next(((t, m) for t, m in events if m.startswith("binning + ") and " MI: " in m), None)
     refined = next(((t, m) for t, m in events if m.startswith("refined:")), None)
     stages = {s["stage"]: s for s in result["stages"]}
     rows: list[tuple[str, float | None, str]] = []
@@ -140,7 +140,9 @@ def phases(run: H.ColdRun, started_epoch: float, result: dict) -> list[tuple[str
         mi_s = float(re.search(r"([\d.]+) s$", mi[1]).group(1))
         pairs = re.search(r"(\d+) pairs, (\d+) triples", mi[1])
         rows.append(("start-up, read training + pool, checks", mi[0] - mi_s - started_epoch, "interpreter start to the MI log line, less MI"))
-        rows.append(("binning (fit on training) + encode pool + MI ranking", mi_s, f"{pairs.group(1)} pairs, {pairs.group(2)} triples" if pairs else ""))
+        guard = " + privacy guard" if "guard" in mi[1].split(":", 1)[0] else ""
+        rows.append((f"binning (fit on training) + encode pool{guard} + MI ranking", mi_s,
+                     f"{pairs.group(1)} pairs, {pairs.group(2)} triples" if pairs else ""))
     for name in ("random", "ipf", "trimmed", "refined"):
         s = stages.get(name)
         if s is None:
@@ -155,46 +157,33 @@ def phases(run: H.ColdRun, started_epoch: float, result: dict) -> list[tuple[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="200,000-row pool, 10,000-row target")
-    ap.add_argument("--pool-rows", type=int, default=None, help="pool rows (default 2,000,000)")
-    ap.add_argument("--size", type=int, default=None, help="rows to select (default 100,000)")
-    ap.add_argument("--seed", type=int, default=0, help="pool recipe seed and --seed of synth select")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone (implied by --quick)")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.no_write = True  # development runs never replace the recorded figures
+    bench = H.Bench("bench_select_scale.py", __doc__, quick="200,000-row pool, 10,000-row target")
+    bench.parser.add_argument("--pool-rows", type=int, default=None, help="pool rows (default 2,000,000)")
+    bench.parser.add_argument("--size", type=int, default=None, help="rows to select (default 100,000)")
+    bench.parser.add_argument("--seed", type=int, default=0, help="pool recipe seed and --seed of synth select")
+    args = bench.parse(argv)
     n_pool = args.pool_rows or (200_000 if args.quick else 2_000_000)
     size = args.size or (10_000 if args.quick else 100_000)
-    script_args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--no-write"]
 
-    facts = R.machine_facts()
-    started = time.perf_counter()
-    H.log(f"machine: {facts['cpu_count']} CPUs, load {facts['load_before']}")
     training_path = H.shared_file("data", "census", "training.csv.gz")
     training = pd.read_csv(training_path)
     pool_file, pool_info = ensure_pool(training, n_pool, args.seed)
     out_file = pool_file.parent / f"selected-{size}-from-{n_pool}.parquet"
 
-    cache = H.fresh_numba_cache("select-scale")
     argv_sel = H.synth_cli(
         "-v", "select", "--training", training_path, "--pool", pool_file, "--size", size, "--seed", args.seed,
         "--output", out_file, "--json",
     )
     H.log(f"select: {H.shell_join(argv_sel)}")
     started_epoch = time.time()
-    run = H.run_cold(argv_sel, env=H.child_env(numba_cache=cache), timeout_s=3 * 3600, echo_stderr="    select| ")
-    H.remove_tree(cache)
-    H.check_run(run, "synth select (scale)")
+    run = H.cold_runs(argv_sel, 1, "select scale", timeout_s=3 * 3600, echo_stderr="    select| ")[0]
     result = run.json()
-    H.log(f"select: {run.wall_s:.1f} s wall, peak RSS {run.max_rss_mib or 0:.0f} MiB")
     selected = pd.read_parquet(out_file)
 
-    title = f"synth select at scale: {size:,} rows from a {n_pool:,}-row pool"
-    section = R.Section(
-        name=SECTION if not args.quick and args.pool_rows is None and args.size is None else SECTION + "_custom",
-        title=title + ("" if not args.quick else " (--quick)"),
-        what=(
+    section = bench.section(
+        SECTION,
+        f"synth select at scale: {size:,} rows from a {n_pool:,}-row pool",
+        (
             f"`synth select --size {size}` as one cold process (`{Path(sys.executable).name} -m synth_core.cli -v select ...`, "
             "fresh empty numba cache, so JIT compilation is included) on a model-free pool of "
             f"{n_pool:,} × {training.shape[1]} columns: census training rows resampled with weights and damaged "
@@ -202,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             "No holdout is passed, so the per-stage evaluation printed by `synth select` is accuracy only. "
             f"Peak memory: {H.rss_method()}."
         ),
-        command=H.reproduce_command("bench_select_scale.py", script_args),
-        facts=facts,
+        custom=args.pool_rows is not None or args.size is not None,
     )
     section.target(
         "`synth select` wall time (cold, incl. its evaluation and output)",
@@ -234,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             ["peak RSS", f"{run.max_rss_mib:,.0f} MiB" if run.max_rss_mib else R.NA],
             ["load average 1 min before / after", f"{run.load_before[0]:.2f} / {run.load_after[0]:.2f}"],
             ["`elapsed_s` printed by synth select", f"{result.get('elapsed_s')} s"],
-            ["pool file", f"`{pool_file}` ({pool_info['bytes'] / 2**20:.0f} MiB, {pool_origin})"],
+            ["pool file", f"`{H.rel(pool_file)}` ({pool_info['bytes'] / 2**20:.0f} MiB, {pool_origin})"],
         ],
         "ll",
     )
@@ -261,14 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "`overall_max` is qa's expected accuracy of a sample of this size drawn from the training distribution itself; "
         "with a 100,000-row subset of a 24,421-row training table it says how far sampling noise alone would take a perfect generator."
     )
-    section.elapsed_s = time.perf_counter() - started
-    section.load_after = R.load_average()
-    H.save_json("bench_select_scale", {"facts": facts, "run": run.summary(), "result": result, "pool": pool_info})
-    print(section.summary())
-    if not args.no_write:
-        path = R.write(section)
-        H.log(f"wrote section '{section.name}' of {path}")
-    return 0
+    return bench.finish(section, {"run": run.summary(), "result": result, "pool": pool_info})
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ pool rows, nothing written).
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -59,23 +57,11 @@ def build(role: str, n_rows: int, n_columns: int) -> pd.DataFrame:
     return pd.concat(parts, axis=1)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="100 columns, 3,000 pool rows; writes nothing")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.no_write = True  # development runs never replace the recorded figures
+    bench = H.Bench("bench_wide.py", __doc__, quick="100 columns, 3,000 pool rows")
+    args = bench.parse(argv)
     size = QUICK if args.quick else FULL
-    script_args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--no-write"]
 
-    facts = R.machine_facts()
-    started = time.perf_counter()
-    H.log(f"machine: {facts['cpu_count']} CPUs, load {facts['load_before']}")
     folder = H.scratch_dir() / "wide"
     folder.mkdir(parents=True, exist_ok=True)
     training_file = folder / f"training-{size['columns']}x{size['training']}.parquet"
@@ -87,28 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     build_s = time.perf_counter() - t
     H.log(f"workload: {training.shape[1]} columns, built in {build_s:.1f} s")
 
-    cache = H.fresh_numba_cache("wide")
-    runs, outputs = [], []
-    for label in ("cold", "warm"):
-        out = folder / f"selected-{label}.parquet"
-        argv_sel = H.synth_cli("-v", "select", "--training", training_file, "--pool", pool_file,
-                               "--size", size["size"], "--seed", 0, "--output", out, "--json")
-        H.log(f"select ({label} numba cache): {H.shell_join(argv_sel)}")
-        run = H.run_cold(argv_sel, env=H.child_env(numba_cache=cache), timeout_s=3600, echo_stderr=f"    {label}| ")
-        H.check_run(run, f"synth select (wide, {label})")
-        H.log(f"select ({label}): {run.wall_s:.1f} s wall")
-        runs.append(run)
-        outputs.append(out)
-    H.remove_tree(cache)
-    cold, warm = runs
+    out = folder / "selected.parquet"
+    argv_sel = H.synth_cli("-v", "select", "--training", training_file, "--pool", pool_file,
+                           "--size", size["size"], "--seed", 0, "--output", out, "--json")
+    H.log(f"select: {H.shell_join(argv_sel)}")
+    digests: list[str] = []
+    cold, warm = H.cold_runs(argv_sel, 2, "wide select", echo_stderr="    select| ",
+                             after=lambda run: digests.append(H.sha256(out)))
     result = warm.json()
     stages = result["stages"]
 
-    section = R.Section(
-        name=SECTION if not args.quick else SECTION + "_quick",
-        title=f"synth select on a wide table: {size['size']:,} of {size['pool']:,} pool rows × {size['columns']} columns"
-        + (" (--quick)" if args.quick else ""),
-        what=(
+    section = bench.section(
+        SECTION,
+        f"synth select on a wide table: {size['size']:,} of {size['pool']:,} pool rows × {size['columns']} columns",
+        (
             f"`synth select --size {size['size']}` as a cold process on a seeded, model-free workload of "
             f"{size['columns']} columns ({int((training.dtypes != 'category').sum())} numeric, "
             f"{int((training.dtypes == 'category').sum())} categorical; recipe in `benchmarks/bench_wide.py`): "
@@ -116,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
             "Run twice: with an empty numba cache (JIT included), then with the cache filled. No holdout, so "
             "the per-stage evaluation printed by `synth select` is accuracy only."
         ),
-        command=H.reproduce_command("bench_wide.py", script_args),
-        facts=facts,
     )
     for label, run in (("numba cache filled", warm), ("empty numba cache, JIT included", cold)):
         section.target(f"`synth select` wall time, {label} (incl. its evaluation and output)",
@@ -128,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     section.target("refined subset beats a random pool sample (overall accuracy)", "refined > random",
                    f"{refined['accuracy']['overall']:.5f} vs {rnd['accuracy']['overall']:.5f}",
                    refined["accuracy"]["overall"] > rnd["accuracy"]["overall"])
-    same = _digest(outputs[0]) == _digest(outputs[1])
+    same = digests[0] == digests[1]
     section.target("both runs write the same bytes", "identical", "identical" if same else "different", same)
     section.add_table(
         "Accuracy of each stage's subset (as printed by `synth select --seed 0`; qa definitions, reference = training)",
@@ -151,17 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "lrr",
     )
-    section.notes.append(f"Workload built in {build_s:.1f} s (not timed): `{training_file}`, `{pool_file}`.")
+    section.notes.append(f"Workload built in {build_s:.1f} s (not timed): `{H.rel(training_file)}`, `{H.rel(pool_file)}`.")
     if not args.quick:
         section.notes.append(BEFORE)
-    section.elapsed_s = time.perf_counter() - started
-    section.load_after = R.load_average()
-    H.save_json("bench_wide", {"facts": facts, "runs": [cold.summary(), warm.summary()], "result": result})
-    print(section.summary())
-    if not args.no_write:
-        path = R.write(section)
-        H.log(f"wrote section '{section.name}' of {path}")
-    return 0
+    return bench.finish(section, {"runs": [cold.summary(), warm.summary()], "result": result})
 
 
 if __name__ == "__main__":

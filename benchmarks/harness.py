@@ -1,4 +1,16 @@
-"""Shared pieces of the benchmark scripts: paths, logging, and timing a command as a cold process.
+"""Shared pieces of the benchmark scripts: paths, logging, timing a command as a cold process, and
+the life of one benchmark run (:class:`Bench`: common flags, machine facts, its RESULTS.md
+section, the closing summary).
+
+A script keeps its own workload and tables; everything it would otherwise repeat lives here:
+
+* :class:`Bench` parses ``--quick`` and ``--no-write`` (plus the script's own flags), takes the
+  machine facts, builds the section with a reproduce command relative to the repository, and
+  finishes it (elapsed time, load after, raw JSON, summary on stdout, RESULTS.md unless
+  ``--no-write``/``--quick``);
+* :func:`run_checked` and :func:`cold_runs` time commands as fresh processes and fail loudly;
+* :func:`evaluate_seeds` scores a table over several evaluation seeds in process;
+* :func:`rel` writes a path so that a reader on another machine can follow it.
 
 ``run_cold`` starts a fresh interpreter (``sys.executable -m ...``), so import time, file reading
 and numba's JIT (or its on-disk cache) are all part of the figure. Peak memory of the child is
@@ -9,6 +21,8 @@ children so far: it only shows this child's peak when it exceeds every earlier c
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import os
 import resource
@@ -20,10 +34,13 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
+
+import results as R
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -54,12 +71,25 @@ def log(msg: str) -> None:
 
 
 def rel(path: Path | str) -> str:
-    """A path as the reader should type it: relative to the repository when inside it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(REPO))
-    except ValueError:
-        return str(p)
+    """A path as a reader on another machine should read it.
+
+    Inside the repository: relative to its root. Inside the scratch folder: under
+    ``$SYNTH_BENCH_SCRATCH``. Inside the shared data folder: under ``../shared`` (relative to
+    the repository root) when it is that default, else under ``$SYNTH_SHARED``. Anything else
+    as given.
+    """
+    p = Path(path).resolve()
+    shared = shared_dir().resolve()
+    shared_name = "../shared" if shared == (REPO.parent / "shared").resolve() else "$SYNTH_SHARED"
+    for root, name in ((REPO, None), (SCRATCH.resolve(), "$SYNTH_BENCH_SCRATCH"), (shared, shared_name)):
+        try:
+            inner = p.relative_to(root)
+        except ValueError:
+            continue
+        if name is None:
+            return str(inner)
+        return name if str(inner) == "." else f"{name}/{inner}"
+    return str(path)
 
 
 def shell_join(argv: Sequence[str]) -> str:
@@ -196,8 +226,6 @@ def run_cold(
 
     ``echo_stderr``: a prefix; when given, the child's stderr lines are copied to ours as they come.
     """
-    from results import load_average
-
     argv = [str(a) for a in argv]
     use_time = gnu_time_works()
     time_file = None
@@ -207,7 +235,7 @@ def run_cold(
         os.close(fd)
         full = [GNU_TIME, "-v", "-o", time_file] + argv
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load_before = load_average()
+    load_before = R.load_average()
     out: list[str] = []
     err: list[str] = []
     started = time.perf_counter()
@@ -279,7 +307,7 @@ def run_cold(
         stdout="".join(out),
         stderr="".join(err),
         load_before=load_before,
-        load_after=load_average(),
+        load_after=R.load_average(),
         timed_out=timed_out,
     )
 
@@ -297,6 +325,111 @@ def check_run(run: ColdRun, what: str) -> None:
             f"{what} failed (rc={run.rc}, timed_out={run.timed_out}, {run.wall_s:.1f} s):\n"
             f"  {shell_join(run.argv)}\n{tail}"
         )
+
+
+def run_checked(
+    argv: Sequence[str],
+    what: str,
+    *,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 3600,
+    echo_stderr: str | None = None,
+    numba_cache: str | None = None,
+) -> ColdRun:
+    """:func:`run_cold`, logged before and after, raising when the command failed.
+
+    Parameters
+    ----------
+    argv : sequence of str
+    what : str
+        Names the command in the log and in the error.
+    env, timeout_s, echo_stderr
+        As for :func:`run_cold`.
+    numba_cache : str, optional
+        State of the numba cache for this run ("empty (JIT compile)", "warm"), kept in
+        ``run.extra["numba_cache"]`` for the tables.
+
+    Returns
+    -------
+    ColdRun
+    """
+    log(f"{what}: cold run" + (f", numba cache {numba_cache}" if numba_cache else ""))
+    run = run_cold(argv, env=env, timeout_s=timeout_s, echo_stderr=echo_stderr)
+    check_run(run, what)
+    if numba_cache is not None:
+        run.extra["numba_cache"] = numba_cache
+    rss = "?" if run.max_rss_mib is None else f"{run.max_rss_mib:,.0f} MiB"
+    log(f"{what}: {run.wall_s:.1f} s wall, {run.cpu_s:.1f} s CPU, peak RSS {rss}, load before {run.load_before[0]:.2f}")
+    return run
+
+
+@contextmanager
+def numba_env(tag: str, extra: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """The environment of benchmarked children sharing one fresh, empty numba cache (removed
+    afterwards): the first child compiles the kernels, the later ones load them."""
+    cache = fresh_numba_cache(tag)
+    try:
+        yield child_env(numba_cache=cache, extra=extra)
+    finally:
+        remove_tree(cache)
+
+
+def cold_runs(
+    argv: Sequence[str],
+    repeats: int,
+    what: str,
+    *,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 3600,
+    echo_stderr: str | None = None,
+    after: Callable[[ColdRun], None] | None = None,
+) -> list[ColdRun]:
+    """``repeats`` cold processes of ``argv`` sharing one fresh numba cache.
+
+    Run 1 includes JIT compilation, the later runs load the compiled kernels, as every later run
+    on a machine does.
+
+    Parameters
+    ----------
+    argv : sequence of str
+    repeats : int
+    what : str
+        Names the command in the log, in errors and in the numba cache folder.
+    env : dict, optional
+        A :func:`numba_env` that the caller keeps for later commands (its cache must still be
+        empty); by default one of its own, removed afterwards.
+    timeout_s, echo_stderr
+        As for :func:`run_cold`.
+    after : callable, optional
+        Called with each run as it ends (to hash its output file before the next run
+        overwrites it, say).
+
+    Returns
+    -------
+    list of ColdRun
+        ``extra["numba_cache"]`` says "empty (JIT compile)" for the first, "warm" for the others.
+    """
+    if env is None:
+        with numba_env(what.replace(" ", "-")) as own:
+            return cold_runs(argv, repeats, what, env=own, timeout_s=timeout_s, echo_stderr=echo_stderr, after=after)
+    runs = []
+    for i in range(repeats):
+        state = "empty (JIT compile)" if i == 0 else "warm"
+        run = run_checked(argv, f"{what} {i + 1}/{repeats}", env=env, timeout_s=timeout_s,
+                          echo_stderr=echo_stderr, numba_cache=state)
+        if after is not None:
+            after(run)
+        runs.append(run)
+    return runs
+
+
+def sha256(path: Path | str) -> str:
+    """Hex SHA-256 of a file's bytes (to show that two runs wrote the same output)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_json(name: str, data) -> Path:
@@ -323,21 +456,176 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# ------------------------------------------------------------------------------------------------
+# in-process measurements
+# ------------------------------------------------------------------------------------------------
+
+
+def evaluate_seeds(training, holdout, table, seeds: Sequence[int], *, group_key: str | None = None) -> dict:
+    """Accuracy and privacy of ``table`` for each evaluation seed, as ``synth evaluate`` computes them.
+
+    Parameters
+    ----------
+    training, holdout, table : DataFrame
+    seeds : sequence of int
+        Evaluation seeds (qa's ``set_random_state``, the privacy samples).
+    group_key : str, optional
+        Sequential data: the column linking a sequence's rows.
+
+    Returns
+    -------
+    dict
+        ``runs``: per seed ``seed``, ``accuracy`` and ``privacy`` (their ``to_dict()``),
+        ``privacy_ok`` and ``reasons`` (the verdict of ``synth_core.gate.privacy_gate`` with
+        ``GateSettings()`` defaults, as ``evaluate`` applies it); ``mean``: every accuracy field
+        averaged over the seeds; ``privacy_ok``: the gate passed for every seed.
+    """
+    from synth_core.evaluate import evaluate
+
+    runs = []
+    for s in seeds:
+        ev = evaluate(training, table, holdout, group_key=group_key, seed=s)
+        gate = ev.privacy_gate
+        runs.append({"seed": s, "accuracy": ev.accuracy.to_dict(), "privacy": ev.privacy.to_dict(),
+                     "privacy_ok": bool(gate.passed), "reasons": list(gate.reasons)})
+    fields = [k for k, v in runs[0]["accuracy"].items() if isinstance(v, (int, float)) or v is None]
+    mean = {}
+    for k in fields:
+        values = [r["accuracy"][k] for r in runs if r["accuracy"][k] is not None]
+        mean[k] = sum(values) / len(values) if values else None
+    return {"seeds": list(seeds), "mean": mean, "runs": runs, "privacy_ok": all(r["privacy_ok"] for r in runs)}
+
+
+def gate_rule(settings=None) -> str:
+    """The privacy gate's rule in words, with the thresholds of ``settings`` (default:
+    ``GateSettings()``), for a target's bound."""
+    from synth_core.gate import GateSettings
+
+    g = settings or GateSettings()
+    return (f"`privacy_gate` passes: dcr_share ≤ {g.max_dcr_share}, nndr_ratio ≥ {g.min_nndr_ratio}, exact copies of "
+            f"training rows (and whole sequences) ≤ the holdout's + {g.exact_copy_tolerance}, membership_auc CI low "
+            f"≤ {g.max_membership_auc}")
+
+
+# ------------------------------------------------------------------------------------------------
+# one benchmark run
+# ------------------------------------------------------------------------------------------------
+
+
+class Bench:
+    """One run of a benchmark script: its flags, machine facts, section and closing.
+
+    Parameters
+    ----------
+    script : str
+        The script's file name in ``benchmarks/``: the reproduce command runs it, and its stem
+        names the raw JSON in ``benchmarks/out/``.
+    doc : str
+        The script's module docstring; its first line describes the command.
+    quick : str
+        What ``--quick`` makes smaller. ``--quick`` implies ``--no-write``: development runs never
+        replace the recorded figures.
+    sdk_stdout : bool, default False
+        The MOSTLY AI SDK prints status lines on stdout, also at exit; when True, stdout is sent
+        to stderr from :meth:`start` on, so that the real stdout carries only the summary.
+
+    Attributes
+    ----------
+    parser : argparse.ArgumentParser
+        Add the script's own flags before :meth:`parse`.
+    args : argparse.Namespace
+    facts : dict
+        :func:`results.machine_facts`, taken by :meth:`start`.
+    """
+
+    def __init__(self, script: str, doc: str, *, quick: str, sdk_stdout: bool = False):
+        self.script = script
+        self.parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+        self.parser.add_argument("--quick", action="store_true", help=f"{quick}; writes nothing")
+        self.parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+        self.sdk_stdout = sdk_stdout
+        self.out = sys.stdout
+        self.args: argparse.Namespace | None = None
+        self.script_args: list[str] = []
+        self.facts: dict[str, Any] = {}
+        self.started = time.perf_counter()
+
+    def parse(self, argv: Sequence[str] | None = None, *, start: bool = True) -> argparse.Namespace:
+        """Parse the flags (``sys.argv`` when ``argv`` is None); then :meth:`start` unless told not to."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = self.parser.parse_args(argv)
+        if args.quick:
+            args.no_write = True
+        self.args = args
+        # --no-write changes nothing measured, so the recorded command leaves it out
+        self.script_args = [a for a in argv if a != "--no-write"]
+        if start:
+            self.start()
+        return args
+
+    def start(self) -> dict[str, Any]:
+        """Take the machine facts and start the clock (call once, before any measured work)."""
+        if self.sdk_stdout:
+            self.out, sys.stdout = sys.stdout, sys.stderr
+        self.facts = R.machine_facts()
+        self.started = time.perf_counter()
+        log(f"machine: {self.facts['cpu_count']} CPUs, load {self.facts['load_before']}")
+        return self.facts
+
+    def section(self, name: str, title: str, what: str, *, custom: bool = False) -> R.Section:
+        """The run's section; ``custom`` (non-default sizes) and ``--quick`` write ``NAME_custom``,
+        so that such a run never replaces the recorded one."""
+        quick = bool(self.args and self.args.quick)
+        return R.Section(
+            name=name + ("_custom" if custom or quick else ""),
+            title=title + (" (--quick)" if quick else ""),
+            what=what,
+            command=reproduce_command(self.script, self.script_args),
+            facts=self.facts,
+        )
+
+    def finish(self, section: R.Section, raw: dict, *, write: bool = True) -> int:
+        """Close ``section``, save ``raw`` (with the facts) to ``benchmarks/out/``, print the
+        summary, and write the section unless ``--no-write``/``--quick`` or ``write`` is False.
+
+        Returns
+        -------
+        int
+            0, the script's exit status (missed targets are recorded, not raised).
+        """
+        section.elapsed_s = time.perf_counter() - self.started
+        section.load_after = R.load_average()
+        save_json(Path(self.script).stem, {"facts": self.facts, **raw})
+        print(section.summary(), file=self.out, flush=True)
+        if write and not self.args.no_write:
+            path = R.write(section)
+            log(f"wrote section '{section.name}' of {rel(path)}")
+        return 0
+
+
 __all__ = [
+    "Bench",
     "ColdRun",
     "REPO",
     "SCRATCH",
     "check_run",
     "child_env",
+    "cold_runs",
+    "evaluate_seeds",
     "fresh_numba_cache",
+    "gate_rule",
     "log",
     "median",
+    "numba_env",
     "rel",
     "remove_tree",
     "reproduce_command",
     "rss_method",
+    "run_checked",
     "run_cold",
     "save_json",
+    "scratch_dir",
+    "sha256",
     "shared_dir",
     "shared_file",
     "shell_join",

@@ -11,14 +11,16 @@ with NAME one of: evaluate, wide, select_scale, flat_census, privacy_audit, priv
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import harness as H  # noqa: E402
+from results import RESULTS_PATH  # noqa: E402
 
 # cheapest first: a crash in the long census run then costs the least
 BENCHMARKS = {
@@ -27,7 +29,7 @@ BENCHMARKS = {
     "select_scale": "bench_select_scale.py",
     "flat_census": "bench_flat_census.py",
     "privacy_audit": "bench_privacy_audit.py",  # needs flat_census's pool; ~6 min (about 250 census evaluations)
-    "privacy_guard": "bench_privacy_guard.py",  # guard on/off on 5 pools; trains census/diamonds/prize generators once (~45 min)
+    "privacy_guard": "bench_privacy_guard.py",  # guard on/off on 5 pools; census/diamonds/prize generators trained once (~45 min)
     "scale_80": "bench_scale.py",  # 100 k from 250 k / 1 M / 2.5 M x 80 columns (~15 min on 2 cores)
     "sequential_prize": "bench_sequential_prize.py",  # train ≤ 60 min, 300 k-group pool, 4 selections
 }
@@ -36,26 +38,25 @@ BENCHMARKS = {
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only this one (repeatable)")
-    ap.add_argument("--quick", action="store_true", help="smaller sizes, for development (writes nothing)")
+    ap.add_argument("--quick", action="store_true", help="every script's --quick: smaller sizes, for development (writes nothing)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = ap.parse_args(argv)
     names = args.only or list(BENCHMARKS)
     extra = (["--quick"] if args.quick else []) + (["--no-write"] if args.no_write else [])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = H.child_env()
     outcome = {}
     for name in names:
         cmd = [sys.executable, str(BENCH_DIR / BENCHMARKS[name]), *extra]
-        print(f"[run_all] {name}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        print(f"[run_all] {name}: {H.reproduce_command(BENCHMARKS[name], extra)}", file=sys.stderr, flush=True)
         t = time.perf_counter()
-        rc = subprocess.call(cmd, cwd=REPO, env=env)
+        rc = subprocess.call(cmd, cwd=H.REPO, env=env)
         outcome[name] = (rc, time.perf_counter() - t)
         print(f"[run_all] {name}: exit {rc} after {outcome[name][1]:.0f} s", file=sys.stderr, flush=True)
     print("\nrun_all summary")
     for name, (rc, secs) in outcome.items():
         print(f"  {name:<14} {'ok' if rc == 0 else f'CRASHED (exit {rc})':<20} {secs:7.0f} s")
-    if not args.no_write:
-        print(f"results: {BENCH_DIR / 'RESULTS.md'}")
+    if not (args.no_write or args.quick):
+        print(f"results: {H.rel(RESULTS_PATH)}")
     return 0 if all(rc == 0 for rc, _ in outcome.values()) else 1
 
 

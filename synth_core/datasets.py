@@ -62,6 +62,7 @@ class DatasetSpec(BaseModel):
     target_size: int | None = Field(default=None, gt=0)
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: int = 0
+    pool: str | None = None  # a pool of candidates from any generator (table or shard folder): no training
     training: dict = Field(default_factory=dict)
     selection: dict = Field(default_factory=dict)
     schedule: str = "0 3 * * 1"
@@ -81,6 +82,13 @@ class DatasetSpec(BaseModel):
         if self.kind == "flat" and self.context_columns:
             raise ValueError(f"dataset {self.name!r}: context_columns only apply to sequential datasets")
         return self
+
+    def pool_path(self, base: Path | None = None) -> Path | None:
+        """The dataset's own pool (relative paths are relative to the datasets file), or None."""
+        if self.pool is None:
+            return None
+        path = Path(self.pool)
+        return path if path.is_absolute() or base is None else base / path
 
     def source_path(self, base: Path | None = None) -> Path | None:
         if self.source.startswith(DEMO_PREFIX):

@@ -308,31 +308,10 @@ def train_flat(
     config = {
         "name": name,
         "random_state": settings.seed,
-        "tables": [
-            {
-                "name": FLAT_TABLE,
-                "data": table,
-                "primary_key": ROW_ID,
-                "columns": _column_configs(table.columns, na_helpers),
-                "tabular_model_configuration": settings.model_configuration(),
-            }
-        ],
+        "tables": [_table_config(FLAT_TABLE, table, ROW_ID, na_helpers, settings.model_configuration())],
     }
     del table  # the SDK has serialised its own parquet copy; release ours
-    handle = GeneratorHandle(
-        workdir=Path(workdir).resolve(),
-        generator_id="",
-        kind="flat",
-        name=name,
-        columns=[str(c) for c in df.columns],
-        dtypes={str(c): str(df[c].dtype) for c in df.columns},
-        categories=_categories(df),
-        na_helpers=na_helpers,
-        settings=settings,
-        training_seconds=0.0,
-        n_training_rows=len(df),
-    )
-    return _train(handle, config, progress)
+    return _train(_new_handle(workdir, "flat", name, df, na_helpers, settings), config, progress)
 
 
 def train_sequential(
@@ -390,47 +369,52 @@ def train_sequential(
     event_table = _with_helpers(event_table, ev_helpers, settings.seed)
     event_table.insert(0, ROW_ID, np.arange(len(event_table), dtype=np.int64))
     model_cfg = settings.model_configuration()
+    link = [{"column": group_key, "referenced_table": SUBJECT_TABLE, "is_context": True}]
     config = {
         "name": name,
         "random_state": settings.seed,
         "tables": [
-            {
-                "name": SUBJECT_TABLE,
-                "data": subjects,
-                "primary_key": group_key,
-                "columns": _column_configs(subjects.columns, subj_helpers),
-                "tabular_model_configuration": model_cfg,
-            },
-            {
-                "name": EVENTS_TABLE,
-                "data": event_table,
-                "primary_key": ROW_ID,
-                "foreign_keys": [{"column": group_key, "referenced_table": SUBJECT_TABLE, "is_context": True}],
-                "columns": _column_configs(event_table.columns, ev_helpers),
-                "tabular_model_configuration": model_cfg,
-            },
+            _table_config(SUBJECT_TABLE, subjects, group_key, subj_helpers, model_cfg),
+            _table_config(EVENTS_TABLE, event_table, ROW_ID, ev_helpers, model_cfg, foreign_keys=link),
         ],
     }
     n_groups = len(subjects)
     del subjects, event_table
-    handle = GeneratorHandle(
+    handle = _new_handle(workdir, "sequential", name, events, {**subj_helpers, **ev_helpers}, settings,
+                         group_key=group_key, context_columns=context_columns, key_kind=key_kind,
+                         n_training_groups=n_groups)
+    return _train(handle, config, progress)
+
+
+def _table_config(name: str, data: pd.DataFrame, primary_key: str, na_helpers: dict, model_configuration: dict,
+                  foreign_keys: list[dict] | None = None) -> dict[str, Any]:
+    """One table of the SDK's generator configuration (keys in the order the SDK is given them)."""
+    table: dict[str, Any] = {"name": name, "data": data, "primary_key": primary_key}
+    if foreign_keys is not None:
+        table["foreign_keys"] = foreign_keys
+    table["columns"] = _column_configs(data.columns, na_helpers)
+    table["tabular_model_configuration"] = model_configuration
+    return table
+
+
+def _new_handle(workdir: str | os.PathLike, kind: str, name: str, training: pd.DataFrame, na_helpers: dict,
+                settings: TrainingSettings, **extra: Any) -> GeneratorHandle:
+    """The handle of a generator about to be trained on ``training`` (flat: the table;
+    sequential: the events, with ``extra`` fields); :func:`_train` fills in the rest."""
+    return GeneratorHandle(
         workdir=Path(workdir).resolve(),
         generator_id="",
-        kind="sequential",
+        kind=kind,
         name=name,
-        columns=[str(c) for c in events.columns],
-        dtypes={str(c): str(events[c].dtype) for c in events.columns},
-        categories=_categories(events),
-        na_helpers={**subj_helpers, **ev_helpers},
+        columns=[str(c) for c in training.columns],
+        dtypes={str(c): str(training[c].dtype) for c in training.columns},
+        categories=_categories(training),
+        na_helpers=na_helpers,
         settings=settings,
         training_seconds=0.0,
-        group_key=group_key,
-        context_columns=context_columns,
-        key_kind=key_kind,
-        n_training_rows=len(events),
-        n_training_groups=n_groups,
+        n_training_rows=len(training),
+        **extra,
     )
-    return _train(handle, config, progress)
 
 
 def _eta(settings: TrainingSettings, epochs: float | None, elapsed: float) -> float | None:

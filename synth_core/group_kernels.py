@@ -36,8 +36,13 @@ from numba import njit, prange
 from synth_core.heap import (  # heapify is re-exported for the callers
     better as _better,
     heapify,
+    hold as _hold,
+    load_search as _load_search,
     pop as _pop,
-    push as _push,
+    push_held as _push_held,
+    record_swap as _record_swap,
+    save_search as _save_search,
+    second_best as _second_best,
     sift_down as _sift_down,
 )
 
@@ -271,11 +276,7 @@ def _lazy_top(hk, hi, size, ver, version, max_stale, members, sign, max_reevals,
         ver[j] = version
         n_re += 1
         state[5] += 1
-        q = -1
-        if size > 2 and _better(hk[2], hi[2], hk[1], hi[1]):
-            q = 2
-        elif size > 1:
-            q = 1
+        q = _second_best(hk, hi, size)
         if q < 0 or not _better(hk[q], hi[q], g, j) or n_re >= max_reevals:
             break
         hk[0] = g
@@ -305,10 +306,7 @@ def swap_search(
     of swaps; ``out_swaps[s] = (removed group, added group)``, ``out_gain[s]`` its exact gain.
     A removal candidate dropped at position ``p`` leaves its refreshed key in ``rlast[p]``.
     """
-    rsize = state[0]
-    asize = state[1]
-    fails = state[2]
-    version = state[3]
+    rsize, asize, fails, version = _load_search(state)
     held_k = np.empty(pairs, dtype=np.float64)
     held_j = np.empty(pairs, dtype=np.int64)
     acc = 0
@@ -322,34 +320,19 @@ def swap_search(
         while n_held < pairs and asize > 0:
             j, gb, asize = _lazy_top(ak, ai, asize, aver, version, max_stale, cand, 1.0, max_reevals, data, spec, x,
                                      cells, vals, old, state)
-            held_k[n_held] = gb
-            held_j[n_held] = j
             sg = swap_gain(a, cand[j], data, spec, x, cells, vals, old)
             state[6] += 1
-            if sg > best:
-                best = sg
-                best_h = n_held
-            n_held += 1
-        for h in range(n_held):
-            if h != best_h:
-                asize = _push(ak, ai, asize, held_k[h], held_j[h])
+            n_held, best, best_h = _hold(held_k, held_j, n_held, gb, j, sg, best, best_h)
+        asize = _push_held(ak, ai, asize, held_k, held_j, n_held, best_h)
         if best_h >= 0:
             b = cand[held_j[best_h]]
             apply_swap(a, b, data, spec, counts, target, x)
-            in_sub[a] = 0
-            in_sub[b] = 1
-            sub[p] = b
-            out_swaps[acc, 0] = a
-            out_swaps[acc, 1] = b
-            out_gain[acc] = best
+            _record_swap(in_sub, sub, p, a, b, best, out_swaps, out_gain, acc)
             acc += 1
             fails = 0
             version += 1
         else:
             rlast[p] = ga
             fails += 1
-    state[0] = rsize
-    state[1] = asize
-    state[2] = fails
-    state[3] = version
+    _save_search(state, rsize, asize, fails, version)
     return acc

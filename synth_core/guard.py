@@ -54,7 +54,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -199,6 +199,11 @@ class PoolGuard:
         return out
 
 
+def guard_off(n_pool: int) -> PoolGuard:
+    """The verdict of a disabled guard on a pool of ``n_pool`` units: every unit a candidate."""
+    return PoolGuard(n_pool, np.arange(n_pool, dtype=np.int64), None, 0, 0, 0, float("nan"))
+
+
 def guard_pool(
     training: pd.DataFrame,
     pool: pd.DataFrame,
@@ -250,8 +255,8 @@ def guard_pool(
             units[name], unit_is_cat, _ = pv._sequence_units(values[t], is_cat, groups[t])
     n_pool = len(units["pool"])
     if not settings.enabled:
-        return PoolGuard(n_pool, np.arange(n_pool, dtype=np.int64), None, 0, int(replica.sum()), 0, float("nan"),
-                         excluded, time.perf_counter() - started)
+        return replace(guard_off(n_pool), replicas=int(replica.sum()), excluded_columns=excluded,
+                       elapsed_s=time.perf_counter() - started)
 
     d_train, d_ref, loo = _closeness(units["training"], units["pool"], unit_is_cat, settings, seed)
     threshold = float(np.quantile(loo, settings.near_copy_quantile)) if settings.near_copy_quantile > 0 else 0.0

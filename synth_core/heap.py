@@ -3,6 +3,12 @@
 Order: larger key first, ties to the smaller index, so every pop sequence is deterministic.
 The lazy greedy searches of trimming and refinement (flat and grouped) keep stale gains in
 these heaps. Every operation is O(log size); no allocation.
+
+The swap searches (flat and grouped) share more than the heaps, and it lives here too: they
+carry the same four counters between kernel calls (:func:`load_search`, :func:`save_search`),
+hold the addition candidates popped for a removal candidate while their swaps are evaluated
+(:func:`hold`), return the unused ones (:func:`push_held`) and book an accepted swap in the
+subset and the output buffers (:func:`record_swap`).
 """
 
 from __future__ import annotations
@@ -16,8 +22,16 @@ def better(ka, ia, kb, ib):
     return ka > kb or (ka == kb and ia < ib)
 
 
+@njit(inline="always")
+def _put(hk, hi, pos, key, idx):
+    """Write the entry (key, idx) at ``pos``."""
+    hk[pos] = key
+    hi[pos] = idx
+
+
 @njit(cache=True)
 def sift_down(hk, hi, pos, size):
+    """Move the entry at ``pos`` down until both children sort after it."""
     k = hk[pos]
     i = hi[pos]
     while True:
@@ -28,26 +42,23 @@ def sift_down(hk, hi, pos, size):
             child += 1
         if not better(hk[child], hi[child], k, i):
             break
-        hk[pos] = hk[child]
-        hi[pos] = hi[child]
+        _put(hk, hi, pos, hk[child], hi[child])
         pos = child
-    hk[pos] = k
-    hi[pos] = i
+    _put(hk, hi, pos, k, i)
 
 
 @njit(cache=True)
 def sift_up(hk, hi, pos):
+    """Move the entry at ``pos`` up until its parent sorts before it."""
     k = hk[pos]
     i = hi[pos]
     while pos > 0:
         parent = (pos - 1) // 2
         if not better(k, i, hk[parent], hi[parent]):
             break
-        hk[pos] = hk[parent]
-        hi[pos] = hi[parent]
+        _put(hk, hi, pos, hk[parent], hi[parent])
         pos = parent
-    hk[pos] = k
-    hi[pos] = i
+    _put(hk, hi, pos, k, i)
 
 
 @njit(cache=True)
@@ -62,8 +73,7 @@ def pop(hk, hi, size):
     """Remove the root; returns the new size."""
     size -= 1
     if size > 0:
-        hk[0] = hk[size]
-        hi[0] = hi[size]
+        _put(hk, hi, 0, hk[size], hi[size])
         sift_down(hk, hi, 0, size)
     return size
 
@@ -71,8 +81,7 @@ def pop(hk, hi, size):
 @njit(cache=True)
 def push(hk, hi, size, key, idx):
     """Insert (key, idx) at ``size``; returns the new size (the arrays must have room)."""
-    hk[size] = key
-    hi[size] = idx
+    _put(hk, hi, size, key, idx)
     sift_up(hk, hi, size)
     return size + 1
 
@@ -85,3 +94,54 @@ def second_best(hk, hi, size):
     if size > 2 and better(hk[2], hi[2], hk[1], hi[1]):
         return 2
     return 1
+
+
+@njit(inline="always")
+def hold(held_k, held_j, n_held, key, idx, gain, best, best_h):
+    """Hold the addition candidate (``key``, ``idx``) popped for the current removal candidate,
+    whose swap gain is ``gain``; returns (held count, best gain, position of the best held
+    candidate), the best changing only on a strictly larger gain (ties keep the earlier)."""
+    held_k[n_held] = key
+    held_j[n_held] = idx
+    if gain > best:
+        best = gain
+        best_h = n_held
+    return n_held + 1, best, best_h
+
+
+@njit(inline="always")
+def push_held(hk, hi, size, held_k, held_j, n_held, used):
+    """Return the ``n_held`` held entries except the one at ``used`` (-1: none used) to the
+    heap, with the keys they were refreshed to; returns the new size."""
+    for h in range(n_held):
+        if h != used:
+            size = push(hk, hi, size, held_k[h], held_j[h])
+    return size
+
+
+@njit(inline="always")
+def record_swap(in_subset, members, p, a, b, gain, out_swaps, out_gain, acc):
+    """Book an accepted swap: ``a`` (at position ``p`` of ``members``) leaves, ``b`` takes
+    its place; ``(a, b)`` and ``gain`` become output ``acc``."""
+    in_subset[a] = 0
+    in_subset[b] = 1
+    members[p] = b
+    out_swaps[acc, 0] = a
+    out_swaps[acc, 1] = b
+    out_gain[acc] = gain
+
+
+@njit(inline="always")
+def load_search(state):
+    """(removal heap size, addition heap size, consecutive failures, counts version): the part
+    of a swap search's state that both searches carry between kernel calls in ``state[:4]``."""
+    return state[0], state[1], state[2], state[3]
+
+
+@njit(inline="always")
+def save_search(state, rem_size, add_size, fails, version):
+    """Store what :func:`load_search` loads, for the next kernel call."""
+    state[0] = rem_size
+    state[1] = add_size
+    state[2] = fails
+    state[3] = version

@@ -20,13 +20,11 @@ import pandas as pd
 
 from synth_core.errors import InputError
 from synth_core.io import atomic_path
+from synth_core.layout import FINAL_ASSET, KINDS, REPORT_ASSET, asset_name
 from synth_core.store import DEFAULT_RELATIVE_PATH, MetricStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_ENV = "SYNTH_STATE_DIR"
-KINDS = ("flat", "sequential")
-FINAL_ASSET = "refined_output"
-REPORT_ASSET = "quality_report"
 
 #: (store metric, column heading) of the final asset, in print order.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -68,10 +66,10 @@ def _load(store: MetricStore, path: Path, dataset: str | None) -> pd.DataFrame:
     metrics = [m for m, _ in COLUMNS]
     parts = []
     for kind in KINDS:
-        runs = store.history(dataset, metrics, asset=f"{kind}/{FINAL_ASSET}")
+        runs = store.history(dataset, metrics, asset=asset_name(kind, FINAL_ASSET))
         if runs.empty:
             continue
-        published = store.history(dataset, ["published"], asset=f"{kind}/{REPORT_ASSET}")
+        published = store.history(dataset, ["published"], asset=asset_name(kind, REPORT_ASSET))
         done = set(zip(published["run_id"], published["dataset"])) if not published.empty else set()
         runs = runs.assign(kind=kind)
         runs["published"] = [(r, d) in done for r, d in zip(runs["run_id"], runs["dataset"])]

@@ -111,6 +111,33 @@ def _read_shards(folder: Path, what: str) -> pd.DataFrame:
     return pd.concat([read_table(p, what=what) for p in shards], ignore_index=True)
 
 
+def read_rows(source: pd.DataFrame | list, rows, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of the rows at positions ``rows`` of a table or of Parquet shards (paths, in
+    order; only the shards holding wanted rows are read, one at a time), in the order of ``rows``
+    and with a fresh index. Both sources give the same frame."""
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if isinstance(source, pd.DataFrame):
+        return source.iloc[rows][columns].reset_index(drop=True)
+    if rows.size > 1 and np.any(rows[1:] < rows[:-1]):
+        order = np.argsort(rows, kind="stable")
+        ordered = read_rows(source, rows[order], columns)
+        return ordered.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+    import pyarrow.parquet as pq
+
+    parts, start = [], 0
+    for path in source:
+        n = pq.ParquetFile(path).metadata.num_rows
+        lo, hi = np.searchsorted(rows, [start, start + n])
+        if hi > lo:
+            parts.append(pd.read_parquet(path, columns=columns).iloc[rows[lo:hi] - start])
+        start += n
+    if rows.size and rows[-1] >= start:
+        raise InputError(f"row {rows[-1]:,} is outside the pool ({start:,} rows)")
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
 # --------------------------------------------------------------------------------------------
 # output paths: checked before any work
 

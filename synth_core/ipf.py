@@ -153,62 +153,26 @@ def fit_weights(
     if not total > 0:
         raise InputError(f"total must be positive, got {total}")
 
-    if init_weights is None:
-        w = np.full(n_pool, total / n_pool, dtype=np.float64)
-    else:
-        w = check_row_weights(init_weights, n_pool, "init_weights").copy()
-        s = w.sum()
-        if not s > 0:
-            raise InputError("init_weights sum to zero")
-        w *= total / s
-
-    first, second, stride = _raked_tables(pairs, nb)
-    tcells = nb[first] * np.where(stride > 0, stride, 1)
-    targets, toffs = _target_tables(train, first, second, stride, tcells, tw)
-    codes_t = np.ascontiguousarray(pool.T)  # column-major copy: one uint8 byte column per pass
-    K = first.shape[0]
-    empty = np.zeros(0, dtype=np.float64)
-
-    def table_pass(update_k: int, ratio, next_k: int):
-        ua, ub, us = (first[update_k], second[update_k], stride[update_k]) if update_k >= 0 else (0, 0, 1)
-        if next_k >= 0:
-            ta, tb, ts, tcell = first[next_k], second[next_k], stride[next_k], tcells[next_k]
-        else:
-            ta, tb, ts, tcell = 0, 0, 1, 0
-        return kernels.ipf_pass(codes_t, w, int(ua), int(ub), int(us), ratio, int(ta), int(tb), int(ts), int(tcell))
-
-    def scaled() -> np.ndarray:
-        return w * (total / w.sum())
-
+    raker = _Raker.start(pool, nb, pairs, _initial_weights(init_weights, n_pool, total))
+    targets, toffs = _target_tables(train, raker.first, raker.second, raker.stride, raker.tcells, tw)
+    K = raker.first.shape[0]
     errors, changes, scores = [], [], []
     best_w, best_sweep = None, 0
     if score is not None:
-        scores.append(float(score(scaled())))
-        best_w = w.copy()
+        scores.append(float(score(raker.scaled(total))))
+        best_w = raker.w.copy()
     stop_reason = "max_sweeps"
     converged = False
     progress = Progress(log, "IPF", total=max_sweeps * K, unit="pair passes")
-    table = table_pass(-1, empty, 0)
-    ratio = empty
+    table = raker.table_pass(-1, _EMPTY, 0)
     for sweep in range(max_sweeps):
         err_sum, max_change = 0.0, 0.0
         for k in range(K):
-            cur_total = table.sum()
-            if not cur_total > 0:
-                raise InputError("IPF: every pool row has weight 0 (pool cannot match the training tables)")
-            p = targets[toffs[k] : toffs[k + 1]]
-            err_sum += float(np.abs(table / cur_total - p).sum())
-            fixable = (table > 0) & (p > 0)
-            mass = p[fixable].sum()
-            if mass > 0:
-                new = np.where(fixable, p * (cur_total / mass), 0.0)
-                ratio = np.divide(new, table, out=np.zeros_like(table), where=table > 0)
-            else:  # nothing fixable: leave the weights alone
-                new = table
-                ratio = np.ones_like(table)
-            max_change = max(max_change, float(np.abs(table - new).sum() / cur_total))
+            err, ratio, change = _adjustment(table, targets[toffs[k] : toffs[k + 1]])
+            err_sum += err
+            max_change = max(max_change, change)
             if k + 1 < K:
-                table = table_pass(k, ratio, k + 1)
+                table = raker.table_pass(k, ratio, k + 1)
             progress.update(sweep * K + k + 1, sweep=sweep + 1, last_sweep_error=errors[-1] if errors else float("nan"))
         errors.append(err_sum / K)
         changes.append(max_change)
@@ -219,22 +183,21 @@ def fit_weights(
             stop_reason = "stalled"
         last = converged or stop_reason == "stalled" or sweep == max_sweeps - 1
         # the sweep's last adjustment, fused with the next sweep's first table
-        table = table_pass(K - 1, ratio, -1 if last else 0)
+        table = raker.table_pass(K - 1, ratio, -1 if last else 0)
         if score is not None:
-            scores.append(float(score(scaled())))
+            scores.append(float(score(raker.scaled(total))))
             if scores[-1] <= scores[best_sweep]:
-                best_w, best_sweep = w.copy(), sweep + 1
+                best_w, best_sweep = raker.w.copy(), sweep + 1
         if last:
             break
     kept_sweep = len(errors)
     if score is not None and scores[-1] > scores[0]:
-        w, kept_sweep = best_w, best_sweep
+        raker.w, kept_sweep = best_w, best_sweep
         log.info("IPF: the last sweep scores worse than the start (%.6g > %.6g): keeping sweep %d (%.6g)",
                  scores[-1], scores[0], kept_sweep, scores[kept_sweep])
-    w = scaled()
     progress.finish(len(errors) * K, sweeps=len(errors), error=errors[-1], stop=stop_reason)
     return IPFResult(
-        weights=w,
+        weights=raker.scaled(total),
         pairs=pairs,
         n_sweeps=len(errors),
         converged=converged,
@@ -244,6 +207,78 @@ def fit_weights(
         scores=np.asarray(scores),
         kept_sweep=kept_sweep,
     )
+
+
+_EMPTY = np.zeros(0, dtype=np.float64)  # "no ratio": a pass that only measures a table
+
+
+def _initial_weights(init_weights, n_pool: int, total: float) -> np.ndarray:
+    """The start of the fit: uniform, or ``init_weights`` rescaled to ``total``."""
+    if init_weights is None:
+        return np.full(n_pool, total / n_pool, dtype=np.float64)
+    w = check_row_weights(init_weights, n_pool, "init_weights").copy()
+    s = w.sum()
+    if not s > 0:
+        raise InputError("init_weights sum to zero")
+    w *= total / s
+    return w
+
+
+@dataclass
+class _Raker:
+    """The pool's weights and what a pass over the pool reads: a column-major copy of the codes
+    (one uint8 byte column per pass) and the raked tables (:func:`_raked_tables`), ``tcells``
+    cells each."""
+
+    codes_t: np.ndarray
+    w: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    stride: np.ndarray
+    tcells: np.ndarray
+
+    @classmethod
+    def start(cls, pool: np.ndarray, nb: np.ndarray, pairs: np.ndarray, w: np.ndarray) -> _Raker:
+        first, second, stride = _raked_tables(pairs, nb)
+        tcells = nb[first] * np.where(stride > 0, stride, 1)
+        return cls(np.ascontiguousarray(pool.T), w, first, second, stride, tcells)
+
+    def table_pass(self, update_k: int, ratio: np.ndarray, next_k: int) -> np.ndarray:
+        """One pass (:func:`synth_core.kernels.ipf_pass`): rescale the weights by ``ratio`` of
+        table ``update_k``'s cells (-1: none), then return table ``next_k`` (-1: none)."""
+        if update_k >= 0:
+            ua, ub, us = self.first[update_k], self.second[update_k], self.stride[update_k]
+        else:
+            ua, ub, us = 0, 0, 1
+        if next_k >= 0:
+            ta, tb, ts, tcell = self.first[next_k], self.second[next_k], self.stride[next_k], self.tcells[next_k]
+        else:
+            ta, tb, ts, tcell = 0, 0, 1, 0
+        return kernels.ipf_pass(self.codes_t, self.w, int(ua), int(ub), int(us), ratio, int(ta), int(tb), int(ts),
+                                int(tcell))
+
+    def scaled(self, total: float) -> np.ndarray:
+        """The weights rescaled to sum to ``total``."""
+        return self.w * (total / self.w.sum())
+
+
+def _adjustment(table: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """Raking of one table (module docstring): its error before the adjustment, the ratio that
+    takes every fixable cell to its target ``p`` (scaled to the table's total) and how far that
+    moves the table (L1, relative to the total)."""
+    cur_total = table.sum()
+    if not cur_total > 0:
+        raise InputError("IPF: every pool row has weight 0 (pool cannot match the training tables)")
+    err = float(np.abs(table / cur_total - p).sum())
+    fixable = (table > 0) & (p > 0)
+    mass = p[fixable].sum()
+    if mass > 0:
+        new = np.where(fixable, p * (cur_total / mass), 0.0)
+        ratio = np.divide(new, table, out=np.zeros_like(table), where=table > 0)
+    else:  # nothing fixable: leave the weights alone
+        new = table
+        ratio = np.ones_like(table)
+    return err, ratio, float(np.abs(table - new).sum() / cur_total)
 
 
 def inclusion_probabilities(weights: np.ndarray, n_out: int) -> np.ndarray:

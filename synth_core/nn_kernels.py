@@ -90,16 +90,48 @@ def k_nearest_distances(q_cat, q_num, r_cat, r_num, k: int, method: str = "auto"
     r_num = np.ascontiguousarray(r_num, dtype=np.float64)
     if int(k) < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    q_sig, r_sig = _signatures(q_cat, q_num, r_cat, r_num)
+    out = np.full((len(q_num), int(k)), math.inf)
+    n_q = len(q_num)
+
+    def gemm() -> _GemmSearch:
+        return _GemmSearch(q_cat, q_sig, q_num, r_cat, np.ascontiguousarray(r_sig), r_num)
+
+    if method == "gemm":
+        gemm().run(0, n_q, out)
+        return out
+    args = (*_block_layout(q_sig, q_num, r_sig, r_num), out)
+
+    def blocked(lo: int, hi: int) -> None:
+        _run_chunks(lambda a, b: _k_nearest(*args, a, b), hi - lo, offset=lo)
+
+    if method == "blocked":
+        blocked(0, n_q)
+    else:
+        _auto_search(blocked, gemm, out)
+    return out
+
+
+def _signatures(q_cat, q_num, r_cat, r_num) -> tuple[np.ndarray, np.ndarray]:
+    """The signature codes of queries and references: the categorical codes plus a 0/1 flag per
+    numeric column with a missing value anywhere, columns ordered by how often two references
+    differ there (most often first: a count of differences passes its bound sooner)."""
     # a missing number costs 1 against a present one: a flag in the signature carries it
     flagged = np.isnan(q_num).any(axis=0) | np.isnan(r_num).any(axis=0)
     q_sig = np.hstack([q_cat, np.isnan(q_num[:, flagged]).astype(np.int64)])
     r_sig = np.hstack([r_cat, np.isnan(r_num[:, flagged]).astype(np.int64)])
-    # codes that differ most often first: the count of differences passes its bound sooner
     if r_sig.shape[1]:
         mismatch = [1.0 - np.sum((np.unique(r_sig[:, c], return_counts=True)[1] / len(r_sig)) ** 2)
                     for c in range(r_sig.shape[1])]
         order = np.argsort(-np.asarray(mismatch), kind="stable")
         q_sig, r_sig = q_sig[:, order], r_sig[:, order]
+    return q_sig, r_sig
+
+
+def _block_layout(q_sig, q_num, r_sig, r_num) -> tuple:
+    """The blocked search's inputs (:func:`_k_nearest`'s arguments before ``out``): references
+    sorted into blocks of equal signature, by the first numeric feature inside a block, each
+    query's own block and the leave-one-out hashes that find the blocks one code away."""
     block = signature_ids(np.vstack([r_sig, q_sig]))
     r_block, q_block = block[: len(r_sig)], block[len(r_sig):]
     first = r_num[:, 0] if r_num.shape[1] else np.zeros(len(r_num))
@@ -112,8 +144,7 @@ def k_nearest_distances(q_cat, q_num, r_cat, r_num, k: int, method: str = "auto"
     b_sig = np.ascontiguousarray(r_sig[rows][starts])
     b_hash, q_hash = _leave_one_out_hashes(b_sig), _leave_one_out_hashes(q_sig)
     b_by_hash = np.argsort(b_hash, axis=0, kind="stable").T.copy()  # per column c: blocks by hash
-    out = np.full((len(q_num), int(k)), math.inf)
-    args = (
+    return (
         np.ascontiguousarray(q_sig),
         q_num,
         lookup[q_block],
@@ -123,20 +154,18 @@ def k_nearest_distances(q_cat, q_num, r_cat, r_num, k: int, method: str = "auto"
         np.append(starts, len(rows)).astype(np.int64),
         b_by_hash,
         np.take_along_axis(b_hash, b_by_hash.T, axis=0).T.copy(),  # those hashes, sorted per column
-        out,
     )
 
-    def blocked(lo: int, hi: int) -> None:
-        _run_chunks(lambda a, b: _k_nearest(*args, a, b), hi - lo, offset=lo)
 
-    n_q = len(q_num)
-    if method == "gemm":
-        _GemmSearch(q_cat, q_sig, q_num, r_cat, np.ascontiguousarray(r_sig), r_num).run(0, n_q, out)
-        return out
-    if method == "blocked":
-        blocked(0, n_q)
-        return out
-    # Time the blocked search on a second batch of queries (the first may include compiling).
+def _auto_search(blocked, gemm, out: np.ndarray) -> None:
+    """Fill ``out`` with the faster of the two exact searches (``method="auto"``).
+
+    ``blocked(lo, hi)`` runs the blocked search on queries ``lo:hi``; ``gemm()`` builds the
+    matrix-product search. The blocked search is timed on a second batch of queries (the first
+    may include compiling); when the rest would take longer than ``BLOCKED_BUDGET_S``, the
+    matrix-product search is timed on the next batch and the faster one does the rest.
+    """
+    n_q = len(out)
     first, second = min(PILOT_QUERIES, n_q), min(2 * PILOT_QUERIES, n_q)
     blocked(0, first)
     started = time.perf_counter()
@@ -146,18 +175,17 @@ def k_nearest_distances(q_cat, q_num, r_cat, r_num, k: int, method: str = "auto"
     if estimate > BLOCKED_BUDGET_S:
         # Blocks prune little here (many codes differ, or the numbers dominate): time the
         # matrix-product search on the next batch and keep the faster one for the rest.
-        gemm = _GemmSearch(q_cat, q_sig, q_num, r_cat, np.ascontiguousarray(r_sig), r_num)
-        gemm.run(done, done + 1, out[done : done + 1])  # compiles its kernels
+        search = gemm()
+        search.run(done, done + 1, out[done : done + 1])  # compiles its kernels
         nxt = min(done + 1 + PILOT_QUERIES, n_q)
         started = time.perf_counter()
-        gemm.run(done + 1, nxt, out[done + 1 : nxt])
+        search.run(done + 1, nxt, out[done + 1 : nxt])
         rate = (time.perf_counter() - started) / max(nxt - done - 1, 1)
         done = nxt
         if _prefer_gemm(estimate, rate * (n_q - done)):
-            gemm.run(done, n_q, out[done:])
-            return out
+            search.run(done, n_q, out[done:])
+            return
     blocked(done, n_q)
-    return out
 
 
 def _prefer_gemm(blocked_s: float, gemm_s: float) -> bool:

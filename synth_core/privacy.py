@@ -61,7 +61,7 @@ in ``excluded_columns``, as are columns named in ``drop``. The group key is neve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -300,36 +300,105 @@ def privacy_metrics(
 
     values, keys, is_cat = _encode(frames, columns)
     ids = dict(zip(TABLES, _row_ids([keys[t] for t in TABLES])))
-    exact_trn = float(np.isin(ids["synthetic"], ids["training"]).mean())
-    exact_hol = float(np.isin(ids["synthetic"], ids["holdout"]).mean())
-
-    seq_trn = seq_hol = None
-    if group_key is not None:
-        # Group codes 0..k-1 in order of first appearance.
-        groups = {t: pd.factorize(frames[t][group_key], use_na_sentinel=False)[0] for t in TABLES}
-        seqs = {t: _sequence_keys(ids[t], groups[t]) for t in TABLES}
-        trn_set, hol_set = set(seqs["training"]), set(seqs["holdout"])
-        seq_trn = float(np.mean([key in trn_set for key in seqs["synthetic"]]))
-        seq_hol = float(np.mean([key in hol_set for key in seqs["synthetic"]]))
-        units, row_counts = {}, {}
-        for t in TABLES:
-            units[t], unit_cat, row_counts[t] = _sequence_units(values[t], is_cat, groups[t])
-        is_cat = unit_cat
-    else:
+    copies = {
+        "exact_copy_training": float(np.isin(ids["synthetic"], ids["training"]).mean()),
+        "exact_copy_holdout": float(np.isin(ids["synthetic"], ids["holdout"]).mean()),
+        "exact_copy_training_sequences": None,
+        "exact_copy_holdout_sequences": None,
+    }
+    if group_key is None:
         units = values
         row_counts = {t: np.ones(len(values[t]), dtype=np.int64) for t in TABLES}
+    else:
+        units, is_cat, row_counts, sequence_copies = _group_units(frames, group_key, values, is_cat, ids)
+        copies.update(sequence_copies)
 
     count = {t: len(units[t]) for t in TABLES}
+    n, picked = _sample_units(count, cap, seed, "groups" if group_key else "rows")
+    n_syn = len(picked["synthetic"])
+    encoded = _unit_encoder(units, picked, is_cat)
+    figures = _distance_figures(encoded, picked)
+    audit = _membership(count, cap, membership_size, seed, encoded) if membership else None
+    return PrivacyResult(
+        **figures,
+        **copies,
+        n=n,
+        n_synthetic=n_syn,
+        rows={t: int(row_counts[t][picked[t]].sum()) for t in TABLES},
+        dcr_share_ci=wilson_interval(figures["dcr_share"], n_syn),
+        **_audit_fields(audit),
+        excluded_columns=excluded,
+    )
+
+
+def _audit_fields(audit: MembershipResult | None) -> dict[str, Any]:
+    """The :class:`PrivacyResult` fields of the membership audit (None each when it did not run)."""
+    if audit is None:
+        return dict.fromkeys(("membership_auc", "membership_auc_ci", "membership_attack", "membership_auc_by_attack",
+                              "membership_n"))
+    return {
+        "membership_auc": audit.auc,
+        "membership_auc_ci": audit.auc_ci,
+        "membership_attack": audit.attack,
+        "membership_auc_by_attack": dict(audit.attack_auc),
+        "membership_n": audit.n_members,
+    }
+
+
+def _group_units(frames: dict[str, pd.DataFrame], group_key: str, values: dict[str, np.ndarray], is_cat: np.ndarray,
+                 ids: dict[str, np.ndarray]):
+    """Sequential data: one unit per group (module docstring), and the shares of synthetic
+    sequences that copy a whole training / holdout sequence.
+
+    Returns
+    -------
+    units : dict of str to ndarray
+        Per table, one vector per group (:func:`_sequence_units`).
+    unit_is_cat : ndarray of bool
+    row_counts : dict of str to ndarray
+        Per table, the rows of each group.
+    copies : dict of str to float
+        ``exact_copy_training_sequences`` and ``exact_copy_holdout_sequences``.
+    """
+    # Group codes 0..k-1 in order of first appearance.
+    groups = {t: pd.factorize(frames[t][group_key], use_na_sentinel=False)[0] for t in TABLES}
+    seqs = {t: _sequence_keys(ids[t], groups[t]) for t in TABLES}
+    trn_set, hol_set = set(seqs["training"]), set(seqs["holdout"])
+    copies = {
+        "exact_copy_training_sequences": float(np.mean([key in trn_set for key in seqs["synthetic"]])),
+        "exact_copy_holdout_sequences": float(np.mean([key in hol_set for key in seqs["synthetic"]])),
+    }
+    units, row_counts = {}, {}
+    for t in TABLES:
+        units[t], unit_cat, row_counts[t] = _sequence_units(values[t], is_cat, groups[t])
+    return units, unit_cat, row_counts, copies
+
+
+def _sample_units(count: dict[str, int], cap: int, seed: int, unit: str) -> tuple[int, dict[str, np.ndarray]]:
+    """``n = min(|training|, |holdout|, cap)`` and the sorted units drawn without replacement:
+    ``n`` per reference, ``min(n, |synthetic|)`` synthetic ones (seeded by ``seed``).
+
+    Raises
+    ------
+    InputError
+        Fewer than two units (``unit``: "rows" or "groups") in training or holdout.
+    """
     n = min(count["training"], count["holdout"], cap)
     if n < 2:
         raise InputError(
-            f"need at least 2 {'groups' if group_key else 'rows'} in training and holdout, got "
-            f"{count['training']} and {count['holdout']}"
+            f"need at least 2 {unit} in training and holdout, got {count['training']} and {count['holdout']}"
         )
     n_syn = min(n, count["synthetic"])
     rng = np.random.default_rng(seed)
     picked = {t: np.sort(rng.choice(count[t], n_syn if t == "synthetic" else n, replace=False)) for t in TABLES}
+    return n, picked
 
+
+def _unit_encoder(units: dict[str, np.ndarray], picked: dict[str, np.ndarray],
+                  is_cat: np.ndarray) -> Callable[[str, np.ndarray], Encoded]:
+    """``encoded(table, rows)``: those units of ``table`` ready for the nearest-neighbour search,
+    numbers rank-transformed by the CDFs of the sampled references, categorical and numeric
+    features each in the order that lets the search abandon candidates soonest."""
     ranks = _fit_ranks([units[t][picked[t]] for t in REFERENCES], is_cat)
     reference = np.vstack([_apply_ranks(units[t][picked[t]], ranks, is_cat) for t in REFERENCES])
     cat_cols, num_cols = _feature_order(reference, is_cat)
@@ -338,40 +407,27 @@ def privacy_metrics(
         x = _apply_ranks(units[table][rows], ranks, is_cat)
         return Encoded(x[:, cat_cols].astype(np.int64), np.ascontiguousarray(x[:, num_cols]))
 
+    return encoded
+
+
+def _distance_figures(encoded: Callable[[str, np.ndarray], Encoded], picked: dict[str, np.ndarray]) -> dict[str, float]:
+    """DCR share, mean and 5th-percentile DCR per reference and the NNDR ratio of the sampled
+    synthetic units (the :class:`PrivacyResult` fields of those names)."""
     syn = encoded("synthetic", picked["synthetic"])
     near = {t: k_nearest_distances(syn.cat, syn.num, *encoded(t, picked[t]), 2) for t in REFERENCES}
     (t1, t2), (h1, h2) = near["training"].T, near["holdout"].T
     dcr_trn, dcr_hol = np.sqrt(t1), np.sqrt(h1)
     nndr_trn = (dcr_trn + NNDR_EPS) / (np.sqrt(t2) + NNDR_EPS)
     nndr_hol = (dcr_hol + NNDR_EPS) / (np.sqrt(h2) + NNDR_EPS)
-    # Compare squared sums: no rounding from the square root can create or break a tie.
-    share = float(np.mean(t1 < h1) + 0.5 * np.mean(t1 == h1))
-
-    audit = None
-    if membership:
-        audit = _membership(count, cap, membership_size, seed, encoded)
-    return PrivacyResult(
-        dcr_share=share,
-        dcr_training=float(dcr_trn.mean()),
-        dcr_holdout=float(dcr_hol.mean()),
-        dcr_training_p5=float(np.percentile(dcr_trn, 5)),
-        dcr_holdout_p5=float(np.percentile(dcr_hol, 5)),
-        nndr_ratio=float(np.median(nndr_trn) / np.median(nndr_hol)),
-        exact_copy_training=exact_trn,
-        exact_copy_holdout=exact_hol,
-        exact_copy_training_sequences=seq_trn,
-        exact_copy_holdout_sequences=seq_hol,
-        n=n,
-        n_synthetic=n_syn,
-        rows={t: int(row_counts[t][picked[t]].sum()) for t in TABLES},
-        dcr_share_ci=wilson_interval(share, n_syn),
-        membership_auc=None if audit is None else audit.auc,
-        membership_auc_ci=None if audit is None else audit.auc_ci,
-        membership_attack=None if audit is None else audit.attack,
-        membership_auc_by_attack=None if audit is None else dict(audit.attack_auc),
-        membership_n=None if audit is None else audit.n_members,
-        excluded_columns=excluded,
-    )
+    return {
+        # Compare squared sums: no rounding from the square root can create or break a tie.
+        "dcr_share": float(np.mean(t1 < h1) + 0.5 * np.mean(t1 == h1)),
+        "dcr_training": float(dcr_trn.mean()),
+        "dcr_holdout": float(dcr_hol.mean()),
+        "dcr_training_p5": float(np.percentile(dcr_trn, 5)),
+        "dcr_holdout_p5": float(np.percentile(dcr_hol, 5)),
+        "nndr_ratio": float(np.median(nndr_trn) / np.median(nndr_hol)),
+    }
 
 
 def _membership(count, cap, membership_size, seed, encoded) -> MembershipResult | None:

@@ -55,16 +55,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
 
 from synth_core import kernels
-from synth_core.errors import InputError
 from synth_core.features import FeatureSet, check_codes, check_row_weights
 from synth_core.objective import _check_vec, accumulate, count_error, gains_from_resid, objective, partial_gains
 from synth_core.progress import Progress
+from synth_core.swap_rounds import SwapLog, SwapStep, check_options, run_round
 from synth_core.trim import _unique_sorted_rows
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,11 @@ SEARCH_CHUNK = 512  # swaps per kernel call: lets the loop log progress (results
 
 
 @dataclass(frozen=True)
-class SwapEvent:
-    """Passed to the callback after each accepted swap. ``counts`` and ``rows`` are live
+class SwapEvent(SwapStep):
+    """Passed to the callback after each accepted swap (``step``, ``removed``, ``added``,
+    ``gain``: the exact decrease of count_error, then these). ``counts`` and ``rows`` are live
     views (copy them to keep them); ``rows`` is the current subset in working order."""
 
-    step: int  # 1-based number of the accepted swap
-    removed: int
-    added: int
-    gain: float  # exact decrease of count_error
     count_error: float  # incrementally maintained
     objective: float  # incrementally maintained count_error / N_target
     counts: np.ndarray
@@ -143,155 +141,208 @@ def refine_swaps(
     codes = check_codes(codes, fs.n_bins)
     n_pool = codes.shape[0]
     _check_vec(target, fs, "target")
-    target = np.ascontiguousarray(target, dtype=np.float64)
     subset_rows = _unique_sorted_rows(rows, n_pool).copy()
     n_sub = subset_rows.shape[0]
     pool_w = check_row_weights(row_weights, n_pool, "row_weights")
     if swaps_per_round is None:
         swaps_per_round = max(256, n_sub // 20)
-    for name, v in (("max_swaps", max_swaps), ("max_rounds", max_rounds)):
-        if v < 0:
-            raise InputError(f"{name} must be >= 0, got {v}")
-    for name, v in (("swaps_per_round", swaps_per_round), ("pairs_per_removal", pairs_per_removal),
-                    ("max_fail", max_fail), ("max_reevals", max_reevals)):
-        if v < 1:
-            raise InputError(f"{name} must be >= 1, got {v}")
-    if not eps > 0:
-        raise InputError(f"eps must be > 0 (swaps must strictly improve), got {eps}")
-    if candidate_sample is not None and candidate_sample < 1:
-        raise InputError(f"candidate_sample must be >= 1, got {candidate_sample}")
-    if n_add is not None and n_add < 1:
-        raise InputError(f"n_add must be >= 1, got {n_add}")
-    if prefilter is not None and prefilter < 1:
-        raise InputError(f"prefilter must be >= 1, got {prefilter}")
-    low_features = np.flatnonzero(fs.arity == fs.arity.min())
-
-    in_subset = np.zeros(n_pool, dtype=np.uint8)
-    in_subset[subset_rows] = 1
-    counts = np.zeros(fs.total_cells, dtype=np.float64)
-    accumulate(np.ascontiguousarray(codes[subset_rows]), fs, _take(pool_w, subset_rows), counts)
-    t_total = float(target[fs.feature_slice(0)].sum()) or 1.0
-    err = count_error(counts, target, fs)
-    trace = [err / t_total]
-    swaps_out: list[np.ndarray] = []
-    n_swaps = n_rounds = 0
-    stop_reason = "max_swaps" if max_swaps == 0 else "max_rounds"
+    check_options(
+        eps,
+        {"max_swaps": max_swaps, "max_rounds": max_rounds},
+        {"swaps_per_round": swaps_per_round, "pairs_per_removal": pairs_per_removal, "max_fail": max_fail,
+         "max_reevals": max_reevals, "candidate_sample": candidate_sample, "n_add": n_add, "prefilter": prefilter},
+    )
+    run = _FlatSearch.start(codes, subset_rows, pool_w, fs, np.ascontiguousarray(target, dtype=np.float64),
+                            (pairs_per_removal, max_fail, max_reevals, eps))
+    book = SwapLog.start(count_error(run.counts, run.target, fs), float(run.target[fs.feature_slice(0)].sum()) or 1.0,
+                        max_swaps, swaps_per_round)
+    windows = _Windows.of(candidate_sample, n_pool, seed)
     step_mode = callback is not None or verify
-
-    perm = None
-    window = 0
-    empty_windows = 0
-    if candidate_sample is not None and candidate_sample < n_pool:
-        perm = np.random.default_rng(seed).permutation(n_pool).astype(np.int64)
-
-    buf_size = max(1, min(max_swaps, swaps_per_round))
-    buf_swaps = np.empty((buf_size, 2), dtype=np.int64)
-    buf_gain = np.empty(buf_size, dtype=np.float64)
-    state = np.zeros(7, dtype=np.int64)  # see kernels.swap_search
-
+    n_rounds = 0
+    stop_reason = "max_swaps" if max_swaps == 0 else "max_rounds"
     # the swaps a round may accept are capped too: the ETA must respect both caps
     progress = Progress(log, "refine", total=min(max_swaps, max_rounds * swaps_per_round), unit="swaps",
                         limits={"rounds_done": max_rounds})
-    timings = {"gains_s": 0.0, "search_s": 0.0}
-    while n_rounds < max_rounds and n_swaps < max_swaps and n_sub > 0:
+
+    def after(accepted: int) -> None:
+        progress.update(book.n_swaps, rounds_done=n_rounds - 1, objective=book.objective)
+        if step_mode and accepted:
+            run.check_step(book, verify, callback)
+
+    while n_rounds < max_rounds and book.n_swaps < max_swaps and n_sub > 0:
         n_rounds += 1
-        t_gains = time.perf_counter()
-        # removal heap: every subset row, keyed by its removal gain
-        resid = counts - target  # refreshed each round, then kept in step with counts
+        heaps = run.heaps(windows.next(), n_add, prefilter)
+        accepted = run_round(book, partial(run.search, heaps, book), after, swaps_per_round=swaps_per_round,
+                             max_swaps=max_swaps, step_mode=step_mode, chunk=SEARCH_CHUNK)
+        log.debug("refine round %d: %d swaps accepted, objective %.6g, %d recomputations and %d swap evaluations so far",
+                  n_rounds, accepted, book.objective, int(run.state[4] + run.state[5]), int(run.state[6]))
+        if book.n_swaps >= max_swaps:
+            stop_reason = "max_swaps"
+            break
+        if windows.exhausted(accepted):
+            stop_reason = "no_improving_swap"
+            break
+
+    progress.finish(book.n_swaps, rounds=n_rounds, objective=book.objective, stop=stop_reason, **run.timings)
+    return run.result(book, n_rounds, stop_reason)
+
+
+@dataclass
+class _Windows:
+    """Which pool rows a round scores as addition candidates: a rotating window of
+    ``size`` rows over a seeded permutation of the pool, or (``perm`` None) every row."""
+
+    size: int | None
+    perm: np.ndarray | None
+    n_pool: int
+    window: int = 0
+    empty: int = 0  # consecutive windows without an accepted swap
+
+    @classmethod
+    def of(cls, candidate_sample: int | None, n_pool: int, seed: int) -> _Windows:
+        perm = None
+        if candidate_sample is not None and candidate_sample < n_pool:
+            perm = np.random.default_rng(seed).permutation(n_pool).astype(np.int64)
+        return cls(candidate_sample, perm, n_pool)
+
+    def next(self) -> np.ndarray | None:
+        """The next window's pool rows (None: the whole pool)."""
+        if self.perm is None:
+            return None
+        start = (self.window * self.size) % self.n_pool
+        self.window += 1
+        return np.take(self.perm, np.arange(start, start + self.size), mode="wrap")
+
+    def exhausted(self, accepted: int) -> bool:
+        """Whether refinement is done after a round that accepted ``accepted`` swaps: a round
+        over the whole pool, or a full cycle of windows, that accepted nothing."""
+        if accepted:
+            self.empty = 0
+            return False
+        if self.perm is None:
+            return True
+        self.empty += 1
+        return self.empty * self.size >= self.n_pool
+
+
+@dataclass
+class _Heaps:
+    """One round's two heaps (see :func:`synth_core.kernels.swap_search`) and the residuals
+    ``counts - target`` the kernel keeps in step with the counts."""
+
+    resid: np.ndarray
+    rem_hk: np.ndarray
+    rem_hi: np.ndarray
+    rem_ver: np.ndarray
+    add_rows: np.ndarray
+    add_hk: np.ndarray
+    add_hi: np.ndarray
+    add_ver: np.ndarray
+
+
+@dataclass
+class _FlatSearch:
+    """The live state of one refinement: the subset (in working order; the kernel swaps rows
+    in place), its membership mask and cell counts, and the search kernel's carried state."""
+
+    codes: np.ndarray
+    fs: FeatureSet
+    target: np.ndarray
+    pool_w: np.ndarray
+    rows: np.ndarray
+    in_subset: np.ndarray
+    counts: np.ndarray
+    options: tuple  # (pairs_per_removal, max_fail, max_reevals, eps) of the kernel
+    state: np.ndarray = field(default_factory=lambda: np.zeros(7, dtype=np.int64))  # see kernels.swap_search
+    timings: dict = field(default_factory=lambda: {"gains_s": 0.0, "search_s": 0.0})
+
+    @classmethod
+    def start(cls, codes, rows, pool_w, fs, target, options) -> _FlatSearch:
+        in_subset = np.zeros(codes.shape[0], dtype=np.uint8)
+        in_subset[rows] = 1
+        counts = np.zeros(fs.total_cells, dtype=np.float64)
+        accumulate(np.ascontiguousarray(codes[rows]), fs, _take(pool_w, rows), counts)
+        return cls(codes, fs, target, pool_w, rows, in_subset, counts, options)
+
+    def heaps(self, cand, n_add, prefilter) -> _Heaps:
+        """Fresh gains for a round: every subset row's removal gain, and the addition gains of
+        the candidates (``cand``, None: every pool row) outside the subset, each in a max-heap;
+        the kernel's state is reset for the new heaps."""
+        started = time.perf_counter()
+        codes, fs, pool_w, n_sub = self.codes, self.fs, self.pool_w, self.rows.shape[0]
+        resid = self.counts - self.target  # refreshed each round, then kept in step with counts
         rem_hk = np.empty(n_sub, dtype=np.float64)
-        gains_from_resid(np.ascontiguousarray(codes[subset_rows]), fs, resid, _take(pool_w, subset_rows), -1, rem_hk)
+        gains_from_resid(np.ascontiguousarray(codes[self.rows]), fs, resid, _take(pool_w, self.rows), -1, rem_hk)
         rem_hi = np.arange(n_sub, dtype=np.int64)
         kernels.heapify(rem_hk, rem_hi, n_sub)
-        # addition heap: the candidate pool rows outside the subset
-        if perm is None:
-            cand = None
-        else:
-            start = (window * candidate_sample) % n_pool
-            cand = np.take(perm, np.arange(start, start + candidate_sample), mode="wrap")
-            window += 1
-        n_cand = n_pool if cand is None else cand.shape[0]
+        n_cand = codes.shape[0] if cand is None else cand.shape[0]
         if prefilter is not None and n_cand > prefilter:
             # directed search: rank the candidates by the addition gain of their low-arity cells
             # (one cheap pass: it rewards rows that hit under-filled columns), score only the best
-            cand = _prefilter(codes, cand, in_subset, fs, resid, pool_w, low_features, prefilter)
+            low_features = np.flatnonzero(fs.arity == fs.arity.min())
+            cand = _prefilter(codes, cand, self.in_subset, fs, resid, pool_w, low_features, prefilter)
+        add_rows, add_hk = self._addition_keys(cand, resid, n_add)
+        add_hi = np.arange(add_rows.shape[0], dtype=np.int64)
+        kernels.heapify(add_hk, add_hi, add_rows.shape[0])
+        # keys from this pass are fresh at version 0
+        heaps = _Heaps(resid, rem_hk, rem_hi, np.zeros(n_sub, dtype=np.int64), add_rows, add_hk, add_hi,
+                       np.zeros(add_rows.shape[0], dtype=np.int64))
+        self.state[:4] = (n_sub, add_rows.shape[0], 0, 0)
+        self.timings["gains_s"] += time.perf_counter() - started
+        return heaps
+
+    def _addition_keys(self, cand, resid, n_add) -> tuple[np.ndarray, np.ndarray]:
+        """(pool rows, addition gains) of the candidates outside the subset: the best ``n_add``
+        by gain (None: all of them)."""
         if cand is None:
-            add_gain = np.empty(n_pool, dtype=np.float64)
-            gains_from_resid(codes, fs, resid, pool_w, +1, add_gain)
-            add_gain[in_subset.view(bool)] = -np.inf
+            add_gain = np.empty(self.codes.shape[0], dtype=np.float64)
+            gains_from_resid(self.codes, self.fs, resid, self.pool_w, +1, add_gain)
+            add_gain[self.in_subset.view(bool)] = -np.inf
         else:
             add_gain = np.empty(cand.shape[0], dtype=np.float64)
-            gains_from_resid(np.ascontiguousarray(codes[cand]), fs, resid, _take(pool_w, cand), +1, add_gain)
-            add_gain[in_subset[cand].view(bool)] = -np.inf
-        if n_add is not None:
-            keep = kernels.topk_desc(add_gain, n_add)
-        else:
-            keep = np.flatnonzero(add_gain > -np.inf)
-        add_rows = keep if cand is None else cand[keep]
-        add_hk = np.ascontiguousarray(add_gain[keep])
-        add_hi = np.arange(keep.shape[0], dtype=np.int64)
-        kernels.heapify(add_hk, add_hi, keep.shape[0])
-        del add_gain
-        rem_ver = np.zeros(n_sub, dtype=np.int64)  # keys from this pass are fresh at version 0
-        add_ver = np.zeros(keep.shape[0], dtype=np.int64)
-        state[:4] = (n_sub, keep.shape[0], 0, 0)
-        timings["gains_s"] += time.perf_counter() - t_gains
+            gains_from_resid(np.ascontiguousarray(self.codes[cand]), self.fs, resid, _take(self.pool_w, cand), +1,
+                             add_gain)
+            add_gain[self.in_subset[cand].view(bool)] = -np.inf
+        keep = kernels.topk_desc(add_gain, n_add) if n_add is not None else np.flatnonzero(add_gain > -np.inf)
+        return (keep if cand is None else cand[keep]), np.ascontiguousarray(add_gain[keep])
 
-        accepted_round = 0
-        while accepted_round < swaps_per_round and n_swaps < max_swaps:
-            room = min(max_swaps - n_swaps, swaps_per_round - accepted_round, buf_size, SEARCH_CHUNK)
-            t_search = time.perf_counter()
-            acc = kernels.swap_search(
-                codes, in_subset, subset_rows, pool_w, add_rows, rem_hk, rem_hi, rem_ver, add_hk, add_hi, add_ver,
-                state, 1 if step_mode else room, pairs_per_removal, max_fail, max_reevals, eps,
-                counts, resid, fs.weights, fs.cols, fs.strides, fs.offsets, buf_swaps, buf_gain,
-            )
-            for s in range(acc):
-                err -= float(buf_gain[s])
-                trace.append(err / t_total)
-            if acc:
-                swaps_out.append(buf_swaps[:acc].copy())
-            n_swaps += acc
-            accepted_round += acc
-            timings["search_s"] += time.perf_counter() - t_search
-            progress.update(n_swaps, rounds_done=n_rounds - 1, objective=err / t_total)
-            if step_mode and acc:
-                a, b = int(buf_swaps[0, 0]), int(buf_swaps[0, 1])
-                if verify:
-                    _verify(codes, subset_rows, pool_w, fs, counts, target, err, a, b)
-                if callback is not None:
-                    callback(SwapEvent(n_swaps, a, b, float(buf_gain[0]), err, err / t_total, counts, subset_rows))
-            if acc == 0:  # heaps exhausted or too many consecutive failures
-                break
-        log.debug("refine round %d: %d swaps accepted, objective %.6g, %d recomputations and %d swap evaluations so far",
-                  n_rounds, accepted_round, err / t_total, int(state[4] + state[5]), int(state[6]))
-        if n_swaps >= max_swaps:
-            stop_reason = "max_swaps"
-            break
-        if accepted_round == 0:
-            if perm is None:
-                stop_reason = "no_improving_swap"
-                break
-            empty_windows += 1
-            if empty_windows * candidate_sample >= n_pool:
-                stop_reason = "no_improving_swap"
-                break
-        else:
-            empty_windows = 0
+    def search(self, h: _Heaps, book: SwapLog, limit: int) -> int:
+        """One call of the search kernel on the round's heaps: at most ``limit`` swaps, written
+        to ``book``'s buffers; returns how many."""
+        started = time.perf_counter()
+        fs = self.fs
+        pairs_per_removal, max_fail, max_reevals, eps = self.options
+        accepted = kernels.swap_search(
+            self.codes, self.in_subset, self.rows, self.pool_w, h.add_rows, h.rem_hk, h.rem_hi, h.rem_ver, h.add_hk,
+            h.add_hi, h.add_ver, self.state, limit, pairs_per_removal, max_fail, max_reevals, eps,
+            self.counts, h.resid, fs.weights, fs.cols, fs.strides, fs.offsets, book.buf_swaps, book.buf_gain,
+        )
+        self.timings["search_s"] += time.perf_counter() - started
+        return accepted
 
-    progress.finish(n_swaps, rounds=n_rounds, objective=err / t_total, stop=stop_reason, **timings)
-    return RefineResult(
-        rows=np.sort(subset_rows),
-        counts=counts,
-        objective=objective(counts, target, fs),
-        count_error=err,
-        trace=np.asarray(trace),
-        swaps=np.concatenate(swaps_out) if swaps_out else np.zeros((0, 2), dtype=np.int64),
-        n_swaps=n_swaps,
-        n_rounds=n_rounds,
-        n_evaluations=int(state[6]),
-        n_recomputations=int(state[4] + state[5]),
-        stop_reason=stop_reason,
-    )
+    def result(self, book: SwapLog, n_rounds: int, stop_reason: str) -> RefineResult:
+        """The refinement's result; the objective is recomputed from the final counts."""
+        return RefineResult(
+            rows=np.sort(self.rows),
+            counts=self.counts,
+            objective=objective(self.counts, self.target, self.fs),
+            count_error=book.err,
+            trace=np.asarray(book.trace),
+            swaps=book.swaps(),
+            n_swaps=book.n_swaps,
+            n_rounds=n_rounds,
+            n_evaluations=int(self.state[6]),
+            n_recomputations=int(self.state[4] + self.state[5]),
+            stop_reason=stop_reason,
+        )
+
+    def check_step(self, book: SwapLog, verify: bool, callback: Callable[[SwapEvent], None] | None) -> None:
+        """After a one-swap kernel call: recount and compare (``verify``), then tell ``callback``."""
+        a, b, gain = book.first()
+        if verify:
+            _verify(self.codes, self.rows, self.pool_w, self.fs, self.counts, self.target, book.err, a, b)
+        if callback is not None:
+            callback(SwapEvent(book.n_swaps, a, b, gain, book.err, book.objective, self.counts, self.rows))
 
 
 def _prefilter(codes, cand, in_subset, fs, resid, pool_w, low, k) -> np.ndarray:

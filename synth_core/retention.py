@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Iterable
 
 from synth_core.datasets import DatasetSpec
+from synth_core.layout import GENERATORS, POOLS, PUBLISHED, RUNS
 
 log = logging.getLogger(__name__)
 
-DELETABLE_PARENTS = ("runs", "pools", "generators")
-PUBLISHED = "published"
+DELETABLE_PARENTS = (RUNS, POOLS, GENERATORS)
 MANIFEST = "manifest.json"
 GENERATOR_FILE = "generator.json"
 
@@ -111,7 +111,7 @@ def plan_dataset(dataset_dir: Path, retention_days: int, now: datetime | float |
 
     doomed: list[Path] = []
     kept_runs: list[Path] = []
-    for run in _subfolders(dataset_dir / "runs"):
+    for run in _subfolders(dataset_dir / RUNS):
         if unknown_publication or run.name == published_run or _mtime(run) >= cutoff:
             kept_runs.append(run)
         else:
@@ -119,10 +119,10 @@ def plan_dataset(dataset_dir: Path, retention_days: int, now: datetime | float |
     for run in kept_runs:
         referenced |= _run_generator_ids(run)
 
-    doomed += [pool for pool in _subfolders(dataset_dir / "pools") if _mtime(pool) < cutoff]
+    doomed += [pool for pool in _subfolders(dataset_dir / POOLS) if _mtime(pool) < cutoff]
 
     if not unknown_publication:
-        for gen in _subfolders(dataset_dir / "generators"):
+        for gen in _subfolders(dataset_dir / GENERATORS):
             if _mtime(gen) >= cutoff:
                 continue
             handle = _read_json(gen / GENERATOR_FILE) or {}

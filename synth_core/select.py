@@ -29,6 +29,7 @@ Long loops log progress (rate, ETA) at most every 5 s through ``logging``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -42,7 +43,7 @@ from synth_core.binning import Binner
 from synth_core.conform import conform_table
 from synth_core.errors import InputError
 from synth_core.features import FeatureSet, build_feature_set, with_guard
-from synth_core.guard import BALANCE_ROUNDS, BALANCE_WEIGHT, GuardSettings, PoolGuard, guard_pool
+from synth_core.guard import BALANCE_ROUNDS, BALANCE_WEIGHT, GuardSettings, PoolGuard, guard_off, guard_pool
 from synth_core.ipf import fit_weights, integerise
 from synth_core.mi import default_pair_count, pairwise_mi, top_pairs, top_triples
 from synth_core.objective import objective, subset_counts, target_counts
@@ -134,10 +135,55 @@ class SelectionProblem:
     target: np.ndarray | None = None
     guard: PoolGuard | None = None
     search: SearchSpace | None = None
+    closeness_weight: float = GuardSettings().closeness_weight
 
     @property
     def n_pool(self) -> int:
         return self.pool_codes.shape[0]
+
+    def save(self, folder: str | Path) -> Path:
+        """Write what :func:`prepare` computed to ``folder``: the binning, the codes, the ranked
+        pairs and triples and the guard's verdict (features, targets and the search space are
+        rebuilt from them on :meth:`load`, bit for bit)."""
+        import pickle
+
+        from synth_core.io import atomic_path
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"train_codes": self.train_codes, "pool_codes": self.pool_codes, "pairs": self.pairs,
+                  "pair_mi": self.pair_mi, "triples": self.triples}
+        for name, array in arrays.items():
+            with atomic_path(folder / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, array)
+        with atomic_path(folder / "binner.pkl") as tmp:
+            tmp.write_bytes(pickle.dumps(self.binner))
+        (self.guard or guard_off(self.n_pool)).save(folder / "guard.npz")
+        with atomic_path(folder / "problem.json") as tmp:
+            tmp.write_text(json.dumps({"n_target": self.n_target, "columns": self.columns,
+                                       "closeness_weight": self.closeness_weight}))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SelectionProblem":
+        """The problem :meth:`save` wrote, ready for the stages."""
+        import pickle
+
+        folder = Path(folder)
+        meta = json.loads((folder / "problem.json").read_text())
+        problem = cls(
+            binner=pickle.loads((folder / "binner.pkl").read_bytes()),
+            train_codes=np.load(folder / "train_codes.npy"),
+            pool_codes=np.load(folder / "pool_codes.npy"),
+            n_target=int(meta["n_target"]),
+            columns=list(meta["columns"]),
+            pairs=np.load(folder / "pairs.npy"),
+            pair_mi=np.load(folder / "pair_mi.npy"),
+            triples=np.load(folder / "triples.npy"),
+            guard=PoolGuard.load(folder / "guard.npz"),
+            closeness_weight=float(meta["closeness_weight"]),
+        )
+        return _with_objective(problem)
 
     @property
     def space(self) -> SearchSpace:
@@ -220,9 +266,30 @@ def stage_mi_pairs(problem: SelectionProblem, settings: SelectionSettings) -> Se
     triples = top_triples(None, n_bins, k=settings.top_triples, mi_matrix=mi)
     problem.pairs, problem.pair_mi = ranking.pairs, ranking.mi
     problem.triples = triples.triples
-    problem.feature_set = build_feature_set(n_bins, problem.pairs, problem.triples)
+    problem.closeness_weight = settings.guard.closeness_weight
+    return _with_objective(problem)
+
+
+def _with_objective(problem: SelectionProblem) -> SelectionProblem:
+    """Features, targets and the search space from the problem's ranked pairs and triples."""
+    problem.feature_set = build_feature_set(problem.binner.n_codes, problem.pairs, problem.triples)
     problem.target = target_counts(problem.train_codes, problem.feature_set, problem.n_target)
-    problem.search = search_space(problem, settings.guard.closeness_weight)
+    problem.search = search_space(problem, problem.closeness_weight)
+    return problem
+
+
+def prepare(training: pd.DataFrame, pool: pd.DataFrame, n_target: int,
+            settings: SelectionSettings = SelectionSettings()) -> SelectionProblem:
+    """Everything the stages share, computed once: the metric's binning fitted on training, the
+    codes, the privacy guard's verdict on the pool, the MI-ranked pairs and triples, the targets
+    and the search space. ``synth select`` and the ``mi_pairs`` asset both start here."""
+    check_pool(training, pool, n_target)
+    t = time.perf_counter()
+    pool = pool[list(training.columns)]
+    guard = guard_pool(training, pool, settings=settings.guard, seed=settings.seed)
+    problem = stage_mi_pairs(make_problem(training, pool, n_target, guard), settings)
+    log.info("binning + guard + MI: %d pairs, %d triples, %.1f s", len(problem.pairs), len(problem.triples),
+             time.perf_counter() - t)
     return problem
 
 
@@ -414,7 +481,6 @@ def run_selection(
     on_stage: Callable[[StageRecord], None] | None = None,
 ) -> tuple[SelectionProblem, list[StageRecord]]:
     """All stages in one process (``synth select``); returns the problem and one record per stage."""
-    check_pool(training, pool, n_target)
     records: list[StageRecord] = []
 
     def record(stage: str, rows: np.ndarray, started: float, **details) -> None:
@@ -426,12 +492,7 @@ def run_selection(
         if on_stage is not None:
             on_stage(rec)
 
-    t = time.perf_counter()
-    pool = pool[list(training.columns)]
-    guard = guard_pool(training, pool, settings=settings.guard, seed=settings.seed)
-    problem = make_problem(training, pool, n_target, guard)
-    problem = stage_mi_pairs(problem, settings)
-    log.info("binning + MI: %d pairs, %d triples, %.1f s", len(problem.pairs), len(problem.triples), time.perf_counter() - t)
+    problem = prepare(training, pool, n_target, settings)
     record("random", random_subset(problem.n_pool, n_target, settings.seed), time.perf_counter())
     t = time.perf_counter()
     ipf = stage_ipf(problem, settings)
@@ -453,9 +514,16 @@ def conform_to(frame: pd.DataFrame, training: pd.DataFrame, *, name: str = "pool
     return conform_table(frame, training, name=name, identifiers=identifiers)
 
 
-def output_table(training: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """The selected rows with training's column order and dtypes."""
-    return conform_to(pool.iloc[np.asarray(rows)], training)
+def output_table(training: pd.DataFrame, pool: pd.DataFrame | Sequence[str | Path], rows: np.ndarray) -> pd.DataFrame:
+    """The selected rows (pool order) with training's column order and dtypes.
+
+    ``pool``: the pool as a table, or its Parquet shards in order (only the shards holding
+    selected rows are read). Either way gives the same table, so the pipeline's output equals
+    ``synth select``'s byte for byte.
+    """
+    from synth_core.io import read_rows
+
+    return conform_to(read_rows(pool, np.sort(np.asarray(rows, dtype=np.int64)), list(training.columns)), training)
 
 
 def save_rows(path: Path, rows: np.ndarray) -> Path:

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -24,7 +25,7 @@ import pandas as pd
 from synth_core.conform import conform_table
 from synth_core.errors import InputError
 from synth_core.guard import BALANCE_ROUNDS, BALANCE_WEIGHT, GuardSettings, PoolGuard, guard_pool
-from synth_core.sequences import GroupLayout, SequentialProblem, build_problem, random_groups
+from synth_core.sequences import MAX_TRIPLES, GroupLayout, SequentialProblem, build_problem, random_groups
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +72,27 @@ class SequentialSelection:
         (as strings when the training key is not numeric).
         """
         rec = self.stages[stage] if stage is not None else self.final
-        if len(pool) != self.layout.n_rows:
-            raise InputError(f"pool has {len(pool):,} rows, the selection was made on {self.layout.n_rows:,}")
-        rows = self.layout.rows_of(rec.groups)
-        out = pool.iloc[rows][list(self.template.columns)].reset_index(drop=True)
-        if renumber:
-            new = np.repeat(np.arange(rec.groups.shape[0], dtype=np.int64), self.layout.lengths[rec.groups])
-            numeric = pd.api.types.is_numeric_dtype(self.template[self.group_key].dtype)
-            out[self.group_key] = new if numeric else pd.Series(new).astype(str).to_numpy(dtype=object)
-        return conform_table(out, self.template, identifiers=(self.group_key,))
+        return groups_table(pool, self.layout, rec.groups, self.template, self.group_key, renumber=renumber)
+
+
+def groups_table(pool: pd.DataFrame | list, layout: GroupLayout, groups: np.ndarray, training: pd.DataFrame,
+                 group_key: str, *, renumber: bool = False) -> pd.DataFrame:
+    """The rows of the pool ``groups`` (pool order, rows in their original order within a group)
+    with training's column order and dtypes; ``renumber=True`` replaces the keys by ``0 … n−1``
+    (as strings when the training key is not numeric). The one output of ``synth select`` and
+    the pipeline. ``pool``: the table, or its Parquet shards in order (only the shards holding
+    selected rows are read)."""
+    from synth_core.io import read_rows
+
+    if isinstance(pool, pd.DataFrame) and len(pool) != layout.n_rows:
+        raise InputError(f"pool has {len(pool):,} rows, the selection was made on {layout.n_rows:,}")
+    groups = np.sort(np.asarray(groups, dtype=np.int64))
+    out = read_rows(pool, layout.rows_of(groups), list(training.columns))
+    if renumber:
+        new = np.repeat(np.arange(groups.shape[0], dtype=np.int64), layout.lengths[groups])
+        numeric = pd.api.types.is_numeric_dtype(training[group_key].dtype)
+        out[group_key] = new if numeric else pd.Series(new).astype(str).to_numpy(dtype=object)
+    return conform_table(out, training, identifiers=(group_key,))
 
 
 def _check(training: pd.DataFrame, pool: pd.DataFrame, group_key: str) -> None:
@@ -93,115 +106,191 @@ def _check(training: pd.DataFrame, pool: pd.DataFrame, group_key: str) -> None:
         raise InputError(f"pool table lacks training column {lacking[0]!r}")
 
 
+@dataclass(frozen=True)
+class SequentialSettings:
+    """Knobs of the group selection, with their defaults (the Dagster configs take theirs from here).
+
+    Budgets are counts, never wall time: the same inputs and seed give the same groups.
+    """
+
+    seed: int = 0
+    max_triples: int = MAX_TRIPLES  # the objective's triples: all up to this many, else the top ones by MI
+    pairs_per_removal: int = 4  # candidate additions tried exactly per removed group
+    coherence_max_swaps: int = 1_000_000
+    coherence_max_rounds: int = 100
+    max_swaps: int = 1_000_000
+    max_rounds: int = 200
+    guard: GuardSettings = field(default_factory=GuardSettings)
+
+
+@dataclass(eq=False)
+class SequentialPlan:
+    """What the group stages share, built once by :func:`prepare_groups`.
+
+    ``problem`` holds the whole pool (objectives and accuracy estimates of any subset);
+    ``search`` the guard's candidate groups with the closeness feature (``problem`` itself when
+    the guard is off). Stage functions take and return pool group numbers.
+    """
+
+    problem: SequentialProblem
+    guard: PoolGuard
+    closeness_weight: float
+    search: SequentialProblem = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.search = self.problem.guarded(self.guard, self.closeness_weight)
+
+    @property
+    def guarded(self) -> bool:
+        return self.search is not self.problem
+
+    def to_search(self, groups: np.ndarray) -> np.ndarray:
+        return self.guard.positions(groups) if self.guarded else np.asarray(groups, dtype=np.int64)
+
+    def to_pool(self, found: np.ndarray) -> np.ndarray:
+        return self.guard.units(found) if self.guarded else np.sort(np.asarray(found, dtype=np.int64))
+
+    def closeness_details(self, groups: np.ndarray) -> dict:
+        return {"closeness_error": self.guard.closeness_error(self.to_search(groups))} if self.guarded else {}
+
+    def save(self, path: str | Path) -> Path:
+        """Pickle the plan to ``path`` (written atomically); the search is rebuilt on :meth:`load`."""
+        import pickle
+
+        from synth_core.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(pickle.dumps((self.problem, self.guard, self.closeness_weight), protocol=5))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SequentialPlan":
+        import pickle
+
+        return cls(*pickle.loads(Path(path).read_bytes()))
+
+
+def prepare_groups(training: pd.DataFrame, pool: pd.DataFrame, group_key: str, n_target: int | None = None,
+                   settings: SequentialSettings = SequentialSettings()) -> SequentialPlan:
+    """Everything the group stages share, computed once: the metric's bins fitted on training, the
+    pool in the metric's group view, features and targets, and the privacy guard's verdict.
+    ``synth select --group-key`` and the ``coherence_subset`` asset both start here."""
+    _check(training, pool, group_key)
+    t = time.perf_counter()
+    problem = build_problem(training, pool, group_key, n_target, seed=settings.seed, max_triples=settings.max_triples)
+    verdict = guard_pool(training, pool, group_key=group_key, settings=settings.guard, seed=settings.seed)
+    plan = SequentialPlan(problem, verdict, settings.guard.closeness_weight)
+    if problem.n_target > plan.search.n_pool:
+        raise InputError(f"target size {problem.n_target:,} is larger than the {plan.search.n_pool:,} pool groups left "
+                         f"after the privacy guard removed {verdict.replicas:,} replicas and {verdict.near_copies:,} "
+                         "near-copies of training sequences")
+    log.info("encode + guard: %s pool groups, %.1f s", f"{problem.n_pool:,}", time.perf_counter() - t)
+    return plan
+
+
+def random_stage(plan: SequentialPlan, settings: SequentialSettings) -> np.ndarray:
+    """The baseline: a seeded uniform sample of the whole pool's groups (what the generator gives)."""
+    return random_groups(plan.problem.n_pool, plan.problem.n_target, settings.seed)
+
+
+def candidate_start(plan: SequentialPlan, settings: SequentialSettings) -> np.ndarray:
+    """A seeded uniform sample of the guard's candidate groups (pool numbers): where the search starts."""
+    return plan.to_pool(random_groups(plan.search.n_pool, plan.problem.n_target, settings.seed))
+
+
+def stage_coherence(plan: SequentialPlan, settings: SequentialSettings, **options):
+    """Coherence pre-selection (:func:`synth_core.coherence.coherence_subset`) from
+    :func:`candidate_start`; returns (pool groups, details)."""
+    from synth_core.coherence import coherence_subset
+
+    n = plan.problem.n_target
+    start = plan.to_search(candidate_start(plan, settings))
+    coh = coherence_subset(plan.search, n, settings.seed, start=start, max_swaps=settings.coherence_max_swaps,
+                           max_rounds=settings.coherence_max_rounds, pairs_per_removal=settings.pairs_per_removal,
+                           **options)
+    groups = plan.to_pool(coh.groups)
+    r = coh.refine
+    return groups, {"coherence_objective_start": coh.objective_start, "coherence_objective": coh.objective,
+                    "swaps": r.n_swaps, "rounds": r.n_rounds, "stop_reason": r.stop_reason,
+                    **plan.closeness_details(groups)}
+
+
+def stage_group_refine(plan: SequentialPlan, groups: np.ndarray, settings: SequentialSettings, **options):
+    """Group swaps on the full objective from ``groups`` (pool numbers), then, when the closeness
+    strata are still off the pool's, a balancing refinement (:mod:`synth_core.guard`); returns
+    (pool groups, details)."""
+    from synth_core.group_refine import refine_groups
+
+    opts = dict(max_swaps=settings.max_swaps, max_rounds=settings.max_rounds,
+                pairs_per_removal=settings.pairs_per_removal, **options)
+    r = refine_groups(plan.search, plan.to_search(groups), **opts)
+    if plan.guarded and plan.guard.needs_balancing(r.groups, settings.guard):
+        log.info("refine: closeness strata off the pool's by %.4f: balancing", plan.guard.closeness_error(r.groups))
+        r = refine_groups(plan.search.reweighted(BALANCE_WEIGHT), r.groups, **{**opts, "max_rounds": BALANCE_ROUNDS})
+    groups = plan.to_pool(r.groups)
+    return groups, {"swaps": r.n_swaps, "rounds": r.n_rounds, "stop_reason": r.stop_reason,
+                    "evaluations": r.n_evaluations, "recomputations": r.n_recomputations,
+                    "pass_s": round(r.pass_s, 3), "search_s": round(r.search_s, 3), **plan.closeness_details(groups)}
+
+
 def select_groups(
     training: pd.DataFrame,
     pool: pd.DataFrame,
     group_key: str,
     n_target: int | None = None,
-    seed: int = 0,
+    settings: SequentialSettings = SequentialSettings(),
     *,
     coherence: bool = True,
     refine: bool = True,
-    max_swaps: int = 1_000_000,
-    max_rounds: int = 200,
-    coherence_max_rounds: int = 100,
-    pairs_per_removal: int = 4,
-    max_triples: int = 2000,
     keep_problem: bool = False,
     verify: bool = False,
     callback: Callable | None = None,
-    guard: GuardSettings = GuardSettings(),
 ) -> SequentialSelection:
-    """Select ``n_target`` groups (default: training's group count) of ``pool``.
+    """Select ``n_target`` groups (default: training's group count) of ``pool``: the random
+    baseline, coherence pre-selection, group refinement (:func:`prepare_groups` and the stage
+    functions, as the pipeline runs them).
 
     Raises :class:`InputError` when the group key is missing in a table, the pool lacks a
     training column, or ``n_target`` exceeds the pool's group count. ``verify``/``callback`` go
     to the refinement stages (see :func:`synth_core.group_refine.refine_groups`).
 
-    ``guard``: the privacy guard (:mod:`synth_core.guard`, on by default). The coherence and
-    refinement stages then search the candidate groups only -- no replica or near-copy of a
-    training sequence -- and hold the subset's closeness strata at the candidates'; their
-    coherence stage starts from a seeded random sample of the candidates. Stage records keep
-    pool group numbers and the metric's objective either way.
+    The privacy guard (``settings.guard``, on by default, :mod:`synth_core.guard`) makes the
+    coherence and refinement stages search the candidate groups only -- no replica or
+    near-copy of a training sequence -- and hold the subset's closeness strata at the
+    candidates'. Stage records keep pool group numbers and the metric's objective either way.
     """
-    from synth_core.coherence import coherence_subset
-
-    _check(training, pool, group_key)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    problem = build_problem(training, pool, group_key, n_target, seed=seed, max_triples=max_triples)
+    plan = prepare_groups(training, pool, group_key, n_target, settings)
     timings["encode_s"] = time.perf_counter() - t0
-    t = time.perf_counter()
-    verdict = guard_pool(training, pool, group_key=group_key, settings=guard, seed=seed)
-    search = problem.guarded(verdict, guard.closeness_weight)
-    timings["guard_s"] = time.perf_counter() - t
-    n = problem.n_target
-    if n > search.n_pool:
-        raise InputError(f"target size {n:,} is larger than the {search.n_pool:,} pool groups left after the privacy "
-                         f"guard removed {verdict.replicas:,} replicas and {verdict.near_copies:,} near-copies of "
-                         "training sequences")
-    guarded = search is not problem
-
-    def to_pool(found: np.ndarray) -> np.ndarray:
-        return verdict.units(found) if guarded else found
-
-    keys = problem.pool.keys
+    problem = plan.problem
     stages: dict[str, StageRecord] = {}
+    options = dict(verify=verify, callback=callback)
 
-    def record(name: str, groups: np.ndarray, elapsed: float, details: dict, found: np.ndarray | None = None) -> None:
-        if found is not None and guarded:
-            details = {**details, "closeness_error": verdict.closeness_error(found)}
-        groups = to_pool(found) if found is not None else groups
+    def record(name: str, groups: np.ndarray, started: float, details: dict) -> np.ndarray:
         counts = problem.counts(groups)
-        stages[name] = StageRecord(
-            name, groups, keys[groups], problem.objective(counts), problem.breakdown(counts), elapsed, details
-        )
+        elapsed = time.perf_counter() - started
+        stages[name] = StageRecord(name, groups, problem.pool.keys[groups], problem.objective(counts),
+                                   problem.breakdown(counts), elapsed, details)
         timings[name + "_s"] = elapsed
         log.info("stage %s: objective %.6f (%.1f s)", name, stages[name].objective, elapsed)
+        return groups
 
     t = time.perf_counter()
-    start = random_groups(problem.n_pool, n, seed)
-    record("random", start, time.perf_counter() - t, {})
-    current = random_groups(search.n_pool, n, seed) if guarded else start  # in the search's numbering
-    opts = dict(pairs_per_removal=pairs_per_removal, verify=verify, callback=callback)
+    current = record("random", random_stage(plan, settings), t, {})
     if coherence:
         t = time.perf_counter()
-        coh = coherence_subset(search, n, seed, start=current, max_swaps=max_swaps,
-                               max_rounds=coherence_max_rounds, **opts)
-        current = coh.groups
-        r = coh.refine
-        record("coherence", None, time.perf_counter() - t, {
-            "coherence_objective_start": coh.objective_start, "coherence_objective": coh.objective,
-            "swaps": r.n_swaps, "rounds": r.n_rounds, "stop_reason": r.stop_reason,
-        }, found=current)
+        groups, details = stage_coherence(plan, settings, **options)
+        current = record("coherence", groups, t, details)
+    elif plan.guarded:  # the refinement starts where the coherence stage would have: among the candidates
+        current = candidate_start(plan, settings)
     if refine:
         t = time.perf_counter()
-        r = refine_guarded(search, verdict, guard, current, max_swaps=max_swaps, max_rounds=max_rounds, **opts)
-        current = r.groups
-        record("refined", None, time.perf_counter() - t, {
-            "swaps": r.n_swaps, "rounds": r.n_rounds, "stop_reason": r.stop_reason,
-            "evaluations": r.n_evaluations, "recomputations": r.n_recomputations,
-            "pass_s": round(r.pass_s, 3), "search_s": round(r.search_s, 3),
-        }, found=current)
+        groups, details = stage_group_refine(plan, current, settings, **options)
+        current = record("refined", groups, t, details)
     timings["total_s"] = time.perf_counter() - t0
-    template = training
-    return SequentialSelection(group_key, n, seed, stages, problem.pool.layout, template, timings,
-                               problem if keep_problem else None, verdict)
-
-
-def refine_guarded(search: SequentialProblem, verdict: PoolGuard, settings: GuardSettings, groups: np.ndarray,
-                   **options):
-    """:func:`~synth_core.group_refine.refine_groups` on the guarded problem, then, when the subset's
-    closeness strata are still off the pool's, a balancing refinement (:mod:`synth_core.guard`).
-    ``groups`` and the result are in the search's numbering."""
-    from synth_core.group_refine import refine_groups
-
-    result = refine_groups(search, groups, **options)
-    if verdict.needs_balancing(result.groups, settings):
-        log.info("refine: closeness strata off the pool's by %.4f: balancing", verdict.closeness_error(result.groups))
-        options["max_rounds"] = BALANCE_ROUNDS
-        result = refine_groups(search.reweighted(BALANCE_WEIGHT), result.groups, **options)
-    return result
+    return SequentialSelection(group_key, problem.n_target, settings.seed, stages, problem.pool.layout, training,
+                               timings, problem if keep_problem else None, plan.guard)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,8 +323,8 @@ def run_sequential_select(args) -> int:
 
     started = time.perf_counter()
     training, pool, holdout = read_inputs(args)
-    sel = select_groups(training, pool, args.group_key, args.size, seed=args.seed,
-                        guard=GuardSettings(enabled=getattr(args, "privacy_guard", True)))
+    sel = select_groups(training, pool, args.group_key, args.size,
+                        SequentialSettings(seed=args.seed, guard=GuardSettings(enabled=getattr(args, "privacy_guard", True))))
     stages = []
     for rec in sel.stages.values():
         subset = sel.output(pool, rec.stage)
@@ -247,4 +336,18 @@ def run_sequential_select(args) -> int:
                            unit="groups", extra={"timings": sel.timings})
 
 
-__all__ = ["SequentialSelection", "StageRecord", "run_sequential_select", "select_groups", "stage_table"]
+__all__ = [
+    "SequentialPlan",
+    "SequentialSelection",
+    "SequentialSettings",
+    "StageRecord",
+    "candidate_start",
+    "groups_table",
+    "prepare_groups",
+    "random_stage",
+    "run_sequential_select",
+    "select_groups",
+    "stage_coherence",
+    "stage_group_refine",
+    "stage_table",
+]

@@ -41,7 +41,7 @@ import numpy as np
 from synth_core import kernels
 from synth_core.errors import InputError
 from synth_core.features import FeatureSet, check_codes, check_row_weights
-from synth_core.objective import _check_vec, accumulate, count_error, gains_from_resid, objective
+from synth_core.objective import _check_vec, _rows_from, accumulate, count_error, gains_from_resid, objective
 from synth_core.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -61,16 +61,9 @@ class TrimResult:
 
 
 def _unique_sorted_rows(rows, n_pool: int) -> np.ndarray:
-    arr = np.asarray(rows)
-    if arr.dtype == np.bool_:
-        if arr.shape != (n_pool,):
-            raise InputError(f"row mask has shape {arr.shape}, expected ({n_pool},)")
-        return np.flatnonzero(arr).astype(np.int64)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise InputError("rows must be a 1-D integer index array or a boolean mask")
-    arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= n_pool):
-        raise InputError(f"row index outside [0, {n_pool})")
+    """Pool rows of a subset (an index array or a boolean mask, see
+    :func:`synth_core.objective._rows_from`), sorted; a row listed twice is refused."""
+    arr = _rows_from(rows, n_pool)
     uniq = np.unique(arr)
     if uniq.size != arr.size:
         raise InputError("rows contain duplicates (each pool row can be used once)")

@@ -1,7 +1,12 @@
 """Run configuration of the assets (typed; shown and editable in the Dagster launchpad).
 
-A dataset's overrides in the datasets file sit between these defaults and values set explicitly
-in a run's config.
+Every default comes from the library's settings (:class:`synth_core.select.SelectionSettings`,
+:class:`synth_core.sequential_select.SequentialSettings`, :class:`synth_core.guard.GuardSettings`,
+:class:`synth_core.gate.GateSettings`, :class:`synth_core.generator.TrainingSettings`), so
+``synth select`` and the pipelines run the same selection. A dataset's overrides in the datasets
+file sit between these defaults and values set explicitly in a run's config;
+:func:`flat_settings` and :func:`sequential_settings` turn the merged values back into the
+library's settings.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ from pydantic import Field
 
 from synth_core.gate import GateSettings
 from synth_core.guard import GuardSettings
+from synth_core.select import SelectionSettings
+from synth_core.sequential_select import SequentialSettings
 
 _GATE = GateSettings()
 _GUARD = GuardSettings()
+_FLAT = SelectionSettings()
+_SEQ = SequentialSettings()
 
 
 class TrainingConfig(dg.Config):
@@ -29,9 +38,16 @@ class TrainingConfig(dg.Config):
     device: str = Field(default="auto", description="auto | cpu | cuda")
 
 
+class PoolConfig(dg.Config):
+    pool_factor: float = Field(default=20.0, gt=0, description="pool size = pool_factor × target (rows or groups)")
+    shard_size: int = Field(default=100_000, gt=0, description="rows (groups) per shard: bounds memory")
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    seed: int = 0
+
+
 class GuardConfig(dg.Config):
-    """The privacy guard (:mod:`synth_core.guard`), computed once per pool: which pool units selection may
-    use and the closeness strata it must keep. Defaults: :class:`synth_core.guard.GuardSettings`."""
+    """The privacy guard (:mod:`synth_core.guard`), decided once per run where the selection problem is built:
+    which pool units selection may use and the closeness strata it must keep."""
 
     privacy_guard: bool = Field(
         default=_GUARD.enabled,
@@ -53,24 +69,21 @@ def guard_settings(values: dict) -> GuardSettings:
                          closeness_weight=float(values["closeness_weight"]))
 
 
-class PoolConfig(GuardConfig):
-    pool_factor: float = Field(default=20.0, gt=0, description="pool size = pool_factor × target (rows or groups)")
-    shard_size: int = Field(default=100_000, gt=0, description="rows (groups) per shard: bounds memory")
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    seed: int = 0
+class MIConfig(GuardConfig):
+    """The selection problem: binning, the privacy guard, MI-ranked pairs and triples, targets."""
 
-
-class MIConfig(dg.Config):
-    top_pairs: Optional[int] = Field(default=None, description="None = all pairs up to 80 columns, the top 3,160 by "
-                                     "mutual information beyond")
-    top_triples: Optional[int] = Field(default=None, description="None = all when ≤ 2,000, the top 2,000 by MI up to 20,000 (≈ 50 columns), none beyond")
+    top_pairs: Optional[int] = Field(default=_FLAT.top_pairs, description="None = all pairs up to 80 columns, the top "
+                                     "3,160 by mutual information beyond")
+    top_triples: Optional[int] = Field(default=_FLAT.top_triples, description="None = all when ≤ 2,000, the top 2,000 "
+                                       "by MI up to 20,000 (≈ 50 columns), none beyond")
+    seed: int = _FLAT.seed
 
 
 class IPFConfig(dg.Config):
-    tol: float = Field(default=1e-3, gt=0, description="stop when the max relative table change falls below")
-    max_sweeps: int = Field(default=20, gt=0)
-    oversize: float = Field(default=1.25, ge=1.0)
-    seed: int = 0
+    tol: float = Field(default=_FLAT.ipf_tol, gt=0, description="stop when the max relative table change falls below")
+    max_sweeps: int = Field(default=_FLAT.ipf_max_sweeps, gt=0)
+    oversize: float = Field(default=_FLAT.oversize, ge=1.0)
+    seed: int = _FLAT.seed
 
 
 class GateConfig(dg.Config):
@@ -98,9 +111,19 @@ class GateConfig(dg.Config):
 class RefineConfig(GateConfig):
     """Swap refinement plus the publication gate's thresholds."""
 
-    max_swaps: int = Field(default=20_000, ge=0)
-    max_rounds: int = Field(default=20, ge=0)
-    seed: int = 0
+    max_swaps: int = Field(default=_FLAT.max_swaps, ge=0)
+    max_rounds: int = Field(default=_FLAT.max_rounds, ge=0)
+    seed: int = _FLAT.seed
+
+
+def flat_settings(values: dict) -> SelectionSettings:
+    """The library's selection settings from a run's merged config values (any of the flat stages';
+    a stage's settings not among them keep their defaults)."""
+    names = {"seed": "seed", "top_pairs": "top_pairs", "top_triples": "top_triples", "tol": "ipf_tol",
+             "max_sweeps": "ipf_max_sweeps", "oversize": "oversize", "max_swaps": "max_swaps", "max_rounds": "max_rounds"}
+    chosen = {field: values[key] for key, field in names.items() if key in values}
+    guard = guard_settings(values) if "privacy_guard" in values else _GUARD
+    return SelectionSettings(**chosen, guard=guard)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,23 +135,34 @@ class GroupPoolConfig(PoolConfig):
     shard_size: int = Field(default=20_000, gt=0, description="groups per shard: bounds memory")
 
 
-class CoherenceConfig(dg.Config):
-    """Group swaps on the three coherence parts only (qa's definitions)."""
+class CoherenceConfig(GuardConfig):
+    """The group problem (bins, features, the privacy guard) and the swaps on the three coherence parts
+    (qa's definitions)."""
 
-    coherence_max_swaps: int = Field(default=1_000_000, ge=0)
-    coherence_max_rounds: int = Field(default=100, ge=0)
-    pairs_per_removal: int = Field(default=8, ge=1, description="candidate additions tried per removed group")
-    max_triples: int = Field(default=2000, ge=0, description="objective's triples: all up to this many, else a seeded sample")
-    seed: int = 0
+    coherence_max_swaps: int = Field(default=_SEQ.coherence_max_swaps, ge=0)
+    coherence_max_rounds: int = Field(default=_SEQ.coherence_max_rounds, ge=0)
+    pairs_per_removal: int = Field(default=_SEQ.pairs_per_removal, ge=1,
+                                   description="candidate additions tried per removed group")
+    max_triples: int = Field(default=_SEQ.max_triples, ge=0,
+                             description="objective's triples: all up to this many, else the top ones by MI")
+    seed: int = _SEQ.seed
 
 
 class GroupRefineConfig(GateConfig):
     """Group swaps on the full objective (uni/bi/tri as the metric weights rows, plus coherence)."""
 
-    max_swaps: int = Field(default=1_000_000, ge=0)
-    max_rounds: int = Field(default=200, ge=0)
+    max_swaps: int = Field(default=_SEQ.max_swaps, ge=0)
+    max_rounds: int = Field(default=_SEQ.max_rounds, ge=0)
     renumber_keys: bool = Field(default=False, description="replace the pool's keys by 0 … n−1 in the output")
-    seed: int = 0
+    seed: int = _SEQ.seed
+
+
+def sequential_settings(values: dict) -> SequentialSettings:
+    """The library's group-selection settings from a run's merged config values."""
+    names = ("seed", "max_triples", "pairs_per_removal", "coherence_max_swaps", "coherence_max_rounds", "max_swaps",
+             "max_rounds")
+    guard = guard_settings(values) if "privacy_guard" in values else _GUARD
+    return SequentialSettings(**{k: values[k] for k in names if k in values}, guard=guard)
 
 
 # every setting a dataset may override in its ``selection`` block, by graph

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import field_validator
 
+from synth_core.layout import ArtifactLayout
 from synth_core.store import MetricStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -17,8 +18,7 @@ STATE_DIR = Path(os.environ.get("SYNTH_STATE_DIR", PROJECT_ROOT / ".synth"))
 class ArtifactStore(dg.ConfigurableResource):
     """Large artifacts (generators, pools, code matrices, subsets, outputs) as files.
 
-    Layout: ``<artifact_root>/<kind>/<dataset>/runs/<run_id>/<asset>/...``; published outputs
-    under ``<artifact_root>/<kind>/<dataset>/published/``. Assets hand each other the paths.
+    The folders are :class:`synth_core.layout.ArtifactLayout`'s; assets hand each other the paths.
     """
 
     artifact_root: str = os.environ.get("SYNTH_ARTIFACT_ROOT", str(STATE_DIR / "artifacts"))
@@ -34,15 +34,24 @@ class ArtifactStore(dg.ConfigurableResource):
             )
         return value
 
+    @property
+    def layout(self) -> ArtifactLayout:
+        return ArtifactLayout(Path(self.artifact_root))
+
     def run_dir(self, kind: str, dataset: str, run_id: str, asset: str) -> Path:
-        path = Path(self.artifact_root) / kind / dataset / "runs" / run_id / asset
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.layout.run_dir(kind, dataset, run_id, asset)
 
     def dataset_dir(self, kind: str, dataset: str) -> Path:
-        path = Path(self.artifact_root) / kind / dataset
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.layout.dataset_dir(kind, dataset)
+
+    def generators_dir(self, kind: str, dataset: str) -> Path:
+        return self.layout.generators_dir(kind, dataset)
+
+    def pools_dir(self, kind: str, dataset: str) -> Path:
+        return self.layout.pools_dir(kind, dataset)
+
+    def published_dir(self, kind: str, dataset: str) -> Path:
+        return self.layout.published_dir(kind, dataset)
 
 
 class MetricStoreResource(dg.ConfigurableResource):

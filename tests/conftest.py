@@ -50,6 +50,9 @@ def prize_seq_paths() -> dict[str, Path]:
 
 import tempfile  # noqa: E402
 
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
 import yaml  # noqa: E402
 
 TEST_STATE = Path(tempfile.mkdtemp(prefix="synth-tests-"))
@@ -67,6 +70,19 @@ def _write_test_catalog(root: Path) -> Path:
     wages = DEMO_TABLES["wages"]()
     wages["worker"] = wages["worker"].str[1:].astype(int) * 10
     wages.to_csv(root / "wages_int.csv", index=False)
+    # pools of one's own (no generator): noisy real rows / groups under new keys
+    rng = np.random.default_rng(7)
+    own = diamonds.drop(index=diamonds.sample(n=3000, random_state=0).index).sample(n=4000, random_state=1)
+    own["price"] = (own["price"] * rng.uniform(0.9, 1.1, len(own))).round().astype(own["price"].dtype)
+    own.to_parquet(root / "own_pool_flat.parquet", index=False)
+    frames = []
+    for copy in range(3):
+        part = wages.copy()
+        for col in ("lwage", "wks", "exp"):
+            part[col] = rng.permutation(part[col].to_numpy())
+        part["worker"] = part["worker"] + 10_000 * (copy + 1)
+        frames.append(part)
+    pd.concat(frames, ignore_index=True).to_csv(root / "own_pool_seq.csv", index=False)
     quick = {"max_epochs": 1, "model_size": "small"}
     catalog = {
         "datasets": [
@@ -88,6 +104,12 @@ def _write_test_catalog(root: Path) -> Path:
              "selection": {"pool_factor": 3, "renumber_keys": True, "accuracy_floor": 0.5, "max_dcr_share": 0.65}},
             {"name": "seq_no_key", "kind": "sequential", "source": "demo:wages", "group_key": "no_such_key",
              "training": quick},
+            # pools of their own: no training; selection settings left at their defaults (the CLI's)
+            {"name": "own_pool_flat", "kind": "flat", "source": "tiny.csv", "target_size": 300,
+             "pool": "own_pool_flat.parquet", "selection": {"accuracy_floor": 0.5}},
+            {"name": "own_pool_seq", "kind": "sequential", "source": "wages_int.csv", "group_key": "worker",
+             "context_columns": ["sex", "black", "ed"], "target_size": 150, "pool": "own_pool_seq.csv",
+             "selection": {"accuracy_floor": 0.5, "max_dcr_share": 0.65}},
         ]
     }
     path = root / "datasets.yaml"

@@ -13,7 +13,7 @@ import pytest
 from synth_core.store import MetricStore
 from synth_orchestration.assets import sequential
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
-from synth_orchestration.shared_assets import evaluate_and_gate
+from synth_orchestration.checks import evaluate_and_gate
 
 KEY = "worker"
 CONTEXT = ["sex", "black", "ed"]
@@ -175,13 +175,13 @@ def test_training_copies_in_the_pool_are_recovered_and_the_privacy_gate_bites(se
     """A pool of the training groups plus noise groups, the privacy guard off: selection picks the copies,
     the gate refuses them."""
     from synth_core.guard import GuardSettings
-    from synth_core.sequential_select import select_groups
+    from synth_core.sequential_select import SequentialSettings, select_groups
 
     source = _output(seq_run, "source_data")
     training = pd.read_parquet(source["training"])
     holdout = pd.read_parquet(source["holdout"])
     pool = pd.concat([_noise(training, 3), training], ignore_index=True)
-    sel = select_groups(training, pool, KEY, seed=0, guard=GuardSettings(enabled=False))
+    sel = select_groups(training, pool, KEY, settings=SequentialSettings(seed=0, guard=GuardSettings(enabled=False)))
     chosen = set(sel.final.keys)
     assert len(chosen & set(training[KEY])) >= 0.95 * training[KEY].nunique()
     assert sel.final.objective < 0.1 * sel.stages["random"].objective
@@ -198,13 +198,13 @@ def test_training_copies_in_the_pool_are_recovered_and_the_privacy_gate_bites(se
 
 def test_with_the_privacy_guard_on_no_training_copy_is_selected(seq_run, tmp_path):
     """The same kind of pool with the guard on (the default): every training copy is removed before the search."""
-    from synth_core.sequential_select import select_groups
+    from synth_core.sequential_select import SequentialSettings, select_groups
 
     source = _output(seq_run, "source_data")
     training = pd.read_parquet(source["training"])
     holdout = pd.read_parquet(source["holdout"])
     pool = pd.concat([_noise(training, 3), training, _noise(training, 4)], ignore_index=True)
-    sel = select_groups(training, pool, KEY, seed=0)
+    sel = select_groups(training, pool, KEY, settings=SequentialSettings(seed=0))
     assert sel.guard.replicas == training[KEY].nunique()
     assert not set(sel.final.keys) & set(training[KEY])
     gate = evaluate_and_gate(sel.output(pool), sel.output(pool, "random"), training, holdout, GATE_DEFAULTS,

@@ -326,17 +326,17 @@ def test_refinement_logs_progress(small, caplog):
 
 @pytest.fixture(scope="module")
 def small_selection(small):
-    from synth_core.sequential_select import select_groups
+    from synth_core.sequential_select import SequentialSettings, select_groups
 
     training, pool = small
-    return select_groups(training, pool, KEY, seed=0, guard=GUARD_OFF)
+    return select_groups(training, pool, KEY, settings=SequentialSettings(seed=0, guard=GUARD_OFF))
 
 
 def test_the_privacy_guard_keeps_the_training_copies_out(small, small_selection):
-    from synth_core.sequential_select import select_groups
+    from synth_core.sequential_select import SequentialSettings, select_groups
 
     training, pool = small
-    sel = select_groups(training, pool, KEY, seed=0)  # guard on: the default
+    sel = select_groups(training, pool, KEY, settings=SequentialSettings(seed=0))  # guard on: the default
     assert sel.guard.replicas == 300  # every training group is in the pool, under its own key
     for name in ("coherence", "refined"):
         assert not set(sel.stages[name].keys) & set(training[KEY])
@@ -392,10 +392,10 @@ def test_output_order_and_renumbering(small, small_selection):
 
 def test_determinism_and_key_types(small, small_selection, tmp_path):
     from synth_core.io import write_table
-    from synth_core.sequential_select import select_groups
+    from synth_core.sequential_select import SequentialSettings, select_groups
 
     training, pool = small
-    again = select_groups(training, pool, KEY, seed=0, guard=GUARD_OFF)
+    again = select_groups(training, pool, KEY, settings=SequentialSettings(seed=0, guard=GUARD_OFF))
     for name in ("random", "coherence", "refined"):
         assert np.array_equal(again.stages[name].keys, small_selection.stages[name].keys)
         assert again.stages[name].objective == small_selection.stages[name].objective
@@ -403,14 +403,14 @@ def test_determinism_and_key_types(small, small_selection, tmp_path):
     for i, sel in enumerate((small_selection, again)):
         write_table(sel.output(pool, "coherence"), tmp_path / f"run{i}.csv")
     assert (tmp_path / "run0.csv").read_bytes() == (tmp_path / "run1.csv").read_bytes()
-    other = select_groups(training, pool, KEY, seed=1, refine=False, guard=GUARD_OFF)
+    other = select_groups(training, pool, KEY, settings=SequentialSettings(seed=1, guard=GUARD_OFF), refine=False)
     assert not np.array_equal(other.stages["coherence"].groups, again.stages["coherence"].groups)
     # integer keys: the same groups in the same order give the same selection
     codes, uniques = pd.factorize(pd.concat([training[KEY], pool[KEY]]), sort=True)
     as_int = dict(zip(uniques, range(len(uniques))))
     t_int = training.assign(**{KEY: training[KEY].map(as_int).astype(np.int64)})
     p_int = pool.assign(**{KEY: pool[KEY].map(as_int).astype(np.int64)})
-    sel_int = select_groups(t_int, p_int, KEY, seed=0, guard=GUARD_OFF)
+    sel_int = select_groups(t_int, p_int, KEY, settings=SequentialSettings(seed=0, guard=GUARD_OFF))
     for name in ("random", "coherence", "refined"):
         assert np.array_equal(sel_int.stages[name].groups, small_selection.stages[name].groups)
         assert sel_int.stages[name].objective == small_selection.stages[name].objective
@@ -420,7 +420,7 @@ def test_determinism_and_key_types(small, small_selection, tmp_path):
 
 def test_single_row_groups(prize):
     from synth_core.metrics import accuracy
-    from synth_core.sequential_select import select_groups
+    from synth_core.sequential_select import SequentialSettings, select_groups
 
     base = first_groups(prize["training"], 120)
     pos = base.groupby(KEY).cumcount()
@@ -430,7 +430,7 @@ def test_single_row_groups(prize):
     noise_pos = noise.groupby(KEY).cumcount()
     noise = noise[~noise[KEY].isin(noise[KEY].unique()[:100]) | (noise_pos == 0)]
     pool = shuffle_groups(pd.concat([training, noise], ignore_index=True), seed=5)
-    sel = select_groups(training, pool, KEY, seed=1, guard=GUARD_OFF)
+    sel = select_groups(training, pool, KEY, settings=SequentialSettings(seed=1, guard=GUARD_OFF))
     assert sel.objectives()["refined"] < 1e-9
     out = sel.output(pool)
     assert (out.groupby(KEY).size() == 1).sum() == 40
@@ -461,7 +461,7 @@ def test_coherence_stage_improves_the_metric_coherence(prize):
 
 
 def test_bad_inputs(small):
-    from synth_core.sequential_select import select_groups
+    from synth_core.sequential_select import SequentialSettings, select_groups
 
     training, pool = small
     cases = [

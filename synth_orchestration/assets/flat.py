@@ -1,11 +1,12 @@
 """The flat graph: source → generator → pool → MI pairs → IPF → trimmed → refined → report.
 
-Every asset is a thin wrapper around :mod:`synth_core`; large artifacts are files under the
-``ArtifactStore`` and the assets hand each other small dicts of paths.
+Every selection asset calls the stage of :mod:`synth_core.select` that ``synth select`` calls, with
+the same settings (:func:`synth_orchestration.configs.flat_settings`), so the published output of
+a pool equals ``synth select``'s on that pool byte for byte. ``mi_pairs`` builds the selection
+problem once (binning, the privacy guard, MI pairs, targets) and stores it; the stages after it
+load it. Large artifacts are files under the ``ArtifactStore``; assets hand each other paths.
 """
 
-
-import pickle
 from pathlib import Path
 
 import dagster as dg
@@ -13,19 +14,23 @@ import numpy as np
 import pandas as pd
 
 from synth_core.binning import Binner
-from synth_core.errors import InputError
-from synth_core.guard import GuardSettings, PoolGuard, guard_pool
+from synth_core.layout import FINAL_ASSET
 from synth_core.metrics import codes_accuracy
 from synth_core.select import (
     SelectionProblem,
-    SelectionSettings,
+    output_table,
+    prepare,
     random_subset,
     save_rows,
     stage_ipf,
-    stage_mi_pairs,
     stage_refine,
     stage_trim,
 )
+from synth_orchestration.assets.generator import trained_generator_asset
+from synth_orchestration.assets.pool import candidate_pool_asset, read_pool_table
+from synth_orchestration.assets.report import quality_report_asset
+from synth_orchestration.assets.source import read_source, source_data_asset
+from synth_orchestration.checks import finish_output, gate_check_specs
 from synth_orchestration.common import (
     Stage,
     accuracy_metadata,
@@ -36,19 +41,9 @@ from synth_orchestration.common import (
     spec_for,
     user_errors,
 )
-from synth_orchestration.configs import IPFConfig, MIConfig, PoolConfig, RefineConfig, TrainingConfig, guard_settings
+from synth_orchestration.configs import IPFConfig, MIConfig, PoolConfig, RefineConfig, TrainingConfig, flat_settings
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
-from synth_orchestration.shared_assets import (
-    finish_output,
-    gate_check_specs,
-    candidate_pool_asset,
-    quality_report_asset,
-    read_source,
-    source_data_asset,
-    trained_generator_asset,
-    take_pool_rows,
-)
 
 KIND = "flat"
 PARTITIONS = partitions_for(KIND)
@@ -62,56 +57,30 @@ source_data = source_data_asset(
 )
 trained_generator = trained_generator_asset(
     KIND, COMMON, TrainingConfig,
-    "A MOSTLY AI generator trained locally on the training part (reused when data and settings are unchanged).",
+    "A MOSTLY AI generator trained locally on the training part (reused when data and settings are unchanged; "
+    "nothing trained when the dataset brings its own pool).",
 )
 
 
 def _assemble_pool(context, spec, settings: dict, source_data: dict, pool: dict, stage: Stage, out: Path):
-    """The pool's code matrix under the metric's binning, fitted on training only; the privacy guard's
-    verdict on the pool; the random sample's accuracy."""
+    """The random pool sample's accuracy against training (the baseline every stage is compared with)."""
     training = read_source(source_data, "training")
     binner = Binner(n_bins=10).fit(training)
-    table = pd.concat([pd.read_parquet(p, columns=list(training.columns)) for p in pool["shards"]], ignore_index=True)
-    codes = binner.transform(table)
-    guard = guard_pool(training, table, settings=guard_settings(settings), seed=int(settings["seed"]))
-    del table
-    np.save(out / "pool_codes.npy", np.ascontiguousarray(codes))
-    np.save(out / "train_codes.npy", binner.transform(training))
-    (out / "binner.pkl").write_bytes(pickle.dumps(binner))
-    guard.save(out / "guard.npz")
-    value = {**pool, "codes": str(out / "pool_codes.npy"), "train_codes": str(out / "train_codes.npy"),
-             "binner": str(out / "binner.pkl"), "n_pool": int(codes.shape[0]), "guard": str(out / "guard.npz"),
-             "closeness_weight": float(settings["closeness_weight"])}
-    random_rows = random_subset(codes.shape[0], source_data["target_size"], int(settings["seed"]))
-    acc = codes_accuracy(binner.transform(training), codes[random_rows], binner.n_codes, binner.names).to_dict()
-    figures = stage.record({"pool_rows": codes.shape[0], **guard.figures(), **accuracy_metadata(acc)})
-    return value, figures, {"pool_rows": dg.MetadataValue.int(int(codes.shape[0])), **guard_metadata(guard)}
+    rows = random_subset(pool["n_total"], source_data["target_size"], int(settings["seed"]))
+    sample = output_table(training, pool["shards"], rows)
+    acc = codes_accuracy(binner.transform(training), binner.transform(sample), binner.n_codes, binner.names).to_dict()
+    figures = stage.record({"pool_rows": pool["n_total"], **accuracy_metadata(acc)})
+    return {**pool, "n_pool": int(pool["n_total"])}, figures, {"pool_rows": dg.MetadataValue.int(int(pool["n_total"]))}
 
 
 candidate_pool = candidate_pool_asset(
     KIND, PoolConfig, COMMON, _assemble_pool,
-    "``pool_factor`` × target rows in shards generated as parallel steps (resumable), plus their code matrix.",
+    "``pool_factor`` × target rows in shards generated as parallel steps (resumable), or the dataset's own pool.",
 )
 
 
-def _load_problem(source_data: dict, candidate_pool: dict, mi: dict | None = None) -> SelectionProblem:
-    binner = pickle.loads(Path(candidate_pool["binner"]).read_bytes())
-    problem = SelectionProblem(
-        binner=binner,
-        train_codes=np.load(candidate_pool["train_codes"]),
-        pool_codes=np.load(candidate_pool["codes"]),
-        n_target=source_data["target_size"],
-        columns=source_data["columns"],
-        guard=PoolGuard.load(candidate_pool["guard"]),
-    )
-    if problem.n_target > len(problem.guard.candidates):
-        raise InputError(f"target size {problem.n_target:,} is larger than the pool's {len(problem.guard.candidates):,} "
-                         "rows left by the privacy guard")
-    if mi is not None:
-        settings = SelectionSettings(top_pairs=mi["top_pairs"], top_triples=mi["top_triples"],
-                                     guard=GuardSettings(closeness_weight=candidate_pool["closeness_weight"]))
-        problem = stage_mi_pairs(problem, settings)
-    return problem
+def _settings(config: dg.Config, spec) -> dict:
+    return merged_settings(config, spec.selection, selection_keys(KIND))
 
 
 def _stage_figures(problem: SelectionProblem, rows: np.ndarray) -> dict:
@@ -124,7 +93,7 @@ def _stage_figures(problem: SelectionProblem, rows: np.ndarray) -> dict:
     return figures
 
 
-@dg.asset(**COMMON, code_version="1", kinds={"numpy"}, op_tags=step_tags("mi_pairs"))
+@dg.asset(**COMMON, code_version="2", kinds={"numpy"}, op_tags=step_tags("mi_pairs"))
 def mi_pairs(
     context: dg.AssetExecutionContext,
     config: MIConfig,
@@ -133,38 +102,40 @@ def mi_pairs(
     artifacts: ArtifactStore,
     metrics: MetricStoreResource,
 ):
-    """Mutual information of every column pair on the training codes; the objective's pairs and triples."""
+    """The selection problem, built once: the metric's binning fitted on training, the pool's codes, the
+    privacy guard's verdict, pairs and triples ranked by mutual information, targets."""
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
-    with user_errors():
-        settings = merged_settings(config, spec.selection, selection_keys(KIND))
-        problem = _load_problem(source_data, candidate_pool)
-        problem = stage_mi_pairs(problem, SelectionSettings(top_pairs=settings["top_pairs"], top_triples=settings["top_triples"]))
+    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "mi_pairs")
+    with user_errors(cleanup=out):
+        settings = _settings(config, spec)
+        training = read_source(source_data, "training")
+        pool = read_pool_table(candidate_pool["shards"], training)
+        problem = prepare(training, pool, source_data["target_size"], flat_settings(settings))
+        del pool
+        problem.save(out / "problem")
         names = problem.binner.names
         ranked = [
             {"column_1": names[a], "column_2": names[b], "mi": round(float(m), 5)}
             for (a, b), m in zip(problem.pairs, problem.pair_mi)
         ]
-        value = {"top_pairs": settings["top_pairs"], "top_triples": settings["top_triples"],
-                 "n_pairs": len(problem.pairs), "n_triples": len(problem.triples)}
-        figures = stage.record({"pairs": len(problem.pairs), "triples": len(problem.triples)})
+        figures = stage.record({"pairs": len(problem.pairs), "triples": len(problem.triples), **problem.guard.figures()})
     return dg.MaterializeResult(
-        value=value,
+        value={"problem": str(out / "problem"), "n_pairs": len(problem.pairs), "n_triples": len(problem.triples)},
         metadata={
             **figures,
             "pairs_ranked": dg.MetadataValue.md(pd.DataFrame(ranked[:20]).to_markdown(index=False)),
             "n_pairs": dg.MetadataValue.int(len(problem.pairs)),
             "n_triples": dg.MetadataValue.int(len(problem.triples)),
+            **guard_metadata(problem.guard),
         },
     )
 
 
-@dg.asset(**COMMON, code_version="1", kinds={"numpy"}, op_tags=step_tags("ipf_subset"))
+@dg.asset(**COMMON, code_version="2", kinds={"numpy"}, op_tags=step_tags("ipf_subset"))
 def ipf_subset(
     context: dg.AssetExecutionContext,
     config: IPFConfig,
-    source_data: dict,
-    candidate_pool: dict,
     mi_pairs: dict,
     artifacts: ArtifactStore,
     metrics: MetricStoreResource,
@@ -174,13 +145,12 @@ def ipf_subset(
     stage = Stage(context, metrics, spec.name)
     out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "ipf_subset")
     with user_errors(cleanup=out):
-        settings = merged_settings(config, spec.selection, selection_keys(KIND))
-        problem = _load_problem(source_data, candidate_pool, mi_pairs)
-        sel = SelectionSettings(seed=settings["seed"], ipf_tol=settings["tol"], ipf_max_sweeps=settings["max_sweeps"],
-                                oversize=settings["oversize"])
-        ipf = stage_ipf(problem, sel)
+        settings = _settings(config, spec)
+        problem = SelectionProblem.load(mi_pairs["problem"])
+        ipf = stage_ipf(problem, flat_settings(settings))
         save_rows(out / "rows.npy", ipf.rows)
-        figures = stage.record({**_stage_figures(problem, ipf.rows), "sweeps": ipf.sweeps, "converged": float(ipf.converged)})
+        figures = stage.record({**_stage_figures(problem, ipf.rows), "sweeps": ipf.sweeps, "kept_sweep": ipf.kept_sweep,
+                                "converged": float(ipf.converged)})
     return dg.MaterializeResult(
         value={"rows": str(out / "rows.npy"), "n_rows": int(len(ipf.rows))},
         metadata={**figures, "stop_reason": dg.MetadataValue.text(ipf.stop_reason),
@@ -189,11 +159,9 @@ def ipf_subset(
     )
 
 
-@dg.asset(**COMMON, code_version="1", kinds={"numpy"}, op_tags=step_tags("trimmed_subset"))
+@dg.asset(**COMMON, code_version="2", kinds={"numpy"}, op_tags=step_tags("trimmed_subset"))
 def trimmed_subset(
     context: dg.AssetExecutionContext,
-    source_data: dict,
-    candidate_pool: dict,
     mi_pairs: dict,
     ipf_subset: dict,
     artifacts: ArtifactStore,
@@ -204,14 +172,14 @@ def trimmed_subset(
     stage = Stage(context, metrics, spec.name)
     out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "trimmed_subset")
     with user_errors(cleanup=out):
-        problem = _load_problem(source_data, candidate_pool, mi_pairs)
+        problem = SelectionProblem.load(mi_pairs["problem"])
         rows = stage_trim(problem, np.load(ipf_subset["rows"]))
         save_rows(out / "rows.npy", rows)
         figures = stage.record(_stage_figures(problem, rows))
     return dg.MaterializeResult(value={"rows": str(out / "rows.npy"), "n_rows": int(len(rows))}, metadata=figures)
 
 
-@dg.asset(**COMMON, code_version="1", kinds={"parquet", "csv"}, check_specs=CHECKS, op_tags=step_tags("refined_output"))
+@dg.asset(**COMMON, code_version="2", kinds={"parquet", "csv"}, check_specs=CHECKS, op_tags=step_tags(FINAL_ASSET))
 def refined_output(
     context: dg.AssetExecutionContext,
     config: RefineConfig,
@@ -226,17 +194,17 @@ def refined_output(
     """Swap refinement against the unused pool; the final table with its manifest, gated by checks."""
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "refined_output")
+    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, FINAL_ASSET)
     with user_errors(cleanup=out):
-        settings = merged_settings(config, spec.selection, selection_keys(KIND))
-        problem = _load_problem(source_data, candidate_pool, mi_pairs)
-        sel = SelectionSettings(seed=settings["seed"], max_swaps=settings["max_swaps"], max_rounds=settings["max_rounds"])
-        refined = stage_refine(problem, np.load(trimmed_subset["rows"]), sel)
+        settings = _settings(config, spec)
+        selection = flat_settings(settings)
+        problem = SelectionProblem.load(mi_pairs["problem"])
+        refined = stage_refine(problem, np.load(trimmed_subset["rows"]), selection)
         save_rows(out / "rows.npy", refined.rows)
         training = read_source(source_data, "training")
-        final = take_pool_rows(candidate_pool["shards"], refined.rows, training)
-        random_rows = random_subset(problem.n_pool, problem.n_target, settings["seed"])
-        baseline = take_pool_rows(candidate_pool["shards"], random_rows, training)
+        final = output_table(training, candidate_pool["shards"], refined.rows)
+        baseline = output_table(training, candidate_pool["shards"],
+                                random_subset(problem.n_pool, problem.n_target, selection.seed))
         figures = {**_stage_figures(problem, refined.rows), "swaps": refined.swaps, "rounds": refined.rounds,
                    **problem.guard.figures()}
         value, figures, metadata, checks = finish_output(

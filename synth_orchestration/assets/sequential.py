@@ -1,23 +1,35 @@
 """The sequential graph: source → generator → pool → coherence subset → refined → report.
 
-A unit of selection is a whole group (the rows sharing a group key). Bins, features and targets
-are fitted on training only (:mod:`synth_core.sequences`); the holdout is read only by the
-evaluation inside ``refined_output``. IPF is not part of this graph: it did not pay off for
-sequences (see docs/method.md in the shared brief).
+A unit of selection is a whole group (the rows sharing a group key). Every selection asset calls
+the stage of :mod:`synth_core.sequential_select` that ``synth select --group-key`` calls, with the
+same settings (:func:`synth_orchestration.configs.sequential_settings`), so the published output
+of a pool equals ``synth select``'s on that pool byte for byte. ``coherence_subset`` builds the
+selection plan once (bins, features and targets fitted on training only, the privacy guard) and
+stores it for ``refined_output``. The holdout is read only by the evaluation inside
+``refined_output``. IPF is not part of this graph: it did not pay off for sequences.
 """
-
 
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
-from synth_core.errors import InputError
-from synth_core.guard import GuardSettings, PoolGuard, guard_pool
+from synth_core.layout import FINAL_ASSET
 from synth_core.metrics import accuracy
-from synth_core.select import conform_to, save_rows
-from synth_core.sequences import GroupLayout, SequentialProblem, build_problem, random_groups
+from synth_core.select import save_rows
+from synth_core.sequential_select import (
+    SequentialPlan,
+    groups_table,
+    prepare_groups,
+    random_stage,
+    stage_coherence,
+    stage_group_refine,
+)
+from synth_orchestration.assets.generator import trained_generator_asset
+from synth_orchestration.assets.pool import candidate_pool_asset, read_pool_table
+from synth_orchestration.assets.report import quality_report_asset
+from synth_orchestration.assets.source import read_source, source_data_asset
+from synth_orchestration.checks import finish_output, gate_check_specs
 from synth_orchestration.common import (
     Stage,
     accuracy_metadata,
@@ -34,19 +46,10 @@ from synth_orchestration.configs import (
     GroupPoolConfig,
     GroupRefineConfig,
     TrainingConfig,
-    guard_settings,
+    sequential_settings,
 )
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
-from synth_orchestration.shared_assets import (
-    finish_output,
-    gate_check_specs,
-    candidate_pool_asset,
-    trained_generator_asset,
-    quality_report_asset,
-    read_source,
-    source_data_asset,
-)
 
 KIND = "sequential"
 PARTITIONS = partitions_for(KIND)
@@ -59,55 +62,11 @@ def _settings(config: dg.Config, spec) -> dict:
     return merged_settings(config, spec.selection, selection_keys(KIND))
 
 
-def _read_pool(candidate_pool: dict, columns: list[str]) -> pd.DataFrame:
-    """The whole pool as one table (shards in order: group order and event order are kept)."""
-    return pd.concat([pd.read_parquet(p, columns=columns) for p in candidate_pool["shards"]], ignore_index=True)
-
-
-def _groups_table(pool: pd.DataFrame, layout: GroupLayout, groups: np.ndarray, training: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the pool ``groups`` (pool order, events in order), training's columns and dtypes."""
-    groups = np.sort(np.asarray(groups, dtype=np.int64))
-    return conform_to(pool.iloc[layout.rows_of(groups)], training)
-
-
-def _renumbered(table: pd.DataFrame, problem: SequentialProblem, groups: np.ndarray, training: pd.DataFrame,
-                group_key: str) -> pd.DataFrame:
-    """``table`` (the groups' rows, as :func:`_groups_table` gives them) with keys 0 … n−1 in output order."""
-    groups = np.sort(np.asarray(groups, dtype=np.int64))
-    new = np.repeat(np.arange(groups.shape[0], dtype=np.int64), problem.pool.layout.lengths[groups])
-    numeric = pd.api.types.is_numeric_dtype(training[group_key].dtype)
-    out = table.copy()
-    out[group_key] = pd.Series(new if numeric else new.astype(str), dtype=training[group_key].dtype)
-    return out
-
-
-def _problem(source_data: dict, candidate_pool: dict, options: dict) -> tuple[pd.DataFrame, pd.DataFrame, SequentialProblem]:
-    training = read_source(source_data, "training")
-    pool = _read_pool(candidate_pool, list(training.columns))
-    problem = build_problem(training, pool, source_data["group_key"], source_data["target_size"],
-                            seed=int(options["seed"]), max_triples=int(options["max_triples"]))
-    return training, pool, problem
-
-
-def _stage_figures(training: pd.DataFrame, subset: pd.DataFrame, group_key: str, problem: SequentialProblem,
-                   groups: np.ndarray, seed: int, guard: PoolGuard) -> dict:
-    """The subset's accuracy against training (qa definition, coherence included), the objective and, under
-    the privacy guard, how far the subset's closeness strata are from the pool's."""
-    acc = accuracy(training, subset, group_key=group_key, seed=seed).to_dict()
-    figures = {"objective": problem.objective(problem.counts(groups)), "groups": len(groups), "rows": len(subset),
-               **accuracy_metadata(acc)}
-    if guard.enabled:
-        figures["closeness_error"] = guard.closeness_error(guard.positions(groups))
-    return figures
-
-
-def _search(problem: SequentialProblem, candidate_pool: dict) -> tuple[PoolGuard, SequentialProblem]:
-    """The privacy guard's verdict and the problem the stages search (:meth:`SequentialProblem.guarded`)."""
-    guard = PoolGuard.load(candidate_pool["guard"])
-    if problem.n_target > len(guard.candidates):
-        raise InputError(f"target size {problem.n_target:,} is larger than the pool's {len(guard.candidates):,} "
-                         "groups left by the privacy guard")
-    return guard, problem.guarded(guard, candidate_pool["closeness_weight"])
+def _stage_figures(training, subset, group_key: str, plan: SequentialPlan, groups: np.ndarray) -> dict:
+    """The subset's accuracy against training (qa definition, coherence included) and the objective."""
+    acc = accuracy(training, subset, group_key=group_key, seed=STAGE_EVAL_SEED).to_dict()
+    return {"objective": plan.problem.objective(plan.problem.counts(groups)), "groups": len(groups),
+            "rows": len(subset), **accuracy_metadata(acc)}
 
 
 source_data = source_data_asset(
@@ -116,38 +75,35 @@ source_data = source_data_asset(
 )
 trained_generator = trained_generator_asset(
     KIND, COMMON, TrainingConfig,
-    "A MOSTLY AI sequential generator: a subject table of the keys (+ context columns) and the events linked to it.",
+    "A MOSTLY AI sequential generator: a subject table of the keys (+ context columns) and the events linked to it "
+    "(nothing trained when the dataset brings its own pool).",
 )
 
 
 def _assemble_pool(context, spec, settings: dict, source_data: dict, pool: dict, stage: Stage, out: Path):
-    """The privacy guard's verdict on the pool; the random sample of pool groups (the baseline every stage is
-    compared with) and its accuracy."""
+    """The random sample of pool groups (the baseline every stage is compared with) and its accuracy."""
+    from synth_core.sequences import GroupLayout, random_groups
+
     training = read_source(source_data, "training")
-    table = _read_pool(pool, list(training.columns))
+    table = read_pool_table(pool["shards"], training, spec.group_key)
     layout = GroupLayout.from_keys(table[spec.group_key], "pool")
-    guard = guard_pool(training, table, group_key=spec.group_key, settings=guard_settings(settings),
-                       seed=int(settings["seed"]))
-    guard.save(out / "guard.npz")
     target = int(source_data["target_size"])
     start = random_groups(layout.n_groups, target, int(settings["seed"]))
-    sample = _groups_table(table, layout, start, training)
+    sample = groups_table(table, layout, start, training, spec.group_key)
     acc = accuracy(training, sample, group_key=spec.group_key, seed=STAGE_EVAL_SEED).to_dict()
     figures = stage.record({"pool_groups": layout.n_groups, "pool_rows": len(table), "groups": target,
-                            "rows": len(sample), **guard.figures(), **accuracy_metadata(acc)})
-    value = {**pool, "n_groups": int(layout.n_groups), "guard": str(out / "guard.npz"),
-             "closeness_weight": float(settings["closeness_weight"])}
-    return value, figures, {"pool_groups": dg.MetadataValue.int(layout.n_groups), **guard_metadata(guard)}
+                            "rows": len(sample), **accuracy_metadata(acc)})
+    return {**pool, "n_groups": int(layout.n_groups)}, figures, {"pool_groups": dg.MetadataValue.int(layout.n_groups)}
 
 
 candidate_pool = candidate_pool_asset(
     KIND, GroupPoolConfig, COMMON, _assemble_pool,
-    "``pool_factor`` × target groups in shards generated as parallel steps (resumable); keys unique across "
-    "shards, group and event order kept.",
+    "``pool_factor`` × target groups in shards generated as parallel steps (resumable), or the dataset's own pool; "
+    "keys unique across shards, group and event order kept.",
 )
 
 
-@dg.asset(**COMMON, code_version="1", kinds={"numpy"}, op_tags=step_tags("coherence_subset"))
+@dg.asset(**COMMON, code_version="2", kinds={"numpy"}, op_tags=step_tags("coherence_subset"))
 def coherence_subset(
     context: dg.AssetExecutionContext,
     config: CoherenceConfig,
@@ -156,38 +112,35 @@ def coherence_subset(
     artifacts: ArtifactStore,
     metrics: MetricStoreResource,
 ):
-    """Target-many pool groups matching qa's three coherence parts, from the seeded random sample."""
-    from synth_core.coherence import coherence_subset as select_coherent
-
+    """The selection plan, built once (bins, features, targets, the privacy guard's verdict), then target-many
+    pool groups matching qa's three coherence parts, from a seeded random sample of the candidates."""
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
     out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "coherence_subset")
     with user_errors(cleanup=out):
-        settings = _settings(config, spec)
-        training, pool, problem = _problem(source_data, candidate_pool, settings)
-        guard, search = _search(problem, candidate_pool)
-        seed = int(settings["seed"])
-        start = random_groups(search.n_pool, problem.n_target, seed)  # in the search's numbering
-        result = select_coherent(
-            search, problem.n_target, seed, start=start, max_swaps=int(settings["coherence_max_swaps"]),
-            max_rounds=int(settings["coherence_max_rounds"]), pairs_per_removal=int(settings["pairs_per_removal"]),
-        )
-        groups = guard.units(result.groups)
+        values = _settings(config, spec)
+        settings = sequential_settings(values)
+        training = read_source(source_data, "training")
+        pool = read_pool_table(candidate_pool["shards"], training, spec.group_key)
+        plan = prepare_groups(training, pool, spec.group_key, source_data["target_size"], settings)
+        plan.save(out / "plan.pkl")
+        groups, details = stage_coherence(plan, settings)
         save_rows(out / "groups.npy", groups)
-        subset = _groups_table(pool, problem.pool.layout, groups, training)
+        subset = groups_table(pool, plan.problem.pool.layout, groups, training, spec.group_key)
         figures = stage.record({
-            **_stage_figures(training, subset, spec.group_key, problem, groups, STAGE_EVAL_SEED, guard),
-            "coherence_objective_start": result.objective_start, "coherence_objective": result.objective,
-            "swaps": result.refine.n_swaps, "rounds": result.refine.n_rounds,
+            **_stage_figures(training, subset, spec.group_key, plan, groups),
+            **{k: v for k, v in details.items() if k != "stop_reason"}, **plan.guard.figures(),
         })
-    options = {k: settings[k] for k in ("seed", "max_triples", "pairs_per_removal")}
+    options = {k: values[k] for k in ("seed", "max_triples", "pairs_per_removal", "privacy_guard", "near_copy_quantile",
+                                      "closeness_weight")}
     return dg.MaterializeResult(
-        value={"groups": str(out / "groups.npy"), "n_groups": int(groups.shape[0]), "options": options},
-        metadata={**figures, "stop_reason": dg.MetadataValue.text(result.refine.stop_reason)},
+        value={"groups": str(out / "groups.npy"), "plan": str(out / "plan.pkl"), "n_groups": int(groups.shape[0]),
+               "options": options},
+        metadata={**figures, "stop_reason": dg.MetadataValue.text(details["stop_reason"]), **guard_metadata(plan.guard)},
     )
 
 
-@dg.asset(**COMMON, code_version="1", kinds={"parquet", "csv"}, check_specs=CHECKS, op_tags=step_tags("refined_output"))
+@dg.asset(**COMMON, code_version="2", kinds={"parquet", "csv"}, check_specs=CHECKS, op_tags=step_tags(FINAL_ASSET))
 def refined_output(
     context: dg.AssetExecutionContext,
     config: GroupRefineConfig,
@@ -199,35 +152,30 @@ def refined_output(
     metrics: MetricStoreResource,
 ):
     """Group swaps on uni/bi/tri (rows weighted as the metric samples them) with coherence kept in the objective."""
-    from synth_core.sequential_select import refine_guarded
-
     spec = spec_for(context, KIND)
     stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "refined_output")
+    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, FINAL_ASSET)
     with user_errors(cleanup=out):
-        settings = _settings(config, spec)
-        options = coherence_subset["options"]  # the problem the coherence stage solved
-        training, pool, problem = _problem(source_data, candidate_pool, options)
-        guard, search = _search(problem, candidate_pool)
-        refined = refine_guarded(search, guard, GuardSettings(), guard.positions(np.load(coherence_subset["groups"])),
-                                 max_swaps=int(settings["max_swaps"]), max_rounds=int(settings["max_rounds"]),
-                                 pairs_per_removal=int(options["pairs_per_removal"]))
-        groups = guard.units(refined.groups)
+        values = {**_settings(config, spec), **coherence_subset["options"]}  # the plan's own options win
+        settings = sequential_settings(values)
+        plan = SequentialPlan.load(coherence_subset["plan"])
+        groups, details = stage_group_refine(plan, np.load(coherence_subset["groups"]), settings)
         save_rows(out / "groups.npy", groups)
         gk = spec.group_key
-        selected = _groups_table(pool, problem.pool.layout, groups, training)
-        final = _renumbered(selected, problem, groups, training, gk) if settings["renumber_keys"] else selected
-        random_start = random_groups(problem.n_pool, problem.n_target, int(options["seed"]))
-        baseline = _groups_table(pool, problem.pool.layout, random_start, training)
+        training = read_source(source_data, "training")
+        layout = plan.problem.pool.layout
+        shards = candidate_pool["shards"]
+        selected = groups_table(shards, layout, groups, training, gk)
+        final = groups_table(shards, layout, groups, training, gk, renumber=True) if values["renumber_keys"] else selected
+        baseline = groups_table(shards, layout, random_stage(plan, settings), training, gk)
         figures = {
-            **_stage_figures(training, selected, gk, problem, groups, STAGE_EVAL_SEED, guard),
-            "swaps": refined.n_swaps, "rounds": refined.n_rounds, **guard.figures(),
+            **_stage_figures(training, selected, gk, plan, groups),
+            **{k: v for k, v in details.items() if k != "stop_reason"}, **plan.guard.figures(),
         }
         value, figures, metadata, checks = finish_output(
-            context, KIND, spec, {**settings, **options}, final=final, baseline=baseline, training=training,
+            context, KIND, spec, values, final=final, baseline=baseline, training=training,
             source_data=source_data, trained_generator=trained_generator, selected=groups,
-            n_pool=problem.n_pool, out=out,
-            figures=figures, stop_reason=refined.stop_reason,
+            n_pool=plan.problem.n_pool, out=out, figures=figures, stop_reason=details["stop_reason"],
         )
         recorded = stage.record(figures)
     return dg.MaterializeResult(value={**value, "groups": str(out / "groups.npy")}, metadata={**recorded, **metadata},

@@ -1,0 +1,143 @@
+"""``<kind>/trained_generator``: a MOSTLY AI generator trained on the training part, or reused.
+
+A generator is stored under a content key of the training data's version and the training
+settings, so an unchanged dataset reuses it. A dataset that names its own pool (``pool:`` in
+datasets.yaml) trains nothing: the asset then records which pool stands in for the generator.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from synth_core.layout import GENERATOR_ASSET
+from synth_orchestration.assets.source import read_source
+from synth_orchestration.common import DATASETS_BASE, Stage, merged_settings, spec_for, user_errors
+from synth_orchestration.deploy_tags import step_tags
+from synth_orchestration.resources import ArtifactStore, MetricStoreResource
+
+GENERATOR_CODE_VERSION = "1"  # bump when training code changes in a way that invalidates reuse
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's ``shard-*.parquet`` files in order (a given pool's version)."""
+    h = hashlib.sha256()
+    for part in sorted(path.glob("shard-*.parquet")) if path.is_dir() else [path]:
+        with open(part, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def given_pool(spec) -> dict:
+    """The generator record of a dataset that brings its own pool: nothing trained."""
+    from synth_core.errors import InputError
+
+    path = spec.pool_path(DATASETS_BASE)
+    if not path.exists():
+        raise InputError(f"dataset {spec.name!r}: pool {path} not found")
+    digest = file_digest(path)[:16]
+    return {"generator_id": f"pool:{digest}", "path": None, "training_s": 0.0, "epochs": None, "device": None,
+            "reused": True, "settings": {"pool": str(path)}, "identity": f"pool-{digest}", "pool": str(path)}
+
+
+def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_data: dict, settings: dict) -> dict:
+    """Train, or reuse the stored generator when data version and training settings are unchanged."""
+    from synth_core.generator import GeneratorHandle, TrainingSettings, train_flat, train_sequential
+
+    identity = {
+        "data": source_data["training_digest"],
+        "settings": settings,
+        "kind": kind,
+        "group_key": spec.group_key,
+        "context_columns": list(spec.context_columns),
+        "code_version": GENERATOR_CODE_VERSION,
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    gen_dir = artifacts.generators_dir(kind, spec.name) / key
+    reused = (gen_dir / "generator.json").is_file()
+    if not reused:
+        training = read_source(source_data, "training")
+        ts = TrainingSettings(
+            model_size=settings["model_size"],
+            max_training_time_min=settings["max_training_time_min"],
+            max_epochs=settings["max_epochs"],
+            value_protection=settings["value_protection"],
+            seed=settings["seed"],
+            device=settings["device"],
+        )
+        # train into a scratch folder and rename: a killed run never leaves a generator that looks complete
+        scratch = gen_dir.with_name(f".{key}.{context.run.run_id[:8]}.tmp")
+        shutil.rmtree(scratch, ignore_errors=True)
+        context.log.info(f"training a {kind} generator on {len(training):,} rows ({ts})")
+
+        def progress(epochs, elapsed, eta) -> None:
+            done = f"{epochs:.1f} epochs" if epochs is not None else "starting"
+            rate = f", {elapsed / epochs:.1f} s/epoch" if epochs else ""
+            left = f", ETA {eta:.0f} s" if eta is not None else ""
+            context.log.info(f"training: {done} in {elapsed:.0f} s{rate}{left}")
+
+        try:
+            if kind == "flat":
+                handle = train_flat(training, scratch, ts, name=f"{spec.name}-{key}", progress=progress)
+            else:
+                handle = train_sequential(
+                    training, spec.group_key, scratch, ts, context_columns=list(spec.context_columns),
+                    name=f"{spec.name}-{key}", progress=progress,
+                )
+            handle.close()
+            os.replace(scratch, gen_dir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        context.log.info(f"trained in {handle.training_seconds:.1f} s")
+    handle = GeneratorHandle.load(gen_dir)
+    return {
+        "generator_id": handle.generator_id,
+        "path": str(gen_dir),
+        "training_s": float(handle.training_seconds),
+        "epochs": handle.epochs,
+        "device": handle.device,
+        "reused": bool(reused),
+        "settings": settings,
+        "identity": key,
+    }
+
+
+def _materialize(context: dg.AssetExecutionContext, config, source_data: dict, artifacts: ArtifactStore,
+                 metrics: MetricStoreResource, kind: str) -> dg.MaterializeResult:
+    spec = spec_for(context, kind)
+    stage = Stage(context, metrics, spec.name)
+    with user_errors():
+        if spec.pool:
+            result = given_pool(spec)
+            context.log.info(f"dataset {spec.name!r} brings its own pool ({result['pool']}): no training")
+        else:
+            settings = merged_settings(config, spec.training, set(config.model_dump()))
+            result = train_or_reuse(context, artifacts, kind, spec, source_data, settings)
+        figures = stage.record({"training_s": result["training_s"], "reused": float(result["reused"])})
+    metadata = {
+        **figures,
+        "generator_id": dg.MetadataValue.text(result["generator_id"]),
+        "reused": dg.MetadataValue.bool(result["reused"]),
+        "device": dg.MetadataValue.text(str(result.get("device"))),
+        "epochs": dg.MetadataValue.float(float(result.get("epochs") or 0.0)),
+        "settings": dg.MetadataValue.json(result["settings"]),
+    }
+    if result["path"]:
+        metadata["artifact_dir"] = dg.MetadataValue.path(result["path"])
+    else:
+        metadata["given_pool"] = dg.MetadataValue.path(result["pool"])
+    return dg.MaterializeResult(value=result, metadata=metadata)
+
+
+def trained_generator_asset(kind: str, common: dict, config_cls: type, description: str) -> dg.AssetsDefinition:
+    @dg.asset(name=GENERATOR_ASSET, **common, code_version="1", kinds={"pytorch"},
+              op_tags=step_tags(GENERATOR_ASSET), description=description)
+    def trained_generator(context: dg.AssetExecutionContext, config: config_cls, source_data: dict,
+                          artifacts: ArtifactStore, metrics: MetricStoreResource):
+        return _materialize(context, config, source_data, artifacts, metrics, kind)
+
+    return trained_generator

@@ -1,0 +1,149 @@
+"""``<kind>/quality_report``: the run's stage table, the output beside a random pool sample, privacy and
+what the guard left out; publishes the gated output."""
+
+import base64
+import io
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from synth_core.io import atomic_path
+from synth_core.layout import FINAL_ASSET, REPORT_ASSET, STAGES, asset_name
+from synth_orchestration.common import Stage, spec_for, user_errors, write_json
+from synth_orchestration.deploy_tags import step_tags
+from synth_orchestration.resources import ArtifactStore, MetricStoreResource
+
+
+def stage_table(store, run_id: str, dataset: str, kind: str) -> pd.DataFrame:
+    """Per-stage accuracy against training (recorded by each stage in this run)."""
+    frame = store.frame(dataset=dataset, run_id=run_id)
+    rows = []
+    for label, asset in STAGES[kind]:
+        sub = frame[frame["asset"] == asset_name(kind, asset)]
+        values = dict(zip(sub["metric"], sub["value"]))
+        rows.append({
+            "stage": label,
+            "univariate": values.get("accuracy_univariate"),
+            "bivariate": values.get("accuracy_bivariate"),
+            "trivariate": values.get("accuracy_trivariate"),
+            "coherence": values.get("accuracy_coherence"),
+            "overall": values.get("accuracy_overall"),
+            "elapsed_s": values.get("elapsed_s"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _plot_png(table: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=90)
+    for col in ("univariate", "bivariate", "trivariate", "overall"):
+        if table[col].notna().any():
+            ax.plot(table["stage"], table[col], marker="o", label=col)
+    ax.set_ylabel("accuracy vs training")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: dict) -> tuple[str, dict]:
+    table = stage_table(store, run_id, dataset, kind)
+    fin, rnd = evaluation["final"], evaluation["random"]
+    fields = ["univariate", "bivariate", "trivariate", "coherence", "overall", "overall_max"]
+    side = pd.DataFrame({
+        "metric": fields,
+        "random pool sample": [rnd["accuracy"].get(f) for f in fields],
+        "output": [fin["accuracy"].get(f) for f in fields],
+    })
+    priv_keys = ["dcr_share", "dcr_share_ci", "nndr_ratio", "exact_copy_training", "exact_copy_holdout",
+                 "exact_copy_training_sequences", "exact_copy_holdout_sequences", "membership_auc", "membership_auc_ci",
+                 "membership_attack", "dcr_training", "dcr_holdout"]
+    priv_keys = [k for k in priv_keys if fin["privacy"].get(k) is not None]
+
+    def shown(value):  # intervals as "low–high", so that the table stays one value per cell
+        return "–".join(f"{v:.5f}" for v in value) if isinstance(value, list) else value
+
+    priv = pd.DataFrame({
+        "metric": priv_keys,
+        "random pool sample": [shown(rnd["privacy"].get(k)) for k in priv_keys],
+        "output": [shown(fin["privacy"].get(k)) for k in priv_keys],
+    })
+    md = [
+        f"### {kind}/{dataset}: accuracy by stage (against training)",
+        table.to_markdown(index=False, floatfmt=".5f"),
+        "",
+        f"![accuracy by stage](data:image/png;base64,{_plot_png(table)})",
+        "",
+        "### Against training ∪ holdout (mostlyai-qa definitions)",
+        side.to_markdown(index=False, floatfmt=".5f"),
+        "",
+        "### Privacy",
+        priv.to_markdown(index=False, floatfmt=".5f"),
+    ]
+    guard = guard_table(store, run_id, dataset, kind)
+    if len(guard):
+        md += ["", "### What selection left out (privacy guard)", guard.to_markdown(index=False, floatfmt=".4g")]
+    payload = {"stages": table.to_dict("records"), "evaluation": side.to_dict("records"), "privacy": priv.to_dict("records"),
+               "guard": guard.to_dict("records")}
+    return "\n".join(md), payload
+
+
+GUARD_FIGURES = ("pool_replicas_seen", "pool_replicas_removed", "near_copies_avoided", "near_copy_threshold",
+                 "guard_candidates", "closeness_error")
+
+
+def guard_table(store, run_id: str, dataset: str, kind: str) -> pd.DataFrame:
+    """The privacy guard's figures recorded by ``refined_output`` in this run (empty when none)."""
+    frame = store.frame(dataset=dataset, run_id=run_id)
+    sub = frame[(frame["asset"] == asset_name(kind, FINAL_ASSET)) & frame["metric"].isin(GUARD_FIGURES)]
+    values = dict(zip(sub["metric"], sub["value"]))
+    return pd.DataFrame({"figure": [k for k in GUARD_FIGURES if k in values],
+                         "value": [values[k] for k in GUARD_FIGURES if k in values]})
+
+
+def publish(artifacts: ArtifactStore, kind: str, dataset: str, refined_output: dict, evaluation: dict, table: dict) -> dict:
+    """Copy the gated output into ``published/`` (file by file, each replaced atomically)."""
+    dest = artifacts.published_dir(kind, dataset)
+    for key in ("parquet", "csv", "manifest"):
+        src = Path(refined_output[key])
+        with atomic_path(dest / src.name) as tmp:
+            shutil.copyfile(src, tmp)
+    write_json(dest / "report.json", {"evaluation": evaluation, "table": table})
+    return {"dir": str(dest), "parquet": str(dest / "output.parquet"), "csv": str(dest / "output.csv")}
+
+
+def _materialize(context: dg.AssetExecutionContext, refined_output: dict, artifacts: ArtifactStore,
+                 metrics: MetricStoreResource, kind: str) -> dg.MaterializeResult:
+    """Stage table, random sample vs output, privacy; publishes the gated output."""
+    spec = spec_for(context, kind)
+    stage = Stage(context, metrics, spec.name)
+    with user_errors():
+        evaluation = json.loads(Path(refined_output["evaluation"]).read_text())
+        markdown, table = quality_markdown(metrics.store(), context.run.run_id, spec.name, kind, evaluation)
+        published = publish(artifacts, kind, spec.name, refined_output, evaluation, table)
+        figures = stage.record({"published": 1.0})
+    return dg.MaterializeResult(
+        value={"published": published, "table": table},
+        metadata={**figures, "report": dg.MetadataValue.md(markdown),
+                  "published": dg.MetadataValue.path(published["dir"])},
+    )
+
+
+def quality_report_asset(kind: str, common: dict, description: str) -> dg.AssetsDefinition:
+    @dg.asset(name=REPORT_ASSET, **common, code_version="1", kinds={"duckdb"},
+              op_tags=step_tags(REPORT_ASSET), description=description)
+    def quality_report(context: dg.AssetExecutionContext, refined_output: dict, artifacts: ArtifactStore,
+                       metrics: MetricStoreResource):
+        return _materialize(context, refined_output, artifacts, metrics, kind)
+
+    return quality_report

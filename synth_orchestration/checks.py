@@ -1,0 +1,168 @@
+"""The publication gate of ``<kind>/refined_output``: its three blocking checks, the final output
+with its manifest, and the evaluation they judge (rules and defaults: :mod:`synth_core.gate`)."""
+
+import hashlib
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from synth_core.gate import GateSettings
+from synth_core.io import write_table
+from synth_core.layout import FINAL_ASSET
+from synth_orchestration.assets.source import read_source
+from synth_orchestration.common import write_json
+
+_GATE = GateSettings()  # the gate's default thresholds, for the check descriptions
+GATE_KEYS = ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance", "max_membership_auc", "eval_seed")
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in ("synth-twin", "numpy", "pandas", "numba", "duckdb", "dagster", "mostlyai", "mostlyai-engine", "torch"):
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_final_output(out: Path, final: pd.DataFrame, manifest: dict) -> dict:
+    """The final table as Parquet and CSV (atomic writes) with a run manifest beside it."""
+    parquet = write_table(final, out / "output.parquet")
+    csv = write_table(final, out / "output.csv")
+    manifest = {
+        **manifest,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "rows": len(final),
+        "columns": {c: str(t) for c, t in final.dtypes.items()},
+        "packages": package_versions(),
+        "outputs": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (parquet, csv)},
+    }
+    path = write_json(out / "manifest.json", manifest)
+    return {"parquet": str(parquet), "csv": str(csv), "manifest": str(path)}
+
+
+def _check(name: str, passed: bool, description: str, metadata: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=bool(passed),
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={k: (dg.MetadataValue.float(float(v)) if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+                      else dg.MetadataValue.text(str(v))) for k, v in metadata.items()},
+    )
+
+
+def integrity_problems(final: pd.DataFrame, training: pd.DataFrame, target: int, rows: np.ndarray, n_pool: int,
+                       group_key: str | None) -> list[str]:
+    """The integrity check's failed conditions (:func:`synth_core.gate.integrity`); empty when it passes."""
+    from synth_core.gate import integrity
+
+    return list(integrity(final, training, target=target, rows=rows, n_pool=n_pool, group_key=group_key).reasons)
+
+
+def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, group_key, target, rows, n_pool, out: Path) -> dict:
+    """Evaluate the output and a random pool sample against training ∪ holdout; judge the three checks.
+
+    The rules and their defaults live in :mod:`synth_core.gate`; ``settings`` (the run's merged config)
+    overrides the thresholds it names.
+    """
+    from synth_core.evaluate import evaluate
+    from synth_core.gate import GateSettings, accuracy_floor, integrity, privacy_gate
+
+    gate = GateSettings.from_mapping(settings)
+    ev = evaluate(training, final, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate)
+    base = evaluate(training, baseline, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate)
+    acc, base_acc = ev.accuracy.to_dict(), base.accuracy.to_dict()
+    priv, base_priv = ev.privacy.to_dict(), base.privacy.to_dict()
+    verdicts = [
+        accuracy_floor(acc, base_acc, gate),
+        privacy_gate(ev.privacy, gate),
+        integrity(final, training, target=target, rows=rows, n_pool=n_pool, group_key=group_key),
+    ]
+    checks = [_check(v.name, v.passed, v.description, {k: x for k, x in v.figures.items() if x is not None})
+              for v in verdicts]
+    evaluation = {
+        "final": {"accuracy": acc, "privacy": priv},
+        "random": {"accuracy": base_acc, "privacy": base_priv, "privacy_gate": base.privacy_gate.to_dict()},
+        "checks": {c.check_name: {"passed": c.passed, "description": c.description} for c in checks},
+        "worst_columns": ev.accuracy.worst_columns(5).to_dict("records"),
+        "worst_pairs": ev.accuracy.worst_pairs(5).to_dict("records"),
+    }
+    write_json(out / "evaluation.json", evaluation)
+    figures = {f"eval_{k}": v for k, v in acc.items() if v is not None and not k.endswith("_max")}
+    figures.update({f"eval_random_{k}": v for k, v in base_acc.items() if v is not None and not k.endswith("_max")})
+    figures["eval_overall_max"] = acc["overall_max"]
+    figures.update({k: v for k, v in priv.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    for name in ("dcr_share_ci", "membership_auc_ci"):  # intervals as two plottable figures
+        if priv.get(name):
+            figures[f"{name}_low"], figures[f"{name}_high"] = priv[name]
+    for attack, value in (priv.get("membership_auc_by_attack") or {}).items():
+        figures[f"membership_auc_{attack}"] = value
+    if base_priv.get("membership_auc") is not None:
+        figures["eval_random_membership_auc"] = base_priv["membership_auc"]
+    figures["eval_random_dcr_share"] = base_priv["dcr_share"]
+    return {
+        "figures": figures,
+        "checks": checks,
+        "worst_columns_md": ev.accuracy.worst_columns(5).to_markdown(index=False),
+        "worst_pairs_md": ev.accuracy.worst_pairs(5).to_markdown(index=False),
+    }
+
+
+def gate_check_specs(kind: str) -> list[dg.AssetCheckSpec]:
+    """The three blocking checks of ``<kind>/refined_output`` (names fixed, thresholds in run config)."""
+    asset = dg.AssetKey([kind, FINAL_ASSET])
+    integrity = "row count equals the target, schema equals training's, rows inside the pool"
+    if kind == "sequential":
+        integrity = ("group count equals the target, no empty groups, sequence lengths within training's range, "
+                     "schema equals training's, groups inside the pool")
+    return [
+        dg.AssetCheckSpec("accuracy_floor", asset=asset, blocking=True,
+                          description="overall accuracy ≥ the configured floor and ≥ the random pool sample's"),
+        dg.AssetCheckSpec("privacy_gate", asset=asset, blocking=True,
+                          description=f"dcr_share ≤ {_GATE.max_dcr_share}, nndr_ratio ≥ {_GATE.min_nndr_ratio}, exact "
+                          "copies of training (rows and, for sequences, whole sequences) ≤ of holdout + tolerance, "
+                          f"membership-inference AUC not above {_GATE.max_membership_auc} with 95% confidence "
+                          "(defaults; thresholds in run config)"),
+        dg.AssetCheckSpec("integrity", asset=asset, blocking=True, description=integrity),
+    ]
+
+
+def finish_output(context: dg.AssetExecutionContext, kind: str, spec, settings: dict, *, final: pd.DataFrame,
+                  baseline: pd.DataFrame, training: pd.DataFrame, source_data: dict, trained_generator: dict,
+                  selected: np.ndarray, n_pool: int, out: Path, figures: dict,
+                  stop_reason: str) -> tuple[dict, dict, dict, list]:
+    """Write the final table with its manifest, evaluate it beside the random sample and judge the checks.
+
+    ``training``: the caller's copy of the training part (already read). ``selected``: pool row
+    (flat) or group (sequential) indices. Returns the asset's value, its figures (for the store),
+    extra metadata, and the check results. The holdout is read here, for the evaluation only.
+    """
+    holdout = read_source(source_data, "holdout")
+    target = int(source_data["target_size"])
+    paths = write_final_output(out, final, {
+        "dataset": spec.name, "kind": kind, "run_id": context.run.run_id, "seed": settings["seed"],
+        "config": {"selection": settings, "gate": {k: settings[k] for k in GATE_KEYS},
+                   "training": trained_generator["settings"]},
+        "generator_id": trained_generator["generator_id"], "source_hashes": source_data["source_hashes"],
+        "target_size": target, "pool_size": n_pool, "group_key": spec.group_key,
+    })
+    gate = evaluate_and_gate(final, baseline, training, holdout, settings, group_key=spec.group_key, target=target,
+                             rows=selected, n_pool=n_pool, out=out)
+    figures = {**figures, **gate["figures"]}
+    value = {**paths, "evaluation": str(out / "evaluation.json")}
+    metadata = {
+        "stop_reason": dg.MetadataValue.text(stop_reason),
+        "output": dg.MetadataValue.path(paths["parquet"]),
+        "preview": dg.MetadataValue.md(final.head(10).to_markdown(index=False)),
+        "worst_columns": dg.MetadataValue.md(gate["worst_columns_md"]),
+        "worst_pairs": dg.MetadataValue.md(gate["worst_pairs_md"]),
+    }
+    return value, figures, metadata, gate["checks"]
+
+
