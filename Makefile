@@ -43,7 +43,7 @@ clean:
 # Operations layer: history, retention, sensors/schedules, deploy config, UI (needs chromium).
 .PHONY: test-ops history
 test-ops: setup
-	$(VENV)/bin/pytest tests/test_history.py tests/test_retention.py tests/test_ops.py tests/test_deploy.py tests/test_ui.py $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/ops tests/orchestration/test_operations.py tests/orchestration/test_deploy.py tests/orchestration/test_ui.py $(PYTEST_ARGS)
 
 # Trend of final accuracy and privacy per run, e.g. make history HISTORY_ARGS="--dataset census --plot trend.png"
 history: setup

@@ -32,10 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import harness as H  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-import harness as H  # noqa: E402
 import results as R  # noqa: E402
 
 SECTION = "evaluate"
@@ -324,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     section.notes.append(
         "The prize's official distance figures (dcr_share 0.511 etc.) come from qa's embedding-space distances; "
-        "`synth evaluate`'s privacy figures use a different, documented distance (`synth_core/privacy.py`), so they are not compared."
+        "`synth evaluate`'s privacy figures use a different, documented distance (`synth_core/metrics/_privacy.py`), so they are not compared."
     )
     section.notes.append(
         "The census 'synthetic' table is the holdout itself, damaged: it is closer to the holdout than to training by "

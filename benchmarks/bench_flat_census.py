@@ -13,7 +13,7 @@
    the evaluation it prints, judged on the slower run.
 4. ``synth evaluate --training T --holdout H --synthetic O --seed 1 --json`` (qa's definitions,
    seed 1). Targets: refined overall ≥ ``overall_max`` + 0.002 (the same evaluation's
-   ``overall_max``), and the project's privacy gate (``synth_core.gate.privacy_gate``,
+   ``overall_max``), and the project's privacy gate (``synth_core.metrics._gate.privacy_gate``,
    ``GateSettings()`` defaults) passes.
 
 Generators, the pool, the merged pool file and the refined output live in
@@ -37,10 +37,9 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pandas as pd  # noqa: E402
-
 import generated as G  # noqa: E402
 import harness as H  # noqa: E402
+import pandas as pd  # noqa: E402
 import results as R  # noqa: E402
 
 SECTION = "flat_census"
@@ -66,7 +65,7 @@ def process_row(label: str, cache: str, run: H.ColdRun) -> list[str]:
 
 def generators(m: SimpleNamespace, sizes: list[str], retrain: bool) -> None:
     """Step 1: train (or reuse) each candidate, score a plain sample of each, keep the best."""
-    from synth_core.evaluate import evaluate
+    from synth_core.metrics import evaluate
 
     m.candidates = []
     for size in sizes:
@@ -100,7 +99,7 @@ def pool_step(m: SimpleNamespace) -> None:
 
 def select_step(m: SimpleNamespace) -> None:
     """Steps 3 and 4: ``synth select`` twice (empty, then warm numba cache), then ``synth evaluate``."""
-    from synth_core.gate import privacy_gate
+    from synth_core.metrics import privacy_gate
 
     m.out_file = G.folder(m.name) / f"refined-{m.best['size']}-{m.n_pool}.parquet"
     argv_sel = H.synth_cli(
@@ -134,8 +133,8 @@ def privacy_sampling(m: SimpleNamespace) -> None:
     refined output (and, as a baseline, the random pool sample) is also measured in process
     over ten sampling seeds and once on the full tables (every row, no subsampling).
     """
-    from synth_core.privacy import privacy_metrics
-    from synth_core.select import output_table, random_subset
+    from synth_core.metrics import privacy_metrics
+    from synth_core.select.flat import output_table, random_subset
 
     H.log("privacy: seeds 0-9 and full tables, refined output and random pool sample")
     training, holdout = m.training, m.holdout
@@ -167,7 +166,7 @@ def targets(section: R.Section, m: SimpleNamespace) -> None:
         acc["overall"] >= bound,
     )
     section.target(
-        "privacy of the refined output (`synth_core.gate.privacy_gate`, default `GateSettings()`)",
+        "privacy of the refined output (`synth_core.metrics._gate.privacy_gate`, default `GateSettings()`)",
         H.gate_rule(),
         f"{'passes' if verdict.passed else 'fails: ' + verdict.description} (dcr_share {fp['dcr_share']:.4f}, "
         f"nndr_ratio {fp['nndr_ratio']:.4f})",
@@ -238,7 +237,7 @@ def selection_tables(section: R.Section, m: SimpleNamespace) -> None:
     proc_rows.append(process_row("synth evaluate --seed 1", m.ev_run.extra["numba_cache"], m.ev_run))
     section.add_table("Cold processes", ["command", "numba cache", "wall s", "CPU s", "peak RSS MiB", "load 1 min before"], proc_rows, "llrrrr")
 
-    from synth_core.gate import privacy_gate
+    from synth_core.metrics import privacy_gate
 
     rob_rows = []
     for label, r in m.robust.items():

@@ -6,7 +6,7 @@ stability of the privacy verdict over evaluation seeds.
    ``$SYNTH_BENCH_SCRATCH/census/pool-*.parquet``), evaluated with ``privacy_metrics(...,
    seed=s)`` against census training and holdout. Target: the membership rule passes in ≥ 99.
 2. **Leaky tables**: the same samples with 10 % of their rows replaced by near-copies of training
-   rows (one numeric value moved by ±1, ``synth_core.membership.near_copies``, seed s). Target:
+   rows (one numeric value moved by ±1, ``synth_core.metrics._membership.near_copies``, seed s). Target:
    the membership rule fails in ≥ 99. Also 2 % and 5 % near-copies for the first 10 seeds (power).
 3. **Threshold grid**: the pass/fail counts of both for other values of ``max_membership_auc``,
    which is how the default was chosen.
@@ -27,11 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
 import generated as G  # noqa: E402
 import harness as H  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 SECTION = "privacy_audit"
 LEAK_SHARE = 0.10
@@ -64,7 +63,7 @@ def census_artefacts(quick: bool) -> tuple[Path, Path | None, Path | None]:
 def load_pool(path: Path) -> pd.DataFrame:
     """A merged pool file, or a shard folder (``pool-*/shard-*.parquet``)."""
     if path.is_dir():
-        from synth_core.pool import read_pool
+        from synth_core.generate import read_pool
 
         return read_pool(path)
     return pd.read_parquet(path)
@@ -100,8 +99,7 @@ def stats(x: np.ndarray) -> str:
 def calibration(training, holdout, sample, seeds: int, power_rows: bool) -> dict:
     """Privacy figures of the fair samples and of their leaky versions, seed by seed (and of
     smaller leaks for the first seeds when ``power_rows``)."""
-    from synth_core.membership import near_copies
-    from synth_core.privacy import privacy_metrics
+    from synth_core.metrics import near_copies, privacy_metrics
 
     fair, leaky, timings = [], [], []
     for s in range(seeds):
@@ -174,7 +172,7 @@ def calibration_report(section, cal: dict, gate, settings) -> None:
 def stability(section, cases, n_seeds: int, gate) -> dict:
     """The gate's verdict on each case for evaluation seeds ``0..n_seeds-1``: one target per case
     and the stability table. ``cases``: (label, loader of (training, holdout, synthetic, group key))."""
-    from synth_core.privacy import privacy_metrics
+    from synth_core.metrics import privacy_metrics
 
     stab_rows, raw = [], {}
     for label, load in cases:
@@ -203,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.parser.add_argument("--pool", type=Path, help="census pool (merged .parquet or shard folder)")
     bench.parser.add_argument("--refined", type=Path, help="census refined output (.parquet)")
     args = bench.parse(argv)
-    from synth_core.gate import GateSettings, privacy_gate
+    from synth_core.metrics import GateSettings, privacy_gate
 
     folder, pool_path, refined_path = census_artefacts(args.quick)
     pool_path = args.pool or pool_path
@@ -232,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             f"on random samples of {len(training):,} rows from a real MOSTLY AI generator's census pool "
             f"(`{H.rel(pool_path)}`, {len(pool):,} rows), as they are (fair) and with {LEAK_SHARE:.0%} of their rows "
             "replaced by near-copies of training rows (one numeric value moved by ±1). Seed s draws the pool sample, "
-            "the near-copies and the evaluation's samples. The gate (`synth_core.gate.privacy_gate`, default "
+            "the near-copies and the evaluation's samples. The gate (`synth_core.metrics._gate.privacy_gate`, default "
             f"thresholds) fails the membership rule when the lower end of `membership_auc_ci` exceeds "
             f"`max_membership_auc` = {settings.max_membership_auc}. Shared data from `{H.rel(H.shared_dir())}`."
         ),

@@ -14,7 +14,7 @@ Pools (training and holdout are the shared tables; the holdout only evaluates):
 
 Each pool is selected with the guard on (default settings) and off (``--no-privacy-guard``), seed 0,
 and the outputs and a random pool sample of the same size are evaluated by
-``synth_core.evaluate.evaluate`` (accuracy against training ∪ holdout, qa's seed 1; privacy on
+``synth_core.metrics._evaluate.evaluate`` (accuracy against training ∪ holdout, qa's seed 1; privacy on
 all units up to 50,000). ``census`` is also run over guard settings (closeness weight, near-copy
 quantile) for the trade-off table. Usage: ``python benchmarks/bench_privacy_guard.py [--only NAME]
 [--quick] [--no-write]`` (``--quick``: 1-minute census and prize generators shared with the
@@ -80,7 +80,7 @@ QUICK = Plan(census_minutes=1.0, census_pool=50_000, census_shard=50_000, census
 
 
 def flat_select(training, pool, n, guard):
-    from synth_core.select import SelectionSettings, output_table, run_selection
+    from synth_core.select.flat import SelectionSettings, output_table, run_selection
 
     t = time.perf_counter()
     problem, records = run_selection(training, pool, n, SelectionSettings(seed=SEED, guard=guard))
@@ -91,7 +91,7 @@ def flat_select(training, pool, n, guard):
 
 
 def sequential_select(training, pool, n, guard, key):
-    from synth_core.sequential_select import SequentialSettings, select_groups
+    from synth_core.select.sequential import SequentialSettings, select_groups
 
     t = time.perf_counter()
     sel = select_groups(training, pool, key, n, SequentialSettings(seed=SEED, guard=guard))
@@ -119,7 +119,7 @@ def measure(training, holdout, table, key=None, seeds=(EVAL_SEED,)) -> dict:
 
 def run_case(name, training, holdout, pool, n, *, key=None, seeds=(EVAL_SEED,), guard=None, kind=None):
     """Select with the guard off and on; measure both outputs and the random pool sample."""
-    from synth_core.guard import GuardSettings
+    from synth_core.select import GuardSettings
 
     out = {}
     select = (lambda g: sequential_select(training, pool, n, g, key)) if key else (lambda g: flat_select(training, pool, n, g))
@@ -178,7 +178,7 @@ def prize_pool(training, plan: Plan, quick: bool):
 
 def leaky_flat(pool, training, share, seed=5):
     """``pool`` with ``share`` of its rows replaced by training copies and as many by near-copies."""
-    from synth_core.membership import near_copies
+    from synth_core.metrics import near_copies
 
     rng = np.random.default_rng(seed)
     n, k = len(pool), int(share * len(pool))
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     section = bench.section(
         SECTION, "Privacy guard: selection no closer to training than a random pool sample",
         __doc__.split("\n\n", 1)[1].split("Usage:")[0].strip(), custom=bool(args.only))
-    from synth_core.guard import GuardSettings
+    from synth_core.select import GuardSettings
 
     res = {}
     census = census_tables() if {"census", "tradeoff", "leaky", "real"} & set(cases) else None
@@ -260,9 +260,8 @@ def main(argv=None) -> int:
         for n in plan.real_sizes:
             res[f"real_{n}"] = run_case(f"real rows {n}", training, ev_holdout, real, n, seeds=plan.real_seeds)
     if "diamonds" in cases:
-        from synth_core.catalog import catalog_or_demo
         from synth_core.conform import conform_table
-        from synth_core.datasets import load_dataset
+        from synth_core.ops import catalog_or_demo, load_dataset
 
         specs, base = catalog_or_demo(H.REPO / "datasets.yaml")
         spec = next(s for s in specs if s.name == "diamonds")

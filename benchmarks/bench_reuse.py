@@ -38,8 +38,8 @@ def _median_s(fn, repeats: int = REPEATS) -> float:
 
 
 def flat_case(plan, quick: bool) -> list:
-    from synth_core.guard import PoolGuard
-    from synth_core.select import SelectionProblem, SelectionSettings, prepare, stage_mi_pairs
+    from synth_core.select import PoolGuard
+    from synth_core.select.flat import SelectionProblem, SelectionSettings, prepare, stage_mi_pairs
 
     training, _ = P.census_tables()
     pool, _ = P.census_pool(training, plan, quick)
@@ -64,7 +64,7 @@ def flat_case(plan, quick: bool) -> list:
 
 
 def sequential_case(plan, quick: bool) -> list:
-    from synth_core.sequential_select import SequentialPlan, SequentialSettings, prepare_groups
+    from synth_core.select.sequential import SequentialPlan, SequentialSettings, prepare_groups
 
     training, _ = P.prize_tables()
     pool, _ = P.prize_pool(training, plan, quick)
@@ -75,7 +75,7 @@ def sequential_case(plan, quick: bool) -> list:
     built = time.perf_counter() - t
     path = Path(tempfile.mkdtemp()) / "plan.pkl"
     built_plan.save(path)
-    from synth_core.sequences import build_problem
+    from synth_core.select.sequential import build_problem
 
     old = _median_s(lambda: build_problem(training, pool, "group_id", n))  # refined_output rebuilt this
     new = _median_s(lambda: SequentialPlan.load(path))

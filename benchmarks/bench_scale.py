@@ -7,7 +7,7 @@ columns, skewed categoricals, missing values and zero-inflated columns; the targ
 so a uniform pool sample scores clearly below what the target allows.
 
 Each pool size runs as one cold process (``bench_scale.py --child ...``) that generates the data
-shard by shard and runs every stage of :mod:`synth_core.select` in order, timing each:
+shard by shard and runs every stage of :mod:`synth_core.select.flat._pipeline` in order, timing each:
 
 1. ``binning``: fit the metric's bins on the target, encode it and every pool shard (uint8 codes;
    the shards' generation is timed apart and is not a stage);
@@ -15,7 +15,7 @@ shard by shard and runs every stage of :mod:`synth_core.select` in order, timing
 3. ``ipf``: IPF weights on the pairs and the oversized subset (1.25 x);
 4. ``trim``: greedy trimming to 100 k;
 5. ``refine``: swap refinement against the unused pool;
-6. ``evaluate``: qa's accuracy of the refined subset (:func:`synth_core.metrics.codes_accuracy`,
+6. ``evaluate``: qa's accuracy of the refined subset (:func:`synth_core.metrics._accuracy.codes_accuracy`,
    reference = the target table; of the 82,160 column triples the documented seeded sample of
    10,000, seed 1).
 
@@ -101,9 +101,9 @@ def encode(n_target: int, pool_rows: int, seed: int, stages: dict, extra: dict):
     target_columns, binner, train_codes, pool_codes
     """
     import numpy as np
-
     import workload as W
-    from synth_core.binning import Binner
+
+    from synth_core.metrics import Binner
 
     source = W.source_process(seed)
     pool_process = W.perturbed(source, seed=seed)
@@ -140,7 +140,7 @@ def child(pool_rows: int, n_target: int, seed: int) -> dict:
     import numpy as np
 
     from synth_core.metrics import codes_accuracy
-    from synth_core.select import (
+    from synth_core.select.flat import (
         SelectionProblem,
         SelectionSettings,
         ipf_sweeps,
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         SECTION,
         title,
         (
-            "Every stage of `synth_core.select` (binning, MI pairs, IPF, trimming, refinement) plus the final qa "
+            "Every stage of `synth_core.select.flat._pipeline` (binning, MI pairs, IPF, trimming, refinement) plus the final qa "
             "evaluation, one cold process per pool size (`benchmarks/bench_scale.py --child`), default "
             "`SelectionSettings(seed=0)`, no model training. Workload (`benchmarks/workload.py`, seeded): a "
             f"{n_target:,}-row target table from a latent-factor process with 60 numeric columns (Gaussian, log-normal, "
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             "shifted), generated in shards of 250,000 rows (the 250 k pool is the first shard of the larger ones). "
             f"Objective features: all {feats['uni']} columns, all {feats['pairs']:,} column pairs, {feats['triples']:,} "
             f"triples ({feats['cells']:,} cells; `mi.default_triple_count`: no triples above 50 columns). Evaluation: "
-            "`synth_core.metrics.codes_accuracy` (qa's definitions, reference = the target table, 10 bins fitted on it; "
+            "`synth_core.metrics._accuracy.codes_accuracy` (qa's definitions, reference = the target table, 10 bins fitted on it; "
             f"trivariate = the documented seeded sample of 10,000 of the {rl['details']['triples_total']:,} triples, "
             f"seed {EVAL_SEED}). Stage time excludes the generation of the synthetic data; the numba kernels were "
             f"compiled by a warm-up run ({warm.wall_s:.0f} s, 5 k from 20 k) into a fresh cache shared by the measured "

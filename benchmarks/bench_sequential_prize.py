@@ -16,9 +16,9 @@ Data: ``prize-sequential/training.csv.gz`` (20,000 groups of 5-10 events, key ``
    200 k ≤ 180 s of selection (its ``timings.total_s``: encoding + the three stages) and peak RSS
    ≤ 4 GiB; 300 k ≤ 300 s of selection.
 4. Every output, and a seeded random sample of 20,000 pool groups (the baseline), is evaluated
-   like ``synth evaluate --group-key group_id --seed S`` (``synth_core.evaluate.evaluate``, seeds
+   like ``synth evaluate --group-key group_id --seed S`` (``synth_core.metrics._evaluate.evaluate``, seeds
    1-3). Targets on the 300 k output: mean overall ≥ 0.972, mean coherence ≥ 0.9847, and the
-   project's privacy gate (``synth_core.gate.privacy_gate``, ``GateSettings()`` defaults: its
+   project's privacy gate (``synth_core.metrics._gate.privacy_gate``, ``GateSettings()`` defaults: its
    row and whole-sequence copy rules and the membership audit included) passes for every seed.
 
 The generator, the pool and the merged files live in ``$SYNTH_BENCH_SCRATCH/prize`` (default
@@ -41,10 +41,9 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pandas as pd  # noqa: E402
-
 import generated as G  # noqa: E402
 import harness as H  # noqa: E402
+import pandas as pd  # noqa: E402
 import results as R  # noqa: E402
 
 SECTION = "sequential_prize"
@@ -110,7 +109,7 @@ def selections(m: SimpleNamespace) -> None:
 
 def evaluations(m: SimpleNamespace) -> None:
     """Step 4: every output and a random sample of the middle pool, over the evaluation seeds."""
-    from synth_core.sequences import GroupLayout, random_groups
+    from synth_core.select.sequential import GroupLayout, random_groups
 
     middle = m.plan.pools[1][0]
     baseline = pd.read_parquet(m.files[middle])
@@ -301,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{plan.shard_groups:,} groups, temperature {TEMPERATURE:g}, seed {POOL_SEED}); the {small} and {middle} pools "
             f"are its first {plan.pools[0][1]} and {plan.pools[1][1]} shards. `synth select --group-key {GROUP_KEY} --seed "
             f"{SELECT_SEED}` runs as a cold process per pool (holdout passed for its printed evaluation only). Accuracy and "
-            "privacy: `synth_core.evaluate.evaluate` (what `synth evaluate` runs) with seeds "
+            "privacy: `synth_core.metrics._evaluate.evaluate` (what `synth evaluate` runs) with seeds "
             f"{', '.join(map(str, plan.eval_seeds))}, reference training ∪ holdout as in qa. Peak memory: {H.rss_method()}. "
             f"Scratch folder: `{H.rel(G.folder(m.name))}`."
         ),

@@ -23,9 +23,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import pandas as pd
-
 import harness as H
+import pandas as pd
 
 QUICK_MINUTES = 1.0  # training cap of every --quick generator
 
@@ -50,7 +49,7 @@ def folder(name: str) -> Path:
 def training_settings(model_size: str, minutes: float | None = None, *, max_epochs: int = 1000):
     """The benchmarks' ``TrainingSettings``: seed 0, capped by wall time (minutes) and epochs;
     ``minutes`` None keeps the library's default cap."""
-    from synth_core.generator import TrainingSettings
+    from synth_core.generate import TrainingSettings
 
     if minutes is None:
         return TrainingSettings(model_size=model_size, max_epochs=max_epochs, seed=0)
@@ -82,7 +81,7 @@ def generator(name: str, training: pd.DataFrame, settings, *, group_key: str | N
         ``reused`` (bool), ``workdir`` (as :func:`harness.rel` writes it), ``training_s`` (as
         recorded when trained) and, when trained now, ``wall_s``.
     """
-    from synth_core.generator import GeneratorHandle, train_flat, train_sequential
+    from synth_core.generate import GeneratorHandle, train_flat, train_sequential
 
     identity = {"kind": "sequential" if group_key else "flat", "settings": asdict(settings), "data": _digest(training),
                 "group_key": group_key, "context": list(context_columns)}
@@ -143,10 +142,10 @@ def pool(name: str, handle, n_units: int, *, shard_size: int, seed: int = 0, tem
 
     Returns
     -------
-    synth_core.pool.PoolResult
+    synth_core.generate._pool.PoolResult
         ``shards_generated`` / ``shards_skipped`` say what this call generated and what it found.
     """
-    from synth_core.pool import generate_pool
+    from synth_core.generate import generate_pool
 
     out = folder(name) / f"pool-{handle.generator_id}-{n_units}-seed{seed}-t{temperature:g}"
 
@@ -162,7 +161,7 @@ def pool(name: str, handle, n_units: int, *, shard_size: int, seed: int = 0, tem
 
 def pool_table(name: str, handle, n_units: int, *, shard_size: int, seed: int = 0, temperature: float = 1.0) -> pd.DataFrame:
     """:func:`pool`, read into memory (all shards, in order)."""
-    from synth_core.pool import read_pool
+    from synth_core.generate import read_pool
 
     return read_pool(pool(name, handle, n_units, shard_size=shard_size, seed=seed, temperature=temperature).out_dir)
 

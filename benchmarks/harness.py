@@ -476,11 +476,11 @@ def evaluate_seeds(training, holdout, table, seeds: Sequence[int], *, group_key:
     -------
     dict
         ``runs``: per seed ``seed``, ``accuracy`` and ``privacy`` (their ``to_dict()``),
-        ``privacy_ok`` and ``reasons`` (the verdict of ``synth_core.gate.privacy_gate`` with
+        ``privacy_ok`` and ``reasons`` (the verdict of ``synth_core.metrics._gate.privacy_gate`` with
         ``GateSettings()`` defaults, as ``evaluate`` applies it); ``mean``: every accuracy field
         averaged over the seeds; ``privacy_ok``: the gate passed for every seed.
     """
-    from synth_core.evaluate import evaluate
+    from synth_core.metrics import evaluate
 
     runs = []
     for s in seeds:
@@ -499,7 +499,7 @@ def evaluate_seeds(training, holdout, table, seeds: Sequence[int], *, group_key:
 def gate_rule(settings=None) -> str:
     """The privacy gate's rule in words, with the thresholds of ``settings`` (default:
     ``GateSettings()``), for a target's bound."""
-    from synth_core.gate import GateSettings
+    from synth_core.metrics import GateSettings
 
     g = settings or GateSettings()
     return (f"`privacy_gate` passes: dcr_share ≤ {g.max_dcr_share}, nndr_ratio ≥ {g.min_nndr_ratio}, exact copies of "

@@ -13,4 +13,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from synth_core.errors import InputError  # noqa: E402
 
-__all__ = ["InputError"]
+__all__ = [
+    "InputError",
+]

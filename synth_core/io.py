@@ -34,7 +34,7 @@ import pandas as pd
 from synth_core.errors import InputError
 
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-POOL_MANIFEST = "pool.json"  # a pool folder (synth_core.pool): this manifest beside its shards
+POOL_MANIFEST = "pool.json"  # a pool folder (synth_core.generate._pool): this manifest beside its shards
 SHARD_GLOB = "shard-*.parquet"
 STALE_TEMP_AGE_S = 24 * 3600.0  # a temporary file of another host is abandoned after this long
 _TEMP_RE = re.compile(r"^\..+\.synth-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+\.tmp$")
@@ -53,7 +53,7 @@ def table_format(path: str | os.PathLike) -> str:
 def read_table(path: str | os.PathLike, *, what: str = "table") -> pd.DataFrame:
     """Read a table; any failure becomes a one-line :class:`InputError` naming the file.
 
-    A folder of Parquet shards (a pool written by :mod:`synth_core.pool`: ``shard-*.parquet``
+    A folder of Parquet shards (a pool written by :mod:`synth_core.generate._pool`: ``shard-*.parquet``
     beside ``pool.json``) reads as one table, shards in order; an incomplete pool is refused.
     An empty table (no rows or no columns) is an error too: nothing downstream can use it.
     """

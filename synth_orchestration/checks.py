@@ -1,5 +1,5 @@
 """The publication gate of ``<kind>/refined_output``: its three blocking checks, the final output
-with its manifest, and the evaluation they judge (rules and defaults: :mod:`synth_core.gate`)."""
+with its manifest, and the evaluation they judge (rules and defaults: :mod:`synth_core.metrics._gate`)."""
 
 import hashlib
 from datetime import datetime, timezone
@@ -10,9 +10,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from synth_core.gate import GateSettings
 from synth_core.io import write_table
-from synth_core.layout import FINAL_ASSET
+from synth_core.metrics import GateSettings
+from synth_core.ops import FINAL_ASSET
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import write_json
 
@@ -59,8 +59,8 @@ def _check(name: str, passed: bool, description: str, metadata: dict) -> dg.Asse
 
 def integrity_problems(final: pd.DataFrame, training: pd.DataFrame, target: int, rows: np.ndarray, n_pool: int,
                        group_key: str | None) -> list[str]:
-    """The integrity check's failed conditions (:func:`synth_core.gate.integrity`); empty when it passes."""
-    from synth_core.gate import integrity
+    """The integrity check's failed conditions (:func:`synth_core.metrics._gate.integrity`); empty when it passes."""
+    from synth_core.metrics import integrity
 
     return list(integrity(final, training, target=target, rows=rows, n_pool=n_pool, group_key=group_key).reasons)
 
@@ -68,11 +68,10 @@ def integrity_problems(final: pd.DataFrame, training: pd.DataFrame, target: int,
 def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, group_key, target, rows, n_pool, out: Path) -> dict:
     """Evaluate the output and a random pool sample against training ∪ holdout; judge the three checks.
 
-    The rules and their defaults live in :mod:`synth_core.gate`; ``settings`` (the run's merged config)
+    The rules and their defaults live in :mod:`synth_core.metrics._gate`; ``settings`` (the run's merged config)
     overrides the thresholds it names.
     """
-    from synth_core.evaluate import evaluate
-    from synth_core.gate import GateSettings, accuracy_floor, integrity, privacy_gate
+    from synth_core.metrics import GateSettings, accuracy_floor, evaluate, integrity, privacy_gate
 
     gate = GateSettings.from_mapping(settings)
     ev = evaluate(training, final, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate)

@@ -13,9 +13,8 @@ from typing import Any, Iterator
 import dagster as dg
 import numpy as np
 
-from synth_core.catalog import catalog_or_demo, default_catalog_path
-from synth_core.datasets import DatasetSpec
 from synth_core.errors import InputError
+from synth_core.ops import DatasetSpec, catalog_or_demo, default_catalog_path
 from synth_orchestration.resources import PROJECT_ROOT, MetricStoreResource
 
 CATALOG_PATH = default_catalog_path(PROJECT_ROOT)
@@ -29,6 +28,22 @@ def datasets_of(kind: str) -> list[DatasetSpec]:
 def partitions_for(kind: str) -> dg.StaticPartitionsDefinition:
     names = [d.name for d in datasets_of(kind)]
     return dg.StaticPartitionsDefinition(names or [f"no-{kind}-dataset"])
+
+
+def graph_parts(kind: str) -> tuple[dg.StaticPartitionsDefinition, dict[str, Any], list]:
+    """One graph's partitions (one per dataset), the arguments all its assets share and the
+    gate's check specs on its final asset."""
+    from synth_orchestration.checks import gate_check_specs
+
+    partitions = partitions_for(kind)
+    return partitions, dict(key_prefix=kind, group_name=kind, partitions_def=partitions), gate_check_specs(kind)
+
+
+def begin(context: dg.AssetExecutionContext, metrics: MetricStoreResource, artifacts, kind: str,
+          asset: str) -> tuple[DatasetSpec, Stage, Path]:
+    """An asset's dataset, its stage recorder (started now) and its folder for this run."""
+    spec = spec_for(context, kind)
+    return spec, Stage(context, metrics, spec.name), artifacts.run_dir(kind, spec.name, context.run.run_id, asset)
 
 
 def spec_for(context: dg.AssetExecutionContext, kind: str) -> DatasetSpec:
@@ -49,6 +64,11 @@ def merged_settings(config: dg.Config, overrides: dict, allowed: set[str]) -> di
     explicitly_set = getattr(config, "model_fields_set", set())
     values.update({k: getattr(config, k) for k in explicitly_set})
     return values
+
+
+def selection_settings(config: dg.Config, spec: DatasetSpec, kind: str) -> dict[str, Any]:
+    """A selection asset's settings: its config over the dataset's ``selection`` block."""
+    return merged_settings(config, spec.selection, selection_keys(kind))
 
 
 def selection_keys(kind: str) -> set[str]:

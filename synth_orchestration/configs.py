@@ -1,8 +1,8 @@
 """Run configuration of the assets (typed; shown and editable in the Dagster launchpad).
 
-Every default comes from the library's settings (:class:`synth_core.select.SelectionSettings`,
-:class:`synth_core.sequential_select.SequentialSettings`, :class:`synth_core.guard.GuardSettings`,
-:class:`synth_core.gate.GateSettings`, :class:`synth_core.generator.TrainingSettings`), so
+Every default comes from the library's settings (:class:`synth_core.select.flat._pipeline.SelectionSettings`,
+:class:`synth_core.select.sequential._pipeline.SequentialSettings`, :class:`synth_core.select._guard.GuardSettings`,
+:class:`synth_core.metrics._gate.GateSettings`, :class:`synth_core.generate._generator.TrainingSettings`), so
 ``synth select`` and the pipelines run the same selection. A dataset's overrides in the datasets
 file sit between these defaults and values set explicitly in a run's config;
 :func:`flat_settings` and :func:`sequential_settings` turn the merged values back into the
@@ -16,10 +16,10 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from synth_core.gate import GateSettings
-from synth_core.guard import GuardSettings
-from synth_core.select import SelectionSettings
-from synth_core.sequential_select import SequentialSettings
+from synth_core.metrics import GateSettings
+from synth_core.select import GuardSettings
+from synth_core.select.flat import SelectionSettings
+from synth_core.select.sequential import SequentialSettings
 
 _GATE = GateSettings()
 _GUARD = GuardSettings()
@@ -46,7 +46,7 @@ class PoolConfig(dg.Config):
 
 
 class GuardConfig(dg.Config):
-    """The privacy guard (:mod:`synth_core.guard`), decided once per run where the selection problem is built:
+    """The privacy guard (:mod:`synth_core.select._guard`), decided once per run where the selection problem is built:
     which pool units selection may use and the closeness strata it must keep."""
 
     privacy_guard: bool = Field(
@@ -88,7 +88,7 @@ class IPFConfig(dg.Config):
 
 class GateConfig(dg.Config):
     """Thresholds of the publication gate (the blocking checks of ``refined_output``); the defaults are
-    :class:`synth_core.gate.GateSettings`'s, where the rule is documented."""
+    :class:`synth_core.metrics._gate.GateSettings`'s, where the rule is documented."""
 
     accuracy_floor: Optional[float] = Field(
         default=_GATE.accuracy_floor,

@@ -12,7 +12,7 @@ the step's op adds to that pod: resource requests and limits, a node selector an
 
 Attach with ``@dg.asset(..., op_tags=step_tags("trained_generator"))``; the names are the last
 part of the asset key, so the flat and the sequential graph share them. deploy/k8s/README.md
-explains the deployment; tests/test_deploy.py checks these dicts against dagster-k8s.
+explains the deployment; tests/orchestration/test_deploy.py checks these dicts against dagster-k8s.
 
 Both node selectors use the same label key on purpose: dagster-k8s deep-merges a step's config
 into the run defaults (``run_k8s_config``, which select ``node-pool: cpu``), so a different key

@@ -1,7 +1,7 @@
 """Operations: artifact retention (job + daily schedule) and sensors on the datasets' source files.
 
 * ``cleanup_artifacts``: deletes run folders, pools and unreferenced generators older than each
-  dataset's ``retention_days`` (rules in :mod:`synth_core.retention`); never the published output
+  dataset's ``retention_days`` (rules in :mod:`synth_core.ops._retention`); never the published output
   or its run. Datasets with a queued or running pipeline run are skipped that day.
 * ``cleanup_artifacts_daily``: the schedule of that job (02:30 UTC; stopped until switched on).
 * :func:`source_file_sensor`: one sensor per kind (``source_file_changed_<kind>``) that watches
@@ -21,10 +21,16 @@ from typing import Callable
 import dagster as dg
 from pydantic import Field
 
-from synth_core.catalog import default_catalog_path, load_catalog
-from synth_core.datasets import DEMO_DATASETS, DEMO_PREFIX, DatasetSpec
 from synth_core.errors import InputError
-from synth_core.retention import apply_cleanup, plan_cleanup
+from synth_core.ops import (
+    DEMO_DATASETS,
+    DEMO_PREFIX,
+    DatasetSpec,
+    apply_cleanup,
+    default_catalog_path,
+    load_catalog,
+    plan_cleanup,
+)
 from synth_orchestration import common
 from synth_orchestration.resources import PROJECT_ROOT, ArtifactStore
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import field_validator
 
-from synth_core.layout import ArtifactLayout
-from synth_core.store import MetricStore
+from synth_core.ops import ArtifactLayout, MetricStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(os.environ.get("SYNTH_STATE_DIR", PROJECT_ROOT / ".synth"))
@@ -18,7 +17,7 @@ STATE_DIR = Path(os.environ.get("SYNTH_STATE_DIR", PROJECT_ROOT / ".synth"))
 class ArtifactStore(dg.ConfigurableResource):
     """Large artifacts (generators, pools, code matrices, subsets, outputs) as files.
 
-    The folders are :class:`synth_core.layout.ArtifactLayout`'s; assets hand each other the paths.
+    The folders are :class:`synth_core.ops._layout.ArtifactLayout`'s; assets hand each other the paths.
     """
 
     artifact_root: str = os.environ.get("SYNTH_ARTIFACT_ROOT", str(STATE_DIR / "artifacts"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from synth_core.datasets import DatasetSpec
+from synth_core.ops import DatasetSpec
 
 
 def regeneration_schedule(spec: DatasetSpec, job) -> dg.ScheduleDefinition:

@@ -52,7 +52,6 @@ import tempfile  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 import yaml  # noqa: E402
 
 TEST_STATE = Path(tempfile.mkdtemp(prefix="synth-tests-"))
@@ -65,7 +64,7 @@ def _write_test_catalog(root: Path) -> Path:
     diamonds.sample(n=3000, random_state=0).to_csv(root / "tiny.csv", index=False)
     (root / "empty.csv").write_text(",".join(diamonds.columns) + "\n")
     # plm's Wages panel with integer worker keys (the demo table has string keys)
-    from synth_core.datasets import DEMO_TABLES
+    from synth_core.ops._datasets import DEMO_TABLES
 
     wages = DEMO_TABLES["wages"]()
     wages["worker"] = wages["worker"].str[1:].astype(int) * 10
@@ -94,7 +93,7 @@ def _write_test_catalog(root: Path) -> Path:
             {"name": "pool_too_small", "kind": "flat", "source": "tiny.csv", "target_size": 400,
              "training": quick, "selection": {"pool_factor": 0.5}},
             # ~119 holdout groups: dcr_share's sampling error is ~0.05 at this size, so the gate's
-            # threshold is relaxed here; tests/test_sequential_pipeline.py shows the default one bite
+            # threshold is relaxed here; tests/orchestration/test_sequential_graph.py shows the default one bite
             {"name": "tiny_seq", "kind": "sequential", "source": "demo:wages", "group_key": "worker",
              "context_columns": ["sex", "black", "ed"], "target_size": 300,
              "training": {"max_epochs": 3, "model_size": "small"},

@@ -144,7 +144,6 @@ def test_unwritable_output_folder_is_one_line_even_as_root(files, capsys, monkey
     """Where the real check above cannot run (root), the refusal path is exercised with a
     folder whose file creation fails as on a read-only file system."""
     from synth_core import io
-
     real_open = os.open
 
     def read_only(path, flags, mode=0o777, **kwargs):
@@ -188,7 +187,7 @@ def test_corrupt_pool_manifest_is_one_line_naming_the_file(files, capsys, text):
 
 
 def test_generate_pool_refuses_a_corrupt_manifest(tmp_path):
-    from synth_core.pool import _check_or_write_manifest
+    from synth_core.generate._pool import _check_or_write_manifest
 
     (tmp_path / "pool.json").write_text("{broken")
     with pytest.raises(InputError, match="unreadable pool manifest .*pool.json"):
@@ -260,7 +259,7 @@ def test_conform_rules():
 
 
 def test_sequential_output_uses_the_same_conversion():
-    from synth_core.sequential_select import select_groups
+    from synth_core.select.sequential import select_groups
 
     rng = np.random.default_rng(0)
     training = pd.DataFrame({"g": np.repeat(np.arange(30), 3), "v": rng.integers(0, 5, 90), "t": "x"})
@@ -292,7 +291,7 @@ def test_one_column_table_is_selected_univariately(tmp_path, capsys):
 
 
 def test_ipf_without_pairs_rakes_the_margins():
-    from synth_core.ipf import fit_weights
+    from synth_core.select.flat._ipf import fit_weights
 
     rng = np.random.default_rng(0)
     train = rng.integers(0, 4, (400, 1)).astype(np.uint8)
@@ -360,7 +359,6 @@ def test_disk_full_while_writing_is_one_line_and_leaves_nothing(files, capsys, m
     import errno
 
     from synth_core import io
-
     def no_space(df, path, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
@@ -390,7 +388,7 @@ def test_evaluate_one_synthetic_row_gives_maxima_within_0_and_1(files, capsys):
 
 
 def test_progress_eta_is_the_earliest_cap(caplog):
-    from synth_core.progress import Progress
+    from synth_core.select._progress import Progress
 
     now = [0.0]
     logger = logging.getLogger("test.edges.progress")
@@ -407,17 +405,17 @@ def test_progress_eta_is_the_earliest_cap(caplog):
 
 
 def test_refinement_eta_respects_the_round_cap(monkeypatch, caplog):
-    from synth_core import progress
-    from synth_core.features import build_feature_set
-    from synth_core.objective import target_counts
-    from synth_core.refine import refine_swaps
+    from synth_core.select import _progress as progress
+    from synth_core.select._features import build_feature_set
+    from synth_core.select._objective import target_counts
+    from synth_core.select.flat._refine import refine_swaps
 
     monkeypatch.setattr(progress, "DEFAULT_EVERY_S", 0.0)
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 5, (3000, 4)).astype(np.uint8)
     train = np.minimum(rng.geometric(0.4, (500, 4)) - 1, 4).astype(np.uint8)
     fs = build_feature_set(np.full(4, 5), [(0, 1), (2, 3)])
-    with caplog.at_level(logging.INFO, logger="synth_core.refine"):
+    with caplog.at_level(logging.INFO, logger="synth_core.select.flat._refine"):
         refine_swaps(codes, np.arange(300), fs, target_counts(train, fs, 300), max_swaps=1_000_000, max_rounds=2,
                      swaps_per_round=256)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refine: ")]
@@ -431,8 +429,8 @@ def test_refinement_eta_respects_the_round_cap(monkeypatch, caplog):
 def test_ipf_keeps_the_start_when_raking_makes_the_draw_worse():
     """24 columns of 8 categories, 80 training rows: every pair table is sparse, raking zeroes
     almost every pool row and the rows drawn from its weights fit worse than a uniform draw."""
-    from synth_core import select
-    from synth_core.ipf import integerise
+    from synth_core.select.flat import _pipeline as select
+    from synth_core.select.flat._ipf import integerise
 
     rng = np.random.default_rng(1)
     training = pd.DataFrame({f"c{i}": rng.integers(0, 8, 80).astype(str) for i in range(24)})
@@ -451,8 +449,8 @@ def test_ipf_keeps_the_start_when_raking_makes_the_draw_worse():
 
 
 def test_wide_tables_keep_the_top_pairs_by_mutual_information():
-    from synth_core import mi, select
-
+    from synth_core.select import _mi as mi
+    from synth_core.select.flat import _pipeline as select
     assert mi.default_pair_count(15) == 105 and mi.default_pair_count(80) == 3160
     assert mi.default_pair_count(300) == mi.DEFAULT_MAX_PAIRS == 3160
     rng = np.random.default_rng(0)

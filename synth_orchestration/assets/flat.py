@@ -1,6 +1,6 @@
 """The flat graph: source → generator → pool → MI pairs → IPF → trimmed → refined → report.
 
-Every selection asset calls the stage of :mod:`synth_core.select` that ``synth select`` calls, with
+Every selection asset calls the stage of :mod:`synth_core.select.flat._pipeline` that ``synth select`` calls, with
 the same settings (:func:`synth_orchestration.configs.flat_settings`), so the published output of
 a pool equals ``synth select``'s on that pool byte for byte. ``mi_pairs`` builds the selection
 problem once (binning, the privacy guard, MI pairs, targets) and stores it; the stages after it
@@ -13,10 +13,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from synth_core.binning import Binner
-from synth_core.layout import FINAL_ASSET
-from synth_core.metrics import codes_accuracy
-from synth_core.select import (
+from synth_core.metrics import Binner, codes_accuracy
+from synth_core.ops import FINAL_ASSET
+from synth_core.select.flat import (
     SelectionProblem,
     output_table,
     prepare,
@@ -30,15 +29,14 @@ from synth_orchestration.assets.generator import trained_generator_asset
 from synth_orchestration.assets.pool import candidate_pool_asset, read_pool_table
 from synth_orchestration.assets.report import quality_report_asset
 from synth_orchestration.assets.source import read_source, source_data_asset
-from synth_orchestration.checks import finish_output, gate_check_specs
+from synth_orchestration.checks import finish_output
 from synth_orchestration.common import (
     Stage,
     accuracy_metadata,
+    begin,
+    graph_parts,
     guard_metadata,
-    merged_settings,
-    partitions_for,
-    selection_keys,
-    spec_for,
+    selection_settings,
     user_errors,
 )
 from synth_orchestration.configs import IPFConfig, MIConfig, PoolConfig, RefineConfig, TrainingConfig, flat_settings
@@ -46,9 +44,7 @@ from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
 KIND = "flat"
-PARTITIONS = partitions_for(KIND)
-COMMON = dict(key_prefix=KIND, group_name=KIND, partitions_def=PARTITIONS)
-CHECKS = gate_check_specs(KIND)
+PARTITIONS, COMMON, CHECKS = graph_parts(KIND)
 
 
 source_data = source_data_asset(
@@ -79,9 +75,6 @@ candidate_pool = candidate_pool_asset(
 )
 
 
-def _settings(config: dg.Config, spec) -> dict:
-    return merged_settings(config, spec.selection, selection_keys(KIND))
-
 
 def _stage_figures(problem: SelectionProblem, rows: np.ndarray) -> dict:
     """The subset's accuracy against training (qa definition), the objective and, under the privacy guard,
@@ -104,11 +97,9 @@ def mi_pairs(
 ):
     """The selection problem, built once: the metric's binning fitted on training, the pool's codes, the
     privacy guard's verdict, pairs and triples ranked by mutual information, targets."""
-    spec = spec_for(context, KIND)
-    stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "mi_pairs")
+    spec, stage, out = begin(context, metrics, artifacts, KIND, "mi_pairs")
     with user_errors(cleanup=out):
-        settings = _settings(config, spec)
+        settings = selection_settings(config, spec, KIND)
         training = read_source(source_data, "training")
         pool = read_pool_table(candidate_pool["shards"], training)
         problem = prepare(training, pool, source_data["target_size"], flat_settings(settings))
@@ -141,11 +132,9 @@ def ipf_subset(
     metrics: MetricStoreResource,
 ):
     """IPF weights matching the pair tables, rounded to an oversized subset (1.25 × target)."""
-    spec = spec_for(context, KIND)
-    stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "ipf_subset")
+    spec, stage, out = begin(context, metrics, artifacts, KIND, "ipf_subset")
     with user_errors(cleanup=out):
-        settings = _settings(config, spec)
+        settings = selection_settings(config, spec, KIND)
         problem = SelectionProblem.load(mi_pairs["problem"])
         ipf = stage_ipf(problem, flat_settings(settings))
         save_rows(out / "rows.npy", ipf.rows)
@@ -168,9 +157,7 @@ def trimmed_subset(
     metrics: MetricStoreResource,
 ):
     """Greedy trimming to exactly the target size, removing the rows that hurt the objective most."""
-    spec = spec_for(context, KIND)
-    stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "trimmed_subset")
+    spec, stage, out = begin(context, metrics, artifacts, KIND, "trimmed_subset")
     with user_errors(cleanup=out):
         problem = SelectionProblem.load(mi_pairs["problem"])
         rows = stage_trim(problem, np.load(ipf_subset["rows"]))
@@ -192,11 +179,9 @@ def refined_output(
     metrics: MetricStoreResource,
 ):
     """Swap refinement against the unused pool; the final table with its manifest, gated by checks."""
-    spec = spec_for(context, KIND)
-    stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, FINAL_ASSET)
+    spec, stage, out = begin(context, metrics, artifacts, KIND, FINAL_ASSET)
     with user_errors(cleanup=out):
-        settings = _settings(config, spec)
+        settings = selection_settings(config, spec, KIND)
         selection = flat_settings(settings)
         problem = SelectionProblem.load(mi_pairs["problem"])
         refined = stage_refine(problem, np.load(trimmed_subset["rows"]), selection)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from synth_core.layout import GENERATOR_ASSET
+from synth_core.ops import GENERATOR_ASSET
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import DATASETS_BASE, Stage, merged_settings, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags
@@ -46,7 +46,7 @@ def given_pool(spec) -> dict:
 
 def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_data: dict, settings: dict) -> dict:
     """Train, or reuse the stored generator when data version and training settings are unchanged."""
-    from synth_core.generator import GeneratorHandle, TrainingSettings, train_flat, train_sequential
+    from synth_core.generate import GeneratorHandle, TrainingSettings, train_flat, train_sequential
 
     identity = {
         "data": source_data["training_digest"],

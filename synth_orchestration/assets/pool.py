@@ -18,7 +18,7 @@ import numpy as np
 
 from synth_core.errors import InputError
 from synth_core.io import read_table, write_table
-from synth_core.layout import POOL_ASSET, asset_name
+from synth_core.ops import POOL_ASSET, asset_name
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import Stage, merged_settings, selection_keys, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags
@@ -44,7 +44,7 @@ def _log_progress(context, what: str):
 
 def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_total: int, settings: dict) -> dict:
     """Where the pool goes and how it is cut; the folder is keyed by generator and settings so a re-run resumes."""
-    from synth_core.pool import shard_sizes
+    from synth_core.generate import shard_sizes
 
     params = {"n": n_total, "shard": int(settings["shard_size"]), "seed": int(settings["seed"]),
               "t": float(settings["temperature"])}
@@ -56,8 +56,7 @@ def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_
 
 
 def _generate(context, plan: dict, only=None):
-    from synth_core.generator import GeneratorHandle
-    from synth_core.pool import generate_pool
+    from synth_core.generate import GeneratorHandle, generate_pool
 
     handle = GeneratorHandle.load(plan["generator"])
     try:
@@ -73,7 +72,7 @@ def import_given_pool(plan: dict) -> dict:
     """Store a dataset's own pool as one Parquet shard of training's columns and dtypes (once per
     content); returns the pool's shards and sizes."""
     from synth_core.conform import conform_table
-    from synth_core.evaluate import check_inputs
+    from synth_core.metrics import check_inputs
 
     folder = Path(plan["dir"])
     shard = folder / GIVEN_SHARD

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from synth_core.io import atomic_path
-from synth_core.layout import FINAL_ASSET, REPORT_ASSET, STAGES, asset_name
+from synth_core.ops import FINAL_ASSET, REPORT_ASSET, STAGES, asset_name
 from synth_orchestration.common import Stage, spec_for, user_errors, write_json
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource

@@ -1,7 +1,7 @@
 """The sequential graph: source → generator → pool → coherence subset → refined → report.
 
 A unit of selection is a whole group (the rows sharing a group key). Every selection asset calls
-the stage of :mod:`synth_core.sequential_select` that ``synth select --group-key`` calls, with the
+the stage of :mod:`synth_core.select.sequential._pipeline` that ``synth select --group-key`` calls, with the
 same settings (:func:`synth_orchestration.configs.sequential_settings`), so the published output
 of a pool equals ``synth select``'s on that pool byte for byte. ``coherence_subset`` builds the
 selection plan once (bins, features and targets fitted on training only, the privacy guard) and
@@ -14,10 +14,10 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from synth_core.layout import FINAL_ASSET
 from synth_core.metrics import accuracy
-from synth_core.select import save_rows
-from synth_core.sequential_select import (
+from synth_core.ops import FINAL_ASSET
+from synth_core.select.flat import save_rows
+from synth_core.select.sequential import (
     SequentialPlan,
     groups_table,
     prepare_groups,
@@ -29,15 +29,14 @@ from synth_orchestration.assets.generator import trained_generator_asset
 from synth_orchestration.assets.pool import candidate_pool_asset, read_pool_table
 from synth_orchestration.assets.report import quality_report_asset
 from synth_orchestration.assets.source import read_source, source_data_asset
-from synth_orchestration.checks import finish_output, gate_check_specs
+from synth_orchestration.checks import finish_output
 from synth_orchestration.common import (
     Stage,
     accuracy_metadata,
+    begin,
+    graph_parts,
     guard_metadata,
-    merged_settings,
-    partitions_for,
-    selection_keys,
-    spec_for,
+    selection_settings,
     user_errors,
 )
 from synth_orchestration.configs import (
@@ -52,14 +51,9 @@ from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
 KIND = "sequential"
-PARTITIONS = partitions_for(KIND)
-COMMON = dict(key_prefix=KIND, group_name=KIND, partitions_def=PARTITIONS)
-CHECKS = gate_check_specs(KIND)
+PARTITIONS, COMMON, CHECKS = graph_parts(KIND)
 STAGE_EVAL_SEED = GateConfig().eval_seed  # the stages' accuracy figures; the gate uses its configured seed
 
-
-def _settings(config: dg.Config, spec) -> dict:
-    return merged_settings(config, spec.selection, selection_keys(KIND))
 
 
 def _stage_figures(training, subset, group_key: str, plan: SequentialPlan, groups: np.ndarray) -> dict:
@@ -82,7 +76,7 @@ trained_generator = trained_generator_asset(
 
 def _assemble_pool(context, spec, settings: dict, source_data: dict, pool: dict, stage: Stage, out: Path):
     """The random sample of pool groups (the baseline every stage is compared with) and its accuracy."""
-    from synth_core.sequences import GroupLayout, random_groups
+    from synth_core.select.sequential import GroupLayout, random_groups
 
     training = read_source(source_data, "training")
     table = read_pool_table(pool["shards"], training, spec.group_key)
@@ -114,11 +108,9 @@ def coherence_subset(
 ):
     """The selection plan, built once (bins, features, targets, the privacy guard's verdict), then target-many
     pool groups matching qa's three coherence parts, from a seeded random sample of the candidates."""
-    spec = spec_for(context, KIND)
-    stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, "coherence_subset")
+    spec, stage, out = begin(context, metrics, artifacts, KIND, "coherence_subset")
     with user_errors(cleanup=out):
-        values = _settings(config, spec)
+        values = selection_settings(config, spec, KIND)
         settings = sequential_settings(values)
         training = read_source(source_data, "training")
         pool = read_pool_table(candidate_pool["shards"], training, spec.group_key)
@@ -152,11 +144,9 @@ def refined_output(
     metrics: MetricStoreResource,
 ):
     """Group swaps on uni/bi/tri (rows weighted as the metric samples them) with coherence kept in the objective."""
-    spec = spec_for(context, KIND)
-    stage = Stage(context, metrics, spec.name)
-    out = artifacts.run_dir(KIND, spec.name, context.run.run_id, FINAL_ASSET)
+    spec, stage, out = begin(context, metrics, artifacts, KIND, FINAL_ASSET)
     with user_errors(cleanup=out):
-        values = {**_settings(config, spec), **coherence_subset["options"]}  # the plan's own options win
+        values = {**selection_settings(config, spec, KIND), **coherence_subset["options"]}  # the plan's own options win
         settings = sequential_settings(values)
         plan = SequentialPlan.load(coherence_subset["plan"])
         groups, details = stage_group_refine(plan, np.load(coherence_subset["groups"]), settings)

@@ -6,9 +6,8 @@ import json
 import dagster as dg
 import pandas as pd
 
-from synth_core.datasets import load_dataset
 from synth_core.io import write_table
-from synth_core.layout import SOURCE_ASSET
+from synth_core.ops import SOURCE_ASSET, load_dataset
 from synth_orchestration.common import DATASETS_BASE, Stage, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource

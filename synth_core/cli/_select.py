@@ -1,0 +1,172 @@
+"""``synth select``: run the selection stages on any pool, print the per-stage table, judge the
+output with the pipeline's three checks and write it only when they pass.
+
+Exit status: 0 when the output passed and was written; 2 for a user mistake (nothing read or
+written); 3 when a check failed: the check and its reasons are printed and nothing is written to
+``--output`` unless ``--force`` (then the output is written and the status is still 3).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Callable
+
+import pandas as pd
+
+from synth_core.errors import InputError
+from synth_core.io import check_output, read_table, write_table
+
+log = logging.getLogger(__name__)
+EXIT_CHECK_FAILED = 3
+
+
+def stage_table(rows: list[dict]) -> str:
+    """Fixed-width table: one line per stage."""
+    header = f"{'stage':<9} {'rows':>9} {'objective':>10} {'uni':>8} {'bi':>8} {'tri':>8} {'coh':>8} {'overall':>8} {'time_s':>7}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        acc = r["accuracy"]
+        coh = f"{acc['coherence']:.5f}" if acc.get("coherence") is not None else "-"
+        tri = f"{acc['trivariate']:.5f}" if acc.get("trivariate") is not None else "-"
+        bi = f"{acc['bivariate']:.5f}" if acc.get("bivariate") is not None else "-"
+        lines.append(
+            f"{r['stage']:<9} {r['rows']:>9,} {r['objective']:>10.6f} {acc['univariate']:>8.5f} {bi:>8} "
+            f"{tri:>8} {coh:>8} {acc['overall']:>8.5f} {r['elapsed_s']:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def read_inputs(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """Check ``--output`` and read training, pool and holdout, all before any selection work.
+
+    The output must be a writable file that is none of the inputs; the pool must hold every
+    training column in a type that fits training's (converted to training's dtypes where no
+    value is lost). Raises :class:`~synth_core.errors.InputError` (exit 2) otherwise.
+    """
+    from synth_core.metrics import check_inputs
+    from synth_core.select.flat import conform_to
+
+    check_output(args.output, {"--training": args.training, "--pool": args.pool, "--holdout": args.holdout})
+    training = read_table(args.training, what="training")
+    pool = read_table(args.pool, what="pool")
+    holdout = read_table(args.holdout, what="holdout") if args.holdout else None
+    drop = list(getattr(args, "drop", None) or [])
+    for col in drop:  # identifiers the user names: out of selection, privacy and the output
+        if col not in training.columns:
+            raise InputError(f"{args.training}: no column {col!r} to drop (--drop)")
+        if col == args.group_key:
+            raise InputError(f"cannot drop the group key {col!r} (--drop)")
+    if drop:
+        training = training.drop(columns=drop)
+        pool = pool.drop(columns=drop, errors="ignore")
+        holdout = holdout.drop(columns=drop, errors="ignore") if holdout is not None else None
+    names = {"training": str(args.training), "synthetic": str(args.pool), "holdout": str(args.holdout)}
+    check_inputs(training, pool, holdout, group_key=args.group_key, names=names)
+    keys = (args.group_key,) if args.group_key else ()
+    return training, conform_to(pool, training, name=str(args.pool), identifiers=keys), holdout
+
+
+def run_select(args) -> int:
+    from synth_core.select import GuardSettings
+    from synth_core.select.flat import SelectionSettings, output_table, run_selection
+
+    started = time.perf_counter()
+    if args.group_key:
+        from synth_core.select.sequential import run_sequential_select
+
+        return run_sequential_select(args)
+    training, pool, holdout = read_inputs(args)
+    size = args.size if args.size is not None else len(training)
+    settings = SelectionSettings(seed=args.seed, guard=GuardSettings(enabled=getattr(args, "privacy_guard", True)))
+    problem, records = run_selection(training, pool, size, settings)
+    stages = [({"stage": rec.stage, "rows": len(rec.rows), "objective": rec.objective, "elapsed_s": rec.elapsed_s,
+                "details": rec.details}, output_table(training, pool, rec.rows)) for rec in records]
+    return judge_and_write(args, training, holdout, stages, target=size, selected=records[-1].rows,
+                           n_pool=problem.n_pool, guard=problem.guard, table=stage_table, started=started,
+                           unit="rows")
+
+
+def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, stages: list[tuple[dict, pd.DataFrame]],
+                    *, target: int, selected, n_pool: int, guard, table: Callable[[list[dict]], str], started: float,
+                    unit: str, extra: dict | None = None) -> int:
+    """Evaluate the stages, judge the final one with the gate's three checks, write it when they pass
+    (or with ``--force``), print the report; returns the exit status.
+
+    ``stages``: (record, table) per stage, first the random pool sample, last the output. Every
+    stage is scored for accuracy against training ∪ holdout; privacy only for the first and the
+    last (the holdout takes no part in the selection itself). Evaluation uses the gate's seed.
+    """
+    from synth_core.metrics import GateSettings, accuracy_floor, evaluate, integrity
+
+    gate = GateSettings()
+    key = args.group_key
+    rows, evaluations = [], []
+    for i, (record, subset) in enumerate(stages):
+        ev = evaluate(training, subset, holdout, group_key=key, seed=gate.eval_seed, gate=gate,
+                      privacy=i in (0, len(stages) - 1))
+        row = {**record, "accuracy": ev.accuracy.to_dict()}
+        if ev.privacy is not None:
+            row["privacy"] = ev.privacy.to_dict()
+        rows.append(row)
+        evaluations.append(ev)
+    final = stages[-1][1]
+    checks = {"accuracy_floor": accuracy_floor(rows[-1]["accuracy"], rows[0]["accuracy"], gate),
+              "privacy_gate": evaluations[-1].privacy_gate,
+              "integrity": integrity(final, training, target=target, rows=selected, n_pool=n_pool, group_key=key)}
+    passed = all(c is None or c.passed for c in checks.values())
+    written = passed or bool(getattr(args, "force", False))
+    if written:
+        write_table(final, args.output)
+    total = time.perf_counter() - started
+    verdicts = {name: (c.to_dict() if c is not None else None) for name, c in checks.items()}
+    if args.json:
+        print(json.dumps({"stages": rows, **(extra or {}), "guard": guard.figures() if guard is not None else None,
+                          "checks": verdicts, "passed": passed, "output": str(args.output) if written else None,
+                          "elapsed_s": round(total, 3)}, default=str))
+    else:
+        print(table(rows))
+        if holdout is not None:
+            _print_privacy(rows[0]["privacy"], rows[-1]["privacy"])
+        if guard is not None:
+            print("\n" + guard_line(guard, rows[-1]["details"].get("closeness_error")))
+        print("\nchecks")
+        for name, check in checks.items():
+            state = "not evaluated (needs --holdout)" if check is None else ("passed" if check.passed else "FAILED")
+            print(f"  {name:<15} {state}" + (f": {check.description}" if check is not None and not check.passed else ""))
+        n = len(final) if unit == "rows" else final[key].nunique()
+        if written:
+            print(f"\nwrote {n:,} {unit} to {args.output} in {total:.1f} s" + ("" if passed else " (--force)"))
+        else:
+            print(f"\nnothing written to {args.output}: a check failed (--force writes anyway)")
+    if not passed:
+        failed = [f"{name} ({c.description})" for name, c in checks.items() if c is not None and not c.passed]
+        print(f"synth select: check failed: {'; '.join(failed)}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return 0
+
+
+def guard_line(guard, closeness_error: float | None) -> str:
+    """One line on what the privacy guard did."""
+    if not guard.enabled:
+        seen = f" ({guard.replicas:,} pool units copy a unique training record)" if guard.replicas else ""
+        return f"privacy guard: off{seen}: selection may use copies and fit training's noise"
+    line = (f"privacy guard: {guard.replicas:,} replicas and {guard.near_copies:,} near-copies (distance <= "
+            f"{guard.threshold:.4g}) of {guard.n_pool:,} pool units removed")
+    return line + (f"; closeness error {closeness_error:.4f}" if closeness_error is not None else "")
+
+
+def _print_privacy(first: dict, last: dict) -> None:
+    print("\nprivacy (random pool sample vs output)")
+    for key in ("dcr_share", "dcr_share_ci", "membership_auc", "membership_auc_ci", "nndr_ratio", "exact_copy_training",
+                "exact_copy_holdout", "exact_copy_training_sequences", "exact_copy_holdout_sequences"):
+        a, b = first.get(key), last.get(key)
+        if a is None and b is None:
+            continue
+        cell = lambda v: f"{v[0]:.4f}-{v[1]:.4f}" if isinstance(v, (list, tuple)) else f"{v:.5f}"  # noqa: E731
+        print(f"  {key:<30} {cell(a):>15} {cell(b):>15}")
+
+
+__all__ = ["EXIT_CHECK_FAILED", "judge_and_write", "read_inputs", "run_select", "stage_table"]

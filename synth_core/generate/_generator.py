@@ -1,0 +1,848 @@
+"""Generator wrapper: train a MOSTLY AI generator locally and sample from it.
+
+The MOSTLY AI SDK (``mostlyai``) runs in LOCAL mode: ``MostlyAI(local=True, local_dir=...)``
+starts an in-process HTTP server on a Unix socket whose home directory we place under the
+caller's ``workdir``. Training and generation jobs run as child processes of that server.
+
+``mostlyai`` (and through it torch) is imported lazily inside functions only: importing this
+module stays cheap, so the evaluation CLI can import ``synth_core`` without pulling in torch.
+
+Layout of a ``workdir`` after training::
+
+    workdir/
+        generator.json                  # our handle: id, kind, columns, dtypes, NA helpers,
+                                        # settings, timings, relative model path
+        mostlyai/                       # the SDK's local home (local_dir)
+            generators/<id>/ModelStore  # the trained model(s)
+            synthetic-datasets/         # generation jobs; each is deleted once read
+
+``GeneratorHandle.load(workdir)`` reopens it in a later process (paths are stored relative to
+``workdir``, so the directory may be moved as a whole).
+
+Missing values
+--------------
+With ``na_indicators=True`` (default) every column that holds missing values in the training data
+gets a helper column ``is_na_<col>`` (categorical, values ``"1"``/``"0"``, placed just before the
+column) and missingness is carried by the helper alone: for training, the column's missing cells
+are filled with values drawn at random (seeded by ``settings.seed``) from the column's observed
+values, so the model learns the missing-pattern as an explicit token jointly with the other
+columns and never emits a missing value of its own. After generation the column is set to NaN
+exactly where the helper says ``"1"``, and the helper columns are dropped. (The alternative -
+keeping the NaNs in the column too and taking "helper OR generated NaN" - was measured to inflate
+the missing rate when the model is undertrained: 24 % instead of 14 % after one epoch.) A column
+that is missing entirely is left as it is. With value protection on, a helper category seen fewer
+than ~5-10 times is replaced by the engine's ``_RARE_`` token; a helper has only two categories,
+so ``_RARE_`` is read as the minority category recorded at training time.
+With ``na_indicators=False`` the engine models missing values natively.
+
+Other internal columns
+----------------------
+The flat table and the events table get an internal primary key column ``__synth_row_id__`` (row
+numbers); the subject table's primary key is the group key. An explicit key stops the SDK from
+auto-detecting a user column whose name ends in "id" as the primary key (it would then be
+generated as UUID-like strings instead of being modelled). ``__synth_row_id__`` is dropped after
+generation; generated subject keys (UUID-like strings from the seeded engine) are renumbered.
+
+Determinism (mostlyai 6.2.0 / mostlyai-engine 2.7.3, CPU)
+----------------------------------------------------------
+``seed`` becomes the generator's ``random_state``; the engine seeds python, numpy and torch in the
+training process with it. Training that ends through ``max_epochs`` (or early stopping) is
+reproducible on the same machine: two 1-epoch trainings with the same seed gave byte-identical
+model weights. Training that ends because ``max_training_time_min`` ran out depends on machine
+speed and load (how many steps fit), so it is not reproducible; the time cap changes nothing
+while it is not reached. Generation with a fixed ``random_state`` is reproducible (see
+``synth_core.generate._pool``). Results across devices (CPU vs CUDA), thread counts or torch versions are not
+promised to be identical.
+
+Device
+------
+The SDK offers no device switch in LOCAL mode; its engine uses CUDA whenever
+``torch.cuda.is_available()``. ``device="auto"`` keeps that; ``device="cpu"`` hides GPUs from the
+job processes by setting ``CUDA_VISIBLE_DEVICES=""`` in this process's environment while a job is
+being started (jobs are child processes and inherit it), restoring it afterwards - not safe for
+concurrent threads starting CUDA work. ``device="cuda"`` fails fast when no GPU is visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import threading
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from synth_core.errors import InputError
+from synth_core.io import atomic_path
+
+MODEL_NAMES = {
+    "small": "MOSTLY_AI/Small",
+    "medium": "MOSTLY_AI/Medium",
+    "large": "MOSTLY_AI/Large",
+}
+DEVICES = ("auto", "cpu", "cuda")
+NA_PREFIX = "is_na_"
+NA_YES, NA_NO = "1", "0"
+RARE_TOKEN = "_RARE_"
+ROW_ID = "__synth_row_id__"
+HANDLE_FILE = "generator.json"
+SDK_DIR = "mostlyai"
+FLAT_TABLE = "data"
+SUBJECT_TABLE = "subjects"
+EVENTS_TABLE = "events"
+STRING_KEY_FORMAT = "syn-{:09d}"  # generated string group keys: syn-000000000, syn-000000001, ...
+HANDLE_VERSION = 1
+PROGRESS_SECONDS = 15.0  # interval of training progress reports
+# progress(epochs trained so far or None, elapsed seconds, estimated seconds left or None)
+TrainingProgressFn = Callable[[float | None, float, float | None], None]
+POLL_SECONDS = 1.0  # job polling interval (the SDK's default is 2 s, its minimum 1 s)
+
+
+@dataclass
+class TrainingSettings:
+    """How to train. Field names map onto the SDK's ``ModelConfiguration``.
+
+    * ``model_size``: "small" | "medium" | "large" -> ``model`` "MOSTLY_AI/Small" | ".../Medium" | ".../Large".
+    * ``max_training_time_min``: wall-clock cap in minutes (``max_training_time``). None means the
+      engine's default, 14400 min (10 days), i.e. practically no cap. A cap that is reached makes
+      training non-reproducible.
+    * ``max_epochs``: epoch cap (``max_epochs``, fractions allowed). None means the engine's default,
+      100. The engine also stops early once the validation loss stops improving (patience 4).
+    * ``value_protection``: rare-category / extreme-value / sequence-length protection.
+    * ``enable_flexible_generation``: False (our default, unlike the SDK's) trains with a fixed
+      column order, which the SDK documents as more accurate; True is needed only for conditional
+      generation, imputation, rebalancing or fairness, none of which the pool uses.
+    * ``max_sample_size``: cap on training samples (rows / groups); None = all.
+    * ``max_sequence_window``: sequential models only; the SDK's default is 100.
+    * ``batch_size``: None = chosen by the engine.
+    * ``seed``: ``random_state`` of the generator; None = random.
+    * ``na_indicators``: add ``is_na_<col>`` helpers for columns with missing values.
+    * ``device``: "auto" | "cpu" | "cuda" (see the module docstring).
+    """
+
+    model_size: str = "medium"
+    max_training_time_min: float | None = 10.0
+    max_epochs: float | None = 100.0
+    value_protection: bool = True
+    enable_flexible_generation: bool = False
+    max_sample_size: int | None = None
+    max_sequence_window: int | None = 100
+    batch_size: int | None = None
+    seed: int | None = 0
+    na_indicators: bool = True
+    device: str = "auto"
+
+    def validate(self) -> "TrainingSettings":
+        if self.model_size not in MODEL_NAMES:
+            raise InputError(f"model_size must be one of {', '.join(MODEL_NAMES)}, got {self.model_size!r}")
+        if self.device not in DEVICES:
+            raise InputError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        for name in ("max_training_time_min", "max_epochs"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise InputError(f"{name} must be positive or None, got {value!r}")
+        for name in ("max_sample_size", "max_sequence_window", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**32):
+            raise InputError(f"seed must be an integer in [0, 2**32) or None, got {self.seed!r}")
+        return self
+
+    def model_configuration(self) -> dict[str, Any]:
+        """The SDK's ``tabular_model_configuration`` for these settings (model report off)."""
+        return {
+            "model": MODEL_NAMES[self.model_size],
+            "max_training_time": self.max_training_time_min,
+            "max_epochs": self.max_epochs,
+            "value_protection": self.value_protection,
+            "enable_flexible_generation": self.enable_flexible_generation,
+            "max_sample_size": self.max_sample_size,
+            "max_sequence_window": self.max_sequence_window,
+            "batch_size": self.batch_size,
+            "enable_model_report": False,  # the QA model report (mostlyai-qa) is slow: always off
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class GeneratorHandle:
+    """A trained generator on disk. ``load(workdir)`` reopens it; ``sample`` generates from it."""
+
+    workdir: Path
+    generator_id: str
+    kind: str  # "flat" | "sequential"
+    name: str
+    columns: list[str]  # output columns in training order (sequential: the events table's)
+    dtypes: dict[str, str]
+    categories: dict[str, dict[str, Any]]  # categorical columns: {"categories": [...], "ordered": bool}
+    na_helpers: dict[str, dict[str, Any]]  # column -> {"helper", "table", "rare_means_na"}
+    settings: TrainingSettings
+    training_seconds: float
+    engine_training_seconds: float | None = None
+    epochs: float | None = None
+    group_key: str | None = None
+    context_columns: list[str] = field(default_factory=list)
+    key_kind: str | None = None  # "int" | "str" (sequential only)
+    device: str | None = None  # device the training job saw ("cpu"/"cuda")
+    n_training_rows: int = 0
+    n_training_groups: int | None = None
+    sdk_version: str | None = None
+    engine_version: str | None = None
+
+    # -- persistence -------------------------------------------------------------------------
+
+    @property
+    def sdk_home(self) -> Path:
+        return Path(self.workdir) / SDK_DIR
+
+    @property
+    def model_dir(self) -> Path:
+        return self.sdk_home / "generators" / self.generator_id
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("workdir")
+        data["settings"] = asdict(self.settings)
+        data["version"] = HANDLE_VERSION
+        data["sdk_home"] = SDK_DIR
+        data["model_path"] = str(Path(SDK_DIR) / "generators" / self.generator_id)
+        return data
+
+    def save(self) -> Path:
+        path = Path(self.workdir) / HANDLE_FILE
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_json(), indent=2, default=_json_default) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "GeneratorHandle":
+        """Reopen a handle from its ``workdir`` or its ``generator.json``."""
+        path = Path(path)
+        json_path = path / HANDLE_FILE if path.is_dir() else path
+        if not json_path.is_file():
+            raise InputError(f"no trained generator found: {json_path} does not exist")
+        try:
+            data = json.loads(json_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read generator file {json_path}: {exc}") from None
+        workdir = json_path.parent.resolve()
+        known = set(cls.__dataclass_fields__)
+        kwargs = {k: v for k, v in data.items() if k in known and k != "workdir"}
+        kwargs["settings"] = TrainingSettings.from_dict(data.get("settings", {}))
+        try:
+            handle = cls(workdir=workdir, **kwargs)
+        except TypeError as exc:
+            raise InputError(f"generator file {json_path} is incomplete: {exc}") from None
+        if not handle.model_dir.is_dir():
+            raise InputError(f"generator model missing: {handle.model_dir} (from {json_path})")
+        return handle
+
+    # -- generation --------------------------------------------------------------------------
+
+    def client(self):
+        return _client(self.sdk_home)
+
+    def sample(self, n: int, *, seed: int, temperature: float = 1.0, key_offset: int = 0) -> pd.DataFrame:
+        """Generate ``n`` rows (flat) or ``n`` groups (sequential) with ``random_state=seed``.
+
+        The result has exactly ``self.columns`` in training order, NA helpers applied and dropped,
+        training dtypes restored where possible. Sequential group keys are renumbered
+        ``key_offset, key_offset+1, ...`` (integer keys) or ``syn-<9-digit number>`` (string keys)
+        in the generated group order; events keep their generated within-group order.
+        """
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"sample size must be a positive integer, got {n!r}")
+        if not 0.0 <= float(temperature) <= 2.0:
+            raise InputError(f"temperature must be within [0, 2] (the SDK's range), got {temperature!r}")
+        tables = _generate_tables(self, int(n), int(seed), float(temperature))
+        if self.kind == "flat":
+            df = tables[FLAT_TABLE]
+            df = _apply_na_helpers(df, self.na_helpers, FLAT_TABLE)
+        else:
+            df = _assemble_sequential(self, tables, key_offset=int(key_offset))
+        return _restore_dtypes(df[self.columns], self.dtypes, self.categories)
+
+    def close(self) -> None:
+        """Stop this process's SDK server for the handle's home (it restarts on demand)."""
+        _close_client(self.sdk_home)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+def train_flat(
+    df: pd.DataFrame,
+    workdir: str | os.PathLike,
+    settings: TrainingSettings | None = None,
+    *,
+    name: str,
+    progress: TrainingProgressFn | None = None,
+) -> GeneratorHandle:
+    """Train a flat-table generator on ``df`` (the training part only) and persist it in ``workdir``.
+
+    ``progress(epochs, elapsed_s, eta_s)`` is called about every ``PROGRESS_SECONDS`` while the
+    engine trains (``eta_s`` None while unknown).
+    """
+    settings = (settings or TrainingSettings()).validate()
+    _check_frame(df, "training table")
+    _check_reserved(df.columns, "training table")
+    na_helpers = _na_helpers(df, FLAT_TABLE) if settings.na_indicators else {}
+    table = _with_helpers(df, na_helpers, settings.seed)
+    table.insert(0, ROW_ID, np.arange(len(table), dtype=np.int64))
+    config = {
+        "name": name,
+        "random_state": settings.seed,
+        "tables": [_table_config(FLAT_TABLE, table, ROW_ID, na_helpers, settings.model_configuration())],
+    }
+    del table  # the SDK has serialised its own parquet copy; release ours
+    return _train(_new_handle(workdir, "flat", name, df, na_helpers, settings), config, progress)
+
+
+def train_sequential(
+    events: pd.DataFrame,
+    group_key: str,
+    workdir: str | os.PathLike,
+    settings: TrainingSettings | None = None,
+    *,
+    context_columns: Sequence[str] = (),
+    name: str,
+    progress: TrainingProgressFn | None = None,
+) -> GeneratorHandle:
+    """Train a sequential generator: one subject per distinct ``group_key``, events linked to it.
+
+    The subject table holds the distinct keys (first-appearance order) plus ``context_columns``,
+    which must be constant within each group; the events table holds every other column and
+    references the subject table through a context foreign key. Events are used in the order
+    given. Keys may be integers or strings. ``progress`` as in :func:`train_flat`.
+    """
+    settings = (settings or TrainingSettings()).validate()
+    _check_frame(events, "events table")
+    _check_reserved(events.columns, "events table")
+    context_columns = list(context_columns)
+    if group_key not in events.columns:
+        raise InputError(f"group key column {group_key!r} not found in the events table")
+    for c in context_columns:
+        if c not in events.columns:
+            raise InputError(f"context column {c!r} not found in the events table")
+        if c == group_key:
+            raise InputError(f"context column {c!r} is the group key")
+    if len(set(context_columns)) != len(context_columns):
+        raise InputError("context columns contain duplicates")
+    keys = events[group_key]
+    if keys.isna().any():
+        raise InputError(f"group key column {group_key!r} has missing values")
+    if pd.api.types.is_integer_dtype(keys.dtype):
+        key_kind = "int"
+    elif pd.api.types.is_string_dtype(keys.dtype) and keys.map(type).eq(str).all():
+        key_kind = "str"
+    else:
+        raise InputError(f"group key column {group_key!r} must hold integers or strings, not {keys.dtype}")
+    if context_columns:
+        spread = events.groupby(group_key, sort=False)[context_columns].nunique(dropna=False).max()
+        varying = [c for c in context_columns if spread[c] > 1]
+        if varying:
+            raise InputError(f"context column {varying[0]!r} is not constant within groups of {group_key!r}")
+
+    subjects = events[[group_key, *context_columns]].drop_duplicates(subset=[group_key], keep="first")
+    subjects = subjects.reset_index(drop=True)
+    event_cols = [c for c in events.columns if c not in context_columns]
+    event_table = events[event_cols].reset_index(drop=True)
+    subj_helpers = _na_helpers(subjects, SUBJECT_TABLE) if settings.na_indicators else {}
+    ev_helpers = _na_helpers(event_table, EVENTS_TABLE) if settings.na_indicators else {}
+    subjects = _with_helpers(subjects, subj_helpers, settings.seed)
+    event_table = _with_helpers(event_table, ev_helpers, settings.seed)
+    event_table.insert(0, ROW_ID, np.arange(len(event_table), dtype=np.int64))
+    model_cfg = settings.model_configuration()
+    link = [{"column": group_key, "referenced_table": SUBJECT_TABLE, "is_context": True}]
+    config = {
+        "name": name,
+        "random_state": settings.seed,
+        "tables": [
+            _table_config(SUBJECT_TABLE, subjects, group_key, subj_helpers, model_cfg),
+            _table_config(EVENTS_TABLE, event_table, ROW_ID, ev_helpers, model_cfg, foreign_keys=link),
+        ],
+    }
+    n_groups = len(subjects)
+    del subjects, event_table
+    handle = _new_handle(workdir, "sequential", name, events, {**subj_helpers, **ev_helpers}, settings,
+                         group_key=group_key, context_columns=context_columns, key_kind=key_kind,
+                         n_training_groups=n_groups)
+    return _train(handle, config, progress)
+
+
+def _table_config(name: str, data: pd.DataFrame, primary_key: str, na_helpers: dict, model_configuration: dict,
+                  foreign_keys: list[dict] | None = None) -> dict[str, Any]:
+    """One table of the SDK's generator configuration (keys in the order the SDK is given them)."""
+    table: dict[str, Any] = {"name": name, "data": data, "primary_key": primary_key}
+    if foreign_keys is not None:
+        table["foreign_keys"] = foreign_keys
+    table["columns"] = _column_configs(data.columns, na_helpers)
+    table["tabular_model_configuration"] = model_configuration
+    return table
+
+
+def _new_handle(workdir: str | os.PathLike, kind: str, name: str, training: pd.DataFrame, na_helpers: dict,
+                settings: TrainingSettings, **extra: Any) -> GeneratorHandle:
+    """The handle of a generator about to be trained on ``training`` (flat: the table;
+    sequential: the events, with ``extra`` fields); :func:`_train` fills in the rest."""
+    return GeneratorHandle(
+        workdir=Path(workdir).resolve(),
+        generator_id="",
+        kind=kind,
+        name=name,
+        columns=[str(c) for c in training.columns],
+        dtypes={str(c): str(training[c].dtype) for c in training.columns},
+        categories=_categories(training),
+        na_helpers=na_helpers,
+        settings=settings,
+        training_seconds=0.0,
+        n_training_rows=len(training),
+        **extra,
+    )
+
+
+def _eta(settings: TrainingSettings, epochs: float | None, elapsed: float) -> float | None:
+    """Remaining seconds under the epoch cap and the time cap, whichever ends training first."""
+    bounds = []
+    if epochs and settings.max_epochs:
+        bounds.append(elapsed / epochs * max(settings.max_epochs - epochs, 0.0))
+    if settings.max_training_time_min:
+        bounds.append(max(settings.max_training_time_min * 60.0 - elapsed, 0.0))
+    return min(bounds) if bounds else None
+
+
+@contextlib.contextmanager
+def _reporting(handle: GeneratorHandle, progress: TrainingProgressFn | None, started: float) -> Iterator[None]:
+    """Report training progress from a side thread (the SDK's wait blocks the caller)."""
+    if progress is None or not handle.generator_id:
+        yield
+        return
+    done = threading.Event()
+
+    def loop() -> None:
+        # the SDK trains under in_progress/<id> and moves the model to generators/<id> at the end
+        running = handle.sdk_home / "in_progress" / handle.generator_id
+        while not done.wait(PROGRESS_SECONDS):
+            epochs = _current_epoch(running)
+            elapsed = time.monotonic() - started
+            with contextlib.suppress(Exception):  # a failing logger must not break training
+                progress(epochs, elapsed, _eta(handle.settings, epochs, elapsed))
+
+    thread = threading.Thread(target=loop, name="training-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingProgressFn | None = None) -> GeneratorHandle:
+    workdir = handle.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    previous = None
+    if (workdir / HANDLE_FILE).is_file():
+        with contextlib.suppress(Exception):
+            previous = json.loads((workdir / HANDLE_FILE).read_text()).get("generator_id")
+    handle.device = _resolve_device(handle.settings.device)
+    client = _client(workdir / SDK_DIR)
+    started = time.monotonic()
+    with _device_env(handle.settings.device), _quiet():
+        g = client.train(config=config, start=True, wait=False, progress_bar=False)
+        handle.generator_id = g.id
+        with _reporting(handle, progress, started):
+            g.training.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads g
+        _wait_for_job_process(g.id)
+    handle.training_seconds = round(time.monotonic() - started, 3)
+    handle.generator_id = g.id
+    status = str(getattr(g.training_status, "value", g.training_status))
+    if status != "DONE":
+        raise RuntimeError(f"training of generator {g.id} ended with status {status}; logs under {handle.model_dir / 'Logs'}")
+    handle.epochs, handle.engine_training_seconds = _training_progress(handle.model_dir)
+    handle.sdk_version, handle.engine_version = _versions()
+    handle.save()
+    if previous and previous != g.id:  # retrained in the same workdir: drop the superseded model
+        shutil.rmtree(workdir / SDK_DIR / "generators" / str(previous), ignore_errors=True)
+    return handle
+
+
+# ---------------------------------------------------------------------------------------------
+# SDK plumbing
+# ---------------------------------------------------------------------------------------------
+
+_CLIENTS: dict[Path, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+_ENV_LOCK = threading.Lock()
+
+
+def _client(home: Path):
+    """One ``MostlyAI(local=True, local_dir=home)`` per home directory and process."""
+    home = Path(home).resolve()
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(home)
+        if client is None:
+            import rich
+            from mostlyai.sdk import MostlyAI
+
+            home.mkdir(parents=True, exist_ok=True)
+            console = rich.get_console()
+            was_quiet = console.quiet
+            try:  # quiet=True silences the SDK's banner but flips the global console: restore it
+                client = MostlyAI(local=True, local_dir=home, quiet=True)
+            finally:
+                console.quiet = was_quiet
+            _CLIENTS[home] = client
+        return client
+
+
+def _close_client(home: Path) -> None:
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.pop(Path(home).resolve(), None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.local_server.stop()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the SDK's rich console messages ("Started training", ...) for one call."""
+    import rich
+
+    console = rich.get_console()
+    was_quiet = console.quiet
+    console.quiet = True
+    try:
+        yield
+    finally:
+        console.quiet = was_quiet
+
+
+def _resolve_device(device: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise InputError("device='cuda' requested but no CUDA device is available")
+    return "cuda" if available else "cpu"
+
+
+@contextlib.contextmanager
+def _device_env(device: str) -> Iterator[None]:
+    """Jobs are child processes of the SDK server: steer their device through the environment."""
+    if device != "cpu":
+        _resolve_device(device)
+        yield
+        return
+    with _ENV_LOCK:
+        old = os.environ.get("CUDA_VISIBLE_DEVICES")
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = old
+
+
+def _versions() -> tuple[str | None, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("mostlyai", "mostlyai-engine"):
+        try:
+            out.append(version(pkg))
+        except PackageNotFoundError:
+            out.append(None)
+    return out[0], out[1]
+
+
+def _training_progress(model_dir: Path) -> tuple[float | None, float | None]:
+    """Epochs trained and the engine's own training time, from its progress-messages.csv."""
+    epochs = seconds = None
+    for path in sorted(model_dir.glob("ModelStore/*/model-data/progress-messages.csv")):
+        try:
+            rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        except OSError:
+            continue
+        if rows:
+            e, t = float(rows[-1]["epoch"]), float(rows[-1]["total_time"])
+            epochs = e if epochs is None else max(epochs, e)
+            seconds = t if seconds is None else seconds + t
+    return epochs, seconds
+
+
+def _wait_for_job_process(job_id: str, timeout_s: float = 300.0) -> None:
+    """Wait for the SDK's job subprocess of ``job_id`` to exit.
+
+    The local SDK reports training as done and then, in the same subprocess, samples a few probe
+    rows into its home folder; moving or deleting that folder before the process exits breaks the
+    probe and can leave stray files behind.
+    """
+    import psutil
+
+    mine = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # gone or a zombie already: nothing to wait for
+            if job_id in " ".join(proc.cmdline()):
+                mine.append(proc)
+    psutil.wait_procs(mine, timeout=timeout_s)
+
+
+def _current_epoch(model_dir: Path) -> float | None:
+    """Epoch of the table being trained now (its progress file is the most recently written)."""
+    files = list(model_dir.glob("*/ModelStore/model-data/progress-messages.csv"))
+    if not files:
+        return None
+    with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+        latest = max(files, key=lambda p: p.stat().st_mtime)
+        return float(list(csv.DictReader(io.StringIO(latest.read_text())))[-1]["epoch"])
+    return None
+
+
+def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: float) -> dict[str, pd.DataFrame]:
+    """Run one SDK generation job and return its raw tables; the job's files are deleted after."""
+    client = handle.client()
+    subject = FLAT_TABLE if handle.kind == "flat" else SUBJECT_TABLE
+    table_cfgs = [
+        {
+            "name": subject,
+            "configuration": {
+                "sample_size": n,
+                "sampling_temperature": temperature,
+                "enable_data_report": False,  # the QA data report (mostlyai-qa) is slow: always off
+            },
+        }
+    ]
+    if handle.kind == "sequential":
+        table_cfgs.append(
+            {
+                "name": EVENTS_TABLE,
+                "configuration": {"sampling_temperature": temperature, "enable_data_report": False},
+            }
+        )
+    config = {"name": f"{handle.name}-pool", "random_state": seed, "tables": table_cfgs}
+    with _device_env(handle.settings.device), _quiet():
+        sd = client.generate(handle.generator_id, config=config, start=True, wait=False, progress_bar=False)
+        sd.generation.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads sd
+    try:
+        status = str(getattr(sd.generation_status, "value", sd.generation_status))
+        if status != "DONE":
+            raise RuntimeError(
+                f"generation {sd.id} from generator {handle.generator_id} ended with status {status}; "
+                f"logs under {handle.sdk_home / 'synthetic-datasets' / sd.id}"
+            )
+        return _read_synthetic(handle.sdk_home / "synthetic-datasets" / sd.id, sd)
+    finally:
+        with contextlib.suppress(Exception):
+            sd.delete()
+
+
+def _read_synthetic(sd_dir: Path, sd) -> dict[str, pd.DataFrame]:
+    """Read the job's parquet parts in file-name order (the SDK's own download does not sort)."""
+    zip_path = sd_dir / "ZIP" / "synthetic-parquet-data.zip"
+    if not zip_path.is_file():  # layout changed in a later SDK: fall back to its download
+        data = sd.data(return_type="dict")
+        return {k: v.reset_index(drop=True) for k, v in data.items()}
+    tables: dict[str, list[pd.DataFrame]] = {}
+    with zipfile.ZipFile(zip_path) as z:
+        for member in sorted(n for n in z.namelist() if n.endswith(".parquet")):
+            table = member.split("/", 1)[0]
+            with z.open(member) as fh:
+                tables.setdefault(table, []).append(pd.read_parquet(io.BytesIO(fh.read())))
+    return {t: pd.concat(parts, ignore_index=True) for t, parts in tables.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# columns, helpers, dtypes
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_frame(df: pd.DataFrame, what: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise InputError(f"{what} is empty ({df.shape[0]} rows, {df.shape[1]} columns)")
+    bad = [c for c in df.columns if not isinstance(c, str) or not c]
+    if bad:
+        raise InputError(f"{what}: column names must be non-empty strings, got {bad[0]!r}")
+    dup = df.columns[df.columns.duplicated()]
+    if len(dup):
+        raise InputError(f"{what}: duplicate column name {dup[0]!r}")
+
+
+def _check_reserved(columns: Sequence[str], what: str) -> None:
+    for c in columns:
+        if c == ROW_ID or c.startswith(NA_PREFIX):
+            raise InputError(f"{what}: column name {c!r} is reserved (internal {ROW_ID!r} / prefix {NA_PREFIX!r})")
+
+
+def _na_helpers(df: pd.DataFrame, table: str) -> dict[str, dict[str, Any]]:
+    helpers = {}
+    for c in df.columns:
+        n_na = int(df[c].isna().sum())
+        if n_na:
+            helpers[c] = {"helper": NA_PREFIX + c, "table": table, "rare_means_na": n_na <= len(df) - n_na}
+    return helpers
+
+
+def _with_helpers(df: pd.DataFrame, helpers: dict[str, dict[str, Any]], seed: int | None) -> pd.DataFrame:
+    """A shallow copy of ``df`` with an ``is_na_<col>`` column ("1"/"0") before each helped column.
+
+    The helped column's missing cells are filled with values drawn (seeded) from its observed
+    values, so that missingness is carried by the helper alone (see the module docstring).
+    """
+    out = df.copy(deep=False)
+    rng = np.random.default_rng(0 if seed is None else seed)
+    for c, info in helpers.items():
+        is_na = df[c].isna().to_numpy()
+        flag = np.where(is_na, NA_YES, NA_NO)
+        observed = df[c].dropna()
+        if len(observed):
+            filled = df[c].copy()
+            filled[is_na] = observed.to_numpy()[rng.integers(0, len(observed), size=int(is_na.sum()))]
+            out[c] = filled
+        out.insert(out.columns.get_loc(c), info["helper"], pd.Series(flag, index=df.index, dtype=object))
+    return out
+
+
+def _column_configs(columns: Sequence[str], helpers: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    helper_names = {info["helper"] for info in helpers.values()}
+    return [
+        {"name": c, "model_encoding_type": "TABULAR_CATEGORICAL" if c in helper_names else "AUTO"} for c in columns
+    ]
+
+
+def _apply_na_helpers(df: pd.DataFrame, helpers: dict[str, dict[str, Any]], table: str) -> pd.DataFrame:
+    """Set a column to missing where its helper says so, then drop the helper."""
+    df = df.copy()
+    for c, info in helpers.items():
+        if info["table"] != table or info["helper"] not in df.columns:
+            continue
+        flag = df[info["helper"]].astype(object)
+        is_na = flag.eq(NA_YES)
+        if info.get("rare_means_na"):
+            is_na |= flag.eq(RARE_TOKEN)
+        is_na = is_na.fillna(False).astype(bool)
+        if is_na.any():
+            df[c] = df[c].mask(is_na.to_numpy())
+        df = df.drop(columns=[info["helper"]])
+    return df
+
+
+def _assemble_sequential(handle: GeneratorHandle, tables: dict[str, pd.DataFrame], *, key_offset: int) -> pd.DataFrame:
+    key = handle.group_key
+    subjects = _apply_na_helpers(tables[SUBJECT_TABLE], handle.na_helpers, SUBJECT_TABLE)
+    events = _apply_na_helpers(tables[EVENTS_TABLE], handle.na_helpers, EVENTS_TABLE)
+    subjects = subjects.reset_index(drop=True)
+    position = pd.Series(np.arange(len(subjects), dtype=np.int64), index=subjects[key].astype(str).to_numpy())
+    if not position.index.is_unique:
+        raise RuntimeError("the SDK generated duplicate subject keys")
+    # events of one group appear in step order but interleaved with other groups: a stable sort
+    # by the subject's position gives group order with the within-group order unchanged
+    pos = events[key].astype(str).map(position)
+    if pos.isna().any():
+        raise RuntimeError("the SDK generated events without a subject")
+    events = events.assign(__pos=pos.to_numpy(np.int64)).sort_values("__pos", kind="stable")
+    new_index = key_offset + events["__pos"].to_numpy()
+    if handle.key_kind == "int":
+        new_keys = pd.Series(new_index, index=events.index, dtype=np.int64)
+    else:
+        new_keys = pd.Series([STRING_KEY_FORMAT.format(i) for i in new_index], index=events.index, dtype=object)
+    if handle.context_columns:
+        ctx = subjects[handle.context_columns].iloc[events["__pos"].to_numpy()]
+        ctx.index = events.index
+        events = pd.concat([events.drop(columns=handle.context_columns, errors="ignore"), ctx], axis=1)
+    events[key] = new_keys
+    return events.drop(columns=["__pos"]).reset_index(drop=True)
+
+
+def _categories(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    out = {}
+    for c in df.columns:
+        dtype = df[c].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            cats = dtype.categories
+            out[c] = {"categories": [_json_default(v) for v in cats.tolist()], "ordered": bool(dtype.ordered)}
+    return out
+
+
+def _restore_dtypes(df: pd.DataFrame, dtypes: dict[str, str], categories: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    out = {}
+    for c in df.columns:
+        out[c] = _coerce(df[c], dtypes.get(c), categories.get(c))
+    return pd.DataFrame(out, index=df.index)
+
+
+def _coerce(s: pd.Series, dtype_name: str | None, cat: dict[str, Any] | None) -> pd.Series:
+    """Cast a generated column to its training dtype; keep the generated one if that fails."""
+    if dtype_name is None:
+        return s
+    try:
+        if dtype_name == "category":
+            known = list((cat or {}).get("categories", []))
+            values = s.astype(object).where(s.notna(), None)
+            if known and all(isinstance(v, (int, np.integer)) for v in known):
+                values = pd.to_numeric(values).astype("Int64").astype(object).where(s.notna(), None)
+            extra = sorted({v for v in values.dropna().unique() if v not in set(known)}, key=str)
+            dtype = pd.CategoricalDtype(known + extra, ordered=bool((cat or {}).get("ordered", False)))
+            return values.astype(dtype)
+        target = pd.api.types.pandas_dtype(dtype_name)
+        if pd.api.types.is_bool_dtype(target):
+            mapped = s.astype(object).map(lambda v: {"True": True, "False": False}.get(v, v) if isinstance(v, str) else v)
+            if not mapped.dropna().map(lambda v: isinstance(v, (bool, np.bool_))).all():
+                return s
+            return mapped.astype("boolean" if mapped.isna().any() else target)
+        if pd.api.types.is_integer_dtype(target):
+            if s.isna().any():
+                if isinstance(target, np.dtype):  # e.g. int64 -> Int64 so that missing values fit
+                    target = pd.api.types.pandas_dtype(target.name.replace("int", "Int").replace("uInt", "UInt"))
+            numeric = pd.to_numeric(s)
+            return numeric.astype(target)
+        if pd.api.types.is_float_dtype(target):
+            return pd.to_numeric(s).astype(target)
+        if isinstance(target, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(target):
+            return pd.to_datetime(s).astype(target)
+        if target == np.dtype(object):
+            return s.astype(object).where(s.notna(), np.nan)
+        return s.astype(target)
+    except (TypeError, ValueError, OverflowError):
+        return s
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    return value
+
+
+__all__ = [
+    "GeneratorHandle",
+    "TrainingSettings",
+    "train_flat",
+    "train_sequential",
+    "MODEL_NAMES",
+    "NA_PREFIX",
+]

@@ -1,0 +1,60 @@
+"""The metric engine: accuracy exactly as mostlyai-qa defines it, privacy (distances, copies, the
+membership audit), the publication gate and the one-call evaluation.
+
+Private modules, in the order data flows through them: ``_binning`` (the metric's discretisation),
+``_sampling`` (qa's view of a table), ``_contingency`` (numba kernels of binned tables),
+``_accuracy`` (univariate … coherence), ``_units`` (the rows or sequences privacy compares),
+``_nn_kernels`` and ``_privacy`` (exact nearest neighbours, DCR, NNDR, copies), ``_membership`` (the attacks), ``_gate`` (thresholds and verdicts),
+``_evaluate`` (everything for ``synth evaluate``).
+"""
+
+from synth_core.metrics._accuracy import FIELDS, accuracy, codes_accuracy
+from synth_core.metrics._binning import NA_BIN, OTHER_BIN, Binner, ColumnBins, column_kind, fit_column
+from synth_core.metrics._evaluate import check_inputs, evaluate, format_evaluation
+from synth_core.metrics._gate import GateSettings, accuracy_floor, integrity, privacy_gate
+from synth_core.metrics._membership import near_copies
+from synth_core.metrics._privacy import privacy_metrics
+from synth_core.metrics._sampling import MAX_COLUMNS, SEQUENCE_LENGTH, coerce_like, harmonise
+from synth_core.metrics._units import (
+                                      apply_ranks,
+                                      check_columns,
+                                      encode_columns,
+                                      excluded_columns,
+                                      fit_ranks,
+                                      row_ids,
+                                      sequence_keys,
+                                      sequence_units,
+)
+
+__all__ = [
+    "Binner",
+    "ColumnBins",
+    "FIELDS",
+    "GateSettings",
+    "MAX_COLUMNS",
+    "NA_BIN",
+    "OTHER_BIN",
+    "SEQUENCE_LENGTH",
+    "accuracy",
+    "accuracy_floor",
+    "apply_ranks",
+    "check_columns",
+    "check_inputs",
+    "codes_accuracy",
+    "coerce_like",
+    "column_kind",
+    "encode_columns",
+    "evaluate",
+    "excluded_columns",
+    "fit_column",
+    "fit_ranks",
+    "format_evaluation",
+    "harmonise",
+    "integrity",
+    "near_copies",
+    "privacy_gate",
+    "privacy_metrics",
+    "row_ids",
+    "sequence_keys",
+    "sequence_units",
+]

@@ -1,0 +1,272 @@
+"""Membership-inference audit: can an attacker who holds the synthetic table tell training
+records (members) from records the generator never saw (non-members)?
+
+The attacker's knowledge is the synthetic table only, plus, for the density ratio, a sample of
+the population (a part of the holdout that is never scored). Each attack gives every candidate
+record a score, higher meaning "more likely a member"; it is judged by its AUC on equal-size
+samples of members (training units) and non-members (holdout units outside the population
+sample). An AUC of 0.5 means the synthetic table tells nothing about membership.
+
+Attacks (units are rows, or one vector per sequence, encoded as in :mod:`synth_core.metrics._privacy`):
+
+``distance``
+    Minus the distance from the candidate to its closest synthetic unit: a generator that
+    reproduces training records, exactly or nearly, puts members closer to the synthetic data.
+``density_ratio``
+    A DOMIAS-style ratio of the synthetic density to the population density at the candidate,
+    both estimated from k-nearest-neighbour distances: ``log r_pop(x) − log r_syn(x)``, where
+    ``r(x)`` is the distance to the k-th nearest unit of that sample (a k-NN density is
+    proportional to ``r^−d``, and the AUC only needs the order, so neither the dimension ``d``
+    nor the sample sizes enter). Unlike the plain distance it discounts candidates that are
+    close to the synthetic data only because they lie where the population is dense, so it
+    picks out synthetic units crowding around training records. ``k = 1`` by default: on census
+    with 10 % near-copies it separated members best (AUC gain over the fair table 0.025 at
+    k = 1, 0.010 at k = 2, none at k = 5 and 10; smoothed variants, Epanechnikov with a
+    population-based bandwidth or Gaussian kernels, stayed in between). A zero radius (an exact
+    copy) is replaced by half the smallest positive radius seen, so that such a candidate ranks
+    above every candidate with a positive radius instead of producing an infinity.
+
+Two folds (cross-fitting): the holdout is cut into halves A and B; fold 1 scores members
+against non-members from B with A as the population sample, fold 2 swaps the halves (and uses
+other members). Every holdout unit is thus scored once, which halves the variance against a
+single fold and makes the verdict depend far less on the draw. An attack's AUC is the mean of
+its two folds' AUCs.
+
+``membership_auc`` is the highest AUC of the attacks; ``membership_auc_ci`` is the 95 %
+interval of that attack: the mean ± 1.96 standard errors, the standard error combining the two
+folds' DeLong variances (of the Mann–Whitney AUC, ties counting half) as if the folds were
+independent; they share the synthetic table, which is fixed, and swap the roles of the
+holdout halves, which correlates them only weakly: over 100 census pool samples the AUC's
+spread from seed to seed (sd 0.0023) stayed below the standard error reported (0.0026), and
+the false alarm rate is measured in ``benchmarks/bench_privacy_audit.py``. The density ratio
+also holds where the plain distance is fooled by a shift between training and the holdout:
+with the prize data split by file position (holdout halves more alike than training), a table
+with 10 % near-copies of training sequences gave a distance AUC of 0.494 but a density-ratio
+AUC of 0.549. Taking the
+highest of two attacks makes the figure slightly optimistic for the attacker, which errs on the
+side of privacy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from synth_core.metrics._nn_kernels import k_nearest_distances
+
+ATTACKS = ("distance", "density_ratio")
+DENSITY_K = 1  # neighbours behind each density estimate (module docstring)
+Z95 = 1.959963984540054  # standard normal 97.5 % quantile
+
+
+class Encoded(NamedTuple):
+    """Units of one table as the distance sees them: categorical codes and numbers."""
+
+    cat: np.ndarray  # (n, n_cat) int64
+    num: np.ndarray  # (n, n_num) float64, NaN for missing
+
+    @property
+    def n(self) -> int:
+        """The number of units."""
+        return len(self.num)
+
+
+@dataclass(frozen=True)
+class MembershipResult:
+    """The audit's figures.
+
+    Attributes
+    ----------
+    auc : float
+        The highest AUC over the attacks (``membership_auc``).
+    auc_ci : tuple of float
+        95 % interval of that attack's AUC.
+    attack : str
+        The attack that reached it.
+    attack_auc : dict of str to float
+        Every attack's AUC.
+    n_members, n_non_members : int
+        Units scored, over all folds.
+    n_population, n_synthetic : int
+        Units the attacker holds (the larger fold's population sample; the synthetic sample).
+    """
+
+    auc: float
+    auc_ci: tuple[float, float]
+    attack: str
+    attack_auc: dict[str, float]
+    n_members: int
+    n_non_members: int
+    n_population: int
+    n_synthetic: int
+
+
+def attack_scores(candidates: Encoded, synthetic: Encoded, population: Encoded, k: int = DENSITY_K) -> dict[str, np.ndarray]:
+    """Every attack's score per candidate unit (higher = more likely a member).
+
+    Parameters
+    ----------
+    candidates : Encoded
+        The units to score.
+    synthetic : Encoded
+        The attacker's synthetic table.
+    population : Encoded
+        The attacker's population sample (for the density ratio).
+    k : int, default DENSITY_K
+        Neighbours behind each density estimate.
+
+    Returns
+    -------
+    dict of str to ndarray
+        One score array per attack in :data:`ATTACKS`.
+    """
+    to_syn = k_nearest_distances(candidates.cat, candidates.num, synthetic.cat, synthetic.num, k)
+    to_pop = k_nearest_distances(candidates.cat, candidates.num, population.cat, population.num, k)
+    r_syn = np.sqrt(to_syn[:, -1])
+    r_pop = np.sqrt(to_pop[:, -1])
+    return {
+        "distance": -np.sqrt(to_syn[:, 0]),
+        "density_ratio": np.log(_positive(r_pop)) - np.log(_positive(r_syn)),
+    }
+
+
+def _positive(radius: np.ndarray) -> np.ndarray:
+    """Radii with zeros (k exact copies) and infinities (fewer than k units) made finite."""
+    radius = radius.copy()
+    finite = np.isfinite(radius)
+    pos = radius[finite & (radius > 0)]
+    floor = pos.min() / 2 if pos.size else 1.0
+    radius[finite & (radius <= 0)] = floor
+    top = radius[finite].max() if finite.any() else 1.0
+    radius[~finite] = 2 * max(top, floor)
+    return radius
+
+
+class Fold(NamedTuple):
+    """One fold of the audit: candidates of known membership and the attacker's population
+    sample (disjoint from the non-members)."""
+
+    members: Encoded
+    non_members: Encoded
+    population: Encoded
+
+
+def membership_audit(folds: list[Fold], synthetic: Encoded, k: int = DENSITY_K) -> MembershipResult:
+    """Run every attack on every fold and score it by its mean AUC (module docstring).
+
+    Parameters
+    ----------
+    folds : list of Fold
+        Usually two, with the holdout halves' roles swapped.
+    synthetic : Encoded
+        The attacker's synthetic table.
+    k : int, default DENSITY_K
+
+    Returns
+    -------
+    MembershipResult
+    """
+    per_fold = []
+    for fold in folds:
+        m = fold.members.n
+        candidates = Encoded(
+            np.vstack([fold.members.cat, fold.non_members.cat]), np.vstack([fold.members.num, fold.non_members.num])
+        )
+        scores = attack_scores(candidates, synthetic, fold.population, k)
+        per_fold.append({name: auc_delong(scores[name][:m], scores[name][m:]) for name in ATTACKS})
+    aucs, cis = {}, {}
+    for name in ATTACKS:
+        auc = float(np.mean([f[name][0] for f in per_fold]))
+        se = float(np.sqrt(sum(f[name][1] ** 2 for f in per_fold))) / len(per_fold)
+        aucs[name] = auc
+        cis[name] = (max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se))
+    best = max(ATTACKS, key=lambda a: (aucs[a], -ATTACKS.index(a)))
+    return MembershipResult(
+        auc=aucs[best],
+        auc_ci=cis[best],
+        attack=best,
+        attack_auc=aucs,
+        n_members=sum(f.members.n for f in folds),
+        n_non_members=sum(f.non_members.n for f in folds),
+        n_population=max(f.population.n for f in folds),
+        n_synthetic=synthetic.n,
+    )
+
+
+def auc_delong(positive: np.ndarray, negative: np.ndarray) -> tuple[float, float]:
+    """Mann–Whitney AUC of ``positive`` over ``negative`` (ties count half) and DeLong's
+    standard error.
+
+    Parameters
+    ----------
+    positive, negative : ndarray of shape (m,), (n,)
+        Scores; at least one of each.
+
+    Returns
+    -------
+    auc, se : float
+    """
+    positive = np.asarray(positive, dtype=np.float64)
+    negative = np.asarray(negative, dtype=np.float64)
+    m, n = len(positive), len(negative)
+    if m == 0 or n == 0:
+        raise ValueError("need at least one positive and one negative score")
+    both = _midranks(np.concatenate([positive, negative]))
+    # placement values: the share of the other sample each score beats (ties half)
+    v_pos = (both[:m] - _midranks(positive)) / n
+    v_neg = 1.0 - (both[m:] - _midranks(negative)) / m
+    auc = float(v_pos.mean())
+    var = (v_pos.var(ddof=1) / m if m > 1 else 0.0) + (v_neg.var(ddof=1) / n if n > 1 else 0.0)
+    return auc, float(np.sqrt(var))
+
+
+def _midranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x`` with ties sharing their mean rank."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    new = np.r_[True, xs[1:] != xs[:-1]]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(x)]
+    mid = (starts + ends + 1) / 2.0  # mean of the 1-based ranks starts+1 … ends
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat(mid, ends - starts)
+    return ranks
+
+
+def near_copies(table: pd.DataFrame, training: pd.DataFrame, share: float, seed: int = 0) -> pd.DataFrame:
+    """``table`` with ``share`` of its rows replaced by near-copies of training rows: a leak of
+    known size, for calibrating and testing the audit (flat tables).
+
+    A near-copy is a training row (drawn without replacement) with one numeric column, drawn
+    at random, moved by +1 or −1. No figure that looks for exact copies sees it.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The table to contaminate (a synthetic sample, say); its row count is kept.
+    training : DataFrame
+        Source of the copies; needs a numeric column and the table's columns.
+    share : float
+        Fraction of the rows to replace, in [0, 1].
+    seed : int, default 0
+
+    Returns
+    -------
+    DataFrame
+        The kept rows in their order, then the near-copies; a fresh index.
+    """
+    rng = np.random.default_rng(seed)
+    numeric = [c for c in training.columns if pd.api.types.is_numeric_dtype(training[c]) and not pd.api.types.is_bool_dtype(training[c])]
+    if not numeric:
+        raise ValueError("near-copies need a numeric column to move")
+    n = int(round(share * len(table)))
+    copies = training.iloc[rng.choice(len(training), n, replace=False)].reset_index(drop=True)
+    moved, step = rng.choice(numeric, n), rng.choice([-1, 1], n)
+    for col in numeric:
+        hit = moved == col
+        copies.loc[hit, col] = copies.loc[hit, col] + step[hit]
+    kept = table.iloc[np.sort(rng.choice(len(table), len(table) - n, replace=False))]
+    return pd.concat([kept, copies[list(table.columns)]], ignore_index=True)

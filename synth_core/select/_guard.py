@@ -1,0 +1,337 @@
+"""The privacy guard: keep selection from pulling the output towards the training records.
+
+Selection picks the pool units whose binned statistics fit training best. Left alone it prefers
+units that *are* training records (a generator's copies) or sit next to them, and it fits
+training's sampling noise, which shows as an output closer to training than a random draw from
+the same pool: membership signal that selection itself adds. The guard prepares the pool so that
+the selected subset is no closer to training than a random draw. It reads training and the pool
+only, never the holdout.
+
+1. **Replicas** -- pool units equal, on every compared column (NaN equal to NaN; for sequences:
+   the whole sequence, rows in order), to a training unit that fewer than ``replica_k`` (5)
+   training units share -- are removed from the candidates. A copy of a profile that five or
+   more training records share (k-anonymity's usual k) identifies none of them and stays: in
+   low-cardinality tables nearly every row is such a copy. (synthpop's ``sdc`` draws the line
+   at k = 1, "replicated uniques"; two or three identical census records are no less exposed.)
+2. **Near-copies** -- pool units that are no copy yet lie within ``threshold`` of a training
+   unit -- are removed too. The threshold is calibrated on training alone: the
+   ``near_copy_quantile`` (default 1 %) of the leave-one-out nearest-neighbour distances within
+   training, i.e. a pool unit is a near-copy when it sits closer to a training record than all
+   but 1 % of the training records sit to their own nearest neighbour. A fair generator's pool
+   loses about that share. When that quantile is 0 (over 1 % of training records have a twin)
+   the data are too discrete for "near" to mean anything and no unit is removed as near.
+3. **Closeness strata** -- every remaining candidate gets a stratum from the ratio of its
+   distance to training over its distance to a reference sample of the pool (a density ratio:
+   below 1 where training is locally denser than the generator's output, which is where
+   selection's pull shows). Strata are quantiles of that ratio over the candidates, finer at the
+   close end. Selection adds a term to its objective that holds the subset's stratum histogram
+   at the candidates' (scaled to the target size), weighted by ``closeness_weight``. The
+   default, 0.05, is small on purpose: moving a unit across strata then costs more than late
+   swaps gain, so the histogram ends at the candidates' (closeness error about 1e-4), yet the
+   swap search may pass through slightly unbalanced states. A weight of 0.3 holds the strata as
+   well but starves the group search, which tries only a few partners per removed group (prize
+   data: overall 0.968 instead of 0.974); 0.01-0.1 all gave the same accuracy within 0.001
+   (``benchmarks/RESULTS.md``, section ``privacy_guard``). On small problems a single swap can
+   gain more than the term costs, so when the refined subset's ``closeness_error`` still exceeds
+   ``balance_tolerance`` a short balancing refinement with weight :data:`BALANCE_WEIGHT` follows:
+   it accepts a swap across strata only when it moves the histogram towards the pool's, so the
+   subset ends balanced whatever the problem's size.
+
+Units and distance are those of :mod:`synth_core.metrics._privacy` (rows; for sequences one vector per
+group), with numeric ranks fitted on the training units only. Distances come from the
+approximate search of :mod:`synth_core.select._guard_kernels`, which finds the exact distance of a unit
+sitting on a training unit and ranks the others well (measured against exact search on census:
+``benchmarks/RESULTS.md``, section ``privacy_guard``). Its work is bounded by
+``GuardSettings.work_budget``: the forest shrinks on very large problems, never the data.
+
+Figures (``PoolGuard.figures``): ``pool_replicas_removed``, ``near_copies_avoided``,
+``near_copy_threshold``, ``guard_candidates``, and after selection ``closeness_error`` (how far
+the subset's stratum histogram is from the pool's, 0 … 2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from synth_core.errors import InputError
+from synth_core.select import _guard_kernels as gk
+
+log = logging.getLogger(__name__)
+
+# Stratum edges as quantiles of the candidates' closeness ratio: fine where units are closest.
+STRATA_QUANTILES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9)
+RATIO_EPS = 1e-6  # keeps the log-ratio finite for units at distance 0
+BALANCE_WEIGHT = 1.0  # the balancing refinement's closeness weight: a stratum off target costs more than any swap gains
+BALANCE_ROUNDS = 20
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """Knobs of the privacy guard (defaults measured in ``benchmarks/bench_privacy_guard.py``).
+
+    ``enabled=False`` turns the guard off: selection may then use replicas and near-copies and
+    is free to fit training's noise (it still reports the replicas it saw).
+    """
+
+    enabled: bool = True
+    replica_k: int = 5  # a copy of a profile this many training units share is no replica
+    near_copy_quantile: float = 0.01
+    closeness_weight: float = 0.05
+    balance_tolerance: float = 0.002  # closeness error above which a balancing refinement follows
+    n_trees: int = 4
+    leaf_size: int = 64
+    work_budget: float = 4e10  # query units x trees x leaf size x features; the forest shrinks above
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.near_copy_quantile < 0.5:
+            raise InputError(f"near_copy_quantile must lie in [0, 0.5), got {self.near_copy_quantile}")
+        if self.closeness_weight < 0:
+            raise InputError(f"closeness_weight must be >= 0, got {self.closeness_weight}")
+        if self.replica_k < 1:
+            raise InputError(f"replica_k must be >= 1, got {self.replica_k}")
+
+
+@dataclass(frozen=True, eq=False)
+class PoolGuard:
+    """What the guard decided for one pool.
+
+    Attributes
+    ----------
+    n_pool : int
+        Units (rows, or groups) in the pool.
+    candidates : ndarray of int64
+        Sorted pool units selection may use.
+    strata : ndarray of uint8 or None
+        Closeness stratum of each candidate (None when the guard is off).
+    n_strata : int
+    replicas, near_copies : int
+        Pool units removed as replicas / near-copies of training units.
+    threshold : float
+        Near-copy distance threshold (NaN when the guard is off).
+    excluded_columns : dict
+        Columns left out of the comparison (identifiers), with the reason.
+    elapsed_s : float
+    """
+
+    n_pool: int
+    candidates: np.ndarray
+    strata: np.ndarray | None
+    n_strata: int
+    replicas: int
+    near_copies: int
+    threshold: float
+    excluded_columns: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.strata is not None
+
+    def closeness_floor(self, n: int) -> float:
+        """The smallest ``closeness_error`` a subset of ``n`` units can have: stratum counts are
+        whole numbers, the pool's shares times ``n`` are not."""
+        target = self.stratum_target(n)
+        return float(np.abs(target - np.round(target)).sum() / max(1, n))
+
+    def needs_balancing(self, positions: np.ndarray, settings: GuardSettings) -> bool:
+        """Whether the subset at ``positions`` (of :attr:`candidates`) is off the pool's strata by
+        more than ``settings.balance_tolerance`` beyond what whole counts force."""
+        return self.enabled and (self.closeness_error(positions)
+                                 > settings.balance_tolerance + self.closeness_floor(len(positions)))
+
+    def positions(self, units: np.ndarray) -> np.ndarray:
+        """Positions in :attr:`candidates` of pool ``units`` (each must be a candidate)."""
+        units = np.asarray(units, dtype=np.int64)
+        pos = np.searchsorted(self.candidates, units)
+        if units.size and (pos.max() >= len(self.candidates) or np.any(self.candidates[pos] != units)):
+            raise InputError("a unit of the subset is not a candidate of the privacy guard")
+        return pos
+
+    def units(self, positions: np.ndarray) -> np.ndarray:
+        """Pool units (sorted) at ``positions`` of :attr:`candidates`."""
+        return np.sort(self.candidates[np.asarray(positions, dtype=np.int64)])
+
+    def stratum_target(self, n: int) -> np.ndarray:
+        """The candidates' stratum histogram scaled to a subset of ``n`` units."""
+        hist = np.bincount(self.strata, minlength=self.n_strata).astype(np.float64)
+        return hist * (float(n) / max(1.0, hist.sum()))
+
+    def closeness_error(self, positions: np.ndarray) -> float:
+        """L1 distance (0 … 2) of the shares of the candidates at ``positions`` (indices into
+        ``candidates``) over the strata from the candidates' own shares."""
+        if not self.enabled or len(positions) == 0:
+            return 0.0
+        got = np.bincount(self.strata[positions], minlength=self.n_strata) / len(positions)
+        want = self.stratum_target(1)
+        return float(np.abs(got - want).sum())
+
+    def save(self, path) -> None:
+        """Write the verdict to ``path`` (``.npz``, written atomically)."""
+        from synth_core.io import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, n_pool=self.n_pool, candidates=self.candidates,
+                     strata=self.strata if self.enabled else np.zeros(0, np.uint8), enabled=self.enabled,
+                     n_strata=self.n_strata, replicas=self.replicas, near_copies=self.near_copies,
+                     threshold=self.threshold, excluded=json.dumps(self.excluded_columns), elapsed_s=self.elapsed_s)
+
+    @classmethod
+    def load(cls, path) -> "PoolGuard":
+        """Read a verdict written by :meth:`save`."""
+        with np.load(path) as z:
+            return cls(int(z["n_pool"]), z["candidates"].astype(np.int64), z["strata"] if bool(z["enabled"]) else None,
+                       int(z["n_strata"]), int(z["replicas"]), int(z["near_copies"]), float(z["threshold"]),
+                       json.loads(str(z["excluded"])), float(z["elapsed_s"]))
+
+    def figures(self) -> dict[str, float]:
+        out = {"pool_replicas_removed": float(self.replicas) if self.enabled else 0.0,
+               "pool_replicas_seen": float(self.replicas),
+               "guard_candidates": float(len(self.candidates)),
+               "guard_s": round(self.elapsed_s, 3)}
+        if self.enabled:
+            out.update({"near_copies_avoided": float(self.near_copies), "near_copy_threshold": self.threshold})
+        return out
+
+
+def guard_off(n_pool: int) -> PoolGuard:
+    """The verdict of a disabled guard on a pool of ``n_pool`` units: every unit a candidate."""
+    return PoolGuard(n_pool, np.arange(n_pool, dtype=np.int64), None, 0, 0, 0, float("nan"))
+
+
+def guard_pool(
+    training: pd.DataFrame,
+    pool: pd.DataFrame,
+    *,
+    group_key: str | None = None,
+    settings: GuardSettings = GuardSettings(),
+    seed: int = 0,
+    drop: tuple[str, ...] = (),
+) -> PoolGuard:
+    """Replicas, near-copies and closeness strata of ``pool`` against ``training``.
+
+    Parameters
+    ----------
+    training, pool : DataFrame
+        The compared columns are training's, less ``group_key``, ``drop`` and identifier-like
+        columns (:func:`synth_core.metrics._privacy.id_like_columns`).
+    group_key : str, optional
+        Sequential data: units are groups.
+    settings : GuardSettings
+    seed : int
+        Seeds the pool reference sample and the forest.
+    drop : tuple of str
+        Columns never compared (e.g. keys the user names).
+
+    Returns
+    -------
+    PoolGuard
+    """
+    from synth_core import metrics as pv
+    started = time.perf_counter()
+    excluded = pv.excluded_columns(training, group_key, drop, detect_ids=True)
+    frames = {"training": training, "holdout": training.iloc[:0], "synthetic": pool}
+    columns = pv.check_columns({"training": training, "synthetic": pool}, group_key, excluded)
+    values, keys, is_cat = pv.encode_columns(frames, columns)
+    train_ids, pool_ids = pv.row_ids([keys["training"], keys["synthetic"]])
+    if group_key is None:
+        # ids are shared by both tables and dense: count them in an array
+        counts = np.bincount(train_ids, minlength=int(max(train_ids.max(), pool_ids.max())) + 1)[pool_ids]
+        exact, replica = counts > 0, (counts > 0) & (counts < settings.replica_k)
+        units = {"training": values["training"], "pool": values["synthetic"]}
+        unit_is_cat = is_cat
+    else:
+        groups = {t: pd.factorize(frames[t][group_key], use_na_sentinel=False)[0] for t in ("training", "synthetic")}
+        exact, replica = _copies(pv.sequence_keys(train_ids, groups["training"]),
+                                 pv.sequence_keys(pool_ids, groups["synthetic"]), settings.replica_k)
+        units = {}
+        for t, name in (("training", "training"), ("synthetic", "pool")):
+            units[name], unit_is_cat, _ = pv.sequence_units(values[t], is_cat, groups[t])
+    n_pool = len(units["pool"])
+    if not settings.enabled:
+        return replace(guard_off(n_pool), replicas=int(replica.sum()), excluded_columns=excluded,
+                       elapsed_s=time.perf_counter() - started)
+
+    d_train, d_ref, loo = _closeness(units["training"], units["pool"], unit_is_cat, settings, seed)
+    threshold = float(np.quantile(loo, settings.near_copy_quantile)) if settings.near_copy_quantile > 0 else 0.0
+    near = ~exact & (d_train <= threshold) if threshold > 0 else np.zeros(n_pool, dtype=bool)
+    candidates = np.flatnonzero(~replica & ~near).astype(np.int64)
+    if len(candidates) == 0:
+        raise InputError("every pool unit is a replica or near-copy of a training unit: the generator memorised "
+                         "its training data (turn the privacy guard off only to inspect this)")
+    ratio = np.log((np.sqrt(d_train[candidates]) + RATIO_EPS) / (np.sqrt(d_ref[candidates]) + RATIO_EPS))
+    edges = np.quantile(ratio, STRATA_QUANTILES)
+    strata = np.searchsorted(edges, ratio, side="right").astype(np.uint8)
+    guard = PoolGuard(n_pool, candidates, strata, len(STRATA_QUANTILES) + 1, int(replica.sum()), int(near.sum()),
+                      float(np.sqrt(max(threshold, 0.0))), excluded, time.perf_counter() - started)
+    log.info("privacy guard: %s replicas and %s near-copies (distance <= %.4g) of %s pool units removed, %.1f s",
+             f"{guard.replicas:,}", f"{guard.near_copies:,}", guard.threshold, f"{n_pool:,}", guard.elapsed_s)
+    return guard
+
+
+def _copies(train_keys: list[bytes], pool_keys: list[bytes], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pool sequence: is it equal to some training sequence, and to one fewer than ``k``
+    training sequences share?"""
+    seen: dict = {}
+    for key in train_keys:
+        seen[key] = seen.get(key, 0) + 1
+    counts = np.array([seen.get(key, 0) for key in pool_keys], dtype=np.int64)
+    return counts > 0, (counts > 0) & (counts < k)
+
+
+def _closeness(train: np.ndarray, pool: np.ndarray, is_cat: np.ndarray, settings: GuardSettings,
+               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Squared distances: pool → nearest training unit, pool → nearest unit of a reference sample
+    of the pool (itself excluded), and training → nearest other training unit."""
+    from synth_core import metrics as pv
+    n_train, n_pool = len(train), len(pool)
+    fitted = pv.fit_ranks([train], is_cat)
+    train, pool = pv.apply_ranks(train, fitted, is_cat), pv.apply_ranks(pool, fitted, is_cat)
+    # the reference: as many pool units as training has (at most half the pool), seeded
+    n_ref = max(1, min(n_train, n_pool // 2))
+    ref = np.sort(np.random.default_rng(seed).choice(n_pool, n_ref, replace=False))
+    units = np.vstack([train, pool[ref]])
+    unit_set = np.r_[np.zeros(n_train, np.int64), np.ones(n_ref, np.int64)]
+    cat = np.ascontiguousarray(units[:, is_cat], dtype=np.int64)
+    num = np.ascontiguousarray(units[:, ~is_cat])
+    n_codes = np.maximum(cat.max(axis=0, initial=-1), pool[:, is_cat].max(axis=0, initial=-1)).astype(np.int64) + 1
+    emb = gk.embed(cat, num, n_codes, seed)
+    n_trees, leaf = _forest_size(n_pool + n_train, units.shape[1], settings)
+    forest = gk.build_forest(emb, n_trees, leaf, seed)
+    order = forest[0]
+    t_cat, t_num, t_set = cat[order], num[order], unit_set[order]
+
+    def search(q_units: np.ndarray, own: np.ndarray) -> np.ndarray:
+        q_cat = np.ascontiguousarray(q_units[:, is_cat], dtype=np.int64)
+        q_num = np.ascontiguousarray(q_units[:, ~is_cat])
+        out = np.empty((len(q_units), 2))
+        gk.nearest_by_set(gk.embed(q_cat, q_num, n_codes, seed), q_cat, q_num, own, *forest, t_cat, t_num, t_set, out)
+        return out
+
+    own = np.full(n_pool, -1, np.int64)
+    own[ref] = n_train + np.arange(n_ref)  # a reference unit must not find itself
+    pool_d = search(pool, own)
+    loo = search(train, np.arange(n_train, dtype=np.int64))[:, 0]
+    # A set not met in any leaf is sparse around the query: count it as far as the farthest met.
+    for d in (pool_d[:, 0], pool_d[:, 1], loo):
+        missed = ~np.isfinite(d)
+        if missed.any():
+            d[missed] = d[~missed].max(initial=1.0)
+    return pool_d[:, 0], pool_d[:, 1], loo
+
+
+def _forest_size(n_queries: int, n_features: int, settings: GuardSettings) -> tuple[int, int]:
+    """Trees and leaf size within the work budget: fewer trees first (down to 2), then smaller
+    leaves (down to 16)."""
+    trees, leaf = settings.n_trees, settings.leaf_size
+    cost = lambda t, l: float(n_queries) * t * l * max(1, n_features)  # noqa: E731
+    while trees > 2 and cost(trees, leaf) > settings.work_budget:
+        trees -= 1
+    while leaf > 16 and cost(trees, leaf) > settings.work_budget:
+        leaf //= 2
+    return trees, leaf

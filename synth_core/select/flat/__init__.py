@@ -1,0 +1,42 @@
+"""Flat selection: MI pairs → IPF subset → trimmed subset → refined subset.
+
+``_pipeline`` is the one definition of the pipeline, called by ``synth select`` and by the Dagster
+assets; its stages are ``_ipf`` (fit and integerise weights), ``_trim`` (greedy trimming) and
+``_refine`` (swap refinement).
+"""
+
+from synth_core.select.flat._pipeline import (
+    SelectionProblem,
+    SelectionSettings,
+    conform_to,
+    ipf_sweeps,
+    output_table,
+    prepare,
+    random_subset,
+    refine_plan,
+    run_selection,
+    save_rows,
+    stage_ipf,
+    stage_mi_pairs,
+    stage_refine,
+    stage_trim,
+    trim_exact,
+)
+
+__all__ = [
+    "SelectionProblem",
+    "SelectionSettings",
+    "conform_to",
+    "ipf_sweeps",
+    "output_table",
+    "prepare",
+    "random_subset",
+    "refine_plan",
+    "run_selection",
+    "save_rows",
+    "stage_ipf",
+    "stage_mi_pairs",
+    "stage_refine",
+    "stage_trim",
+    "trim_exact",
+]
