@@ -25,6 +25,11 @@ the same small census generator and pool there. The results say what was reused.
 Usage: ``python benchmarks/bench_flat_census.py [--model-size auto|small|medium] [--retrain] [--quick] [--no-write]``
 (``--quick``: small model, 1-minute cap, 50,000-row pool, nothing written; a non-default model
 size or pool size writes the section ``flat_census_custom``).
+
+``--threads``: only ``synth select`` on the cached 500 k pool (step 2 must have run), as cold
+processes with ``NUMBA_NUM_THREADS=1`` and ``=2`` after one run that compiles the numba cache,
+alternating, ``--repeats`` each; per run the wall time, the refine stage's time and the output's
+sha256 (identical for every thread count, or the run fails). Section ``flat_census_threads``.
 """
 
 from __future__ import annotations
@@ -309,12 +314,67 @@ def notes(section: R.Section, m: SimpleNamespace, auto: bool) -> None:
         )
 
 
+def thread_runs(argv: list, out_file: Path, what: str, repeats: int, threads=(1, 2)) -> tuple[list, list]:
+    """``argv`` (a ``synth select --json`` writing ``out_file``) as cold processes sharing one numba
+    cache: one run that compiles it (2 threads), then ``repeats`` rounds of one run per thread
+    count (``NUMBA_NUM_THREADS``), alternating so that a change of load hits both alike.
+    Returns (table rows, raw summaries); raises unless every output has the same sha256."""
+    rows, raw, hashes = [], [], set()
+    with H.numba_env(what.replace(" ", "-")) as env:
+        plan = [(2, "empty (JIT compile)")] + [(n, "warm") for _ in range(repeats) for n in threads]
+        for n, cache in plan:
+            run = H.run_checked(argv, f"{what}, NUMBA_NUM_THREADS={n}", env={**env, "NUMBA_NUM_THREADS": str(n)},
+                                numba_cache=cache)
+            digest = H.sha256(out_file)
+            hashes.add(digest)
+            stages = {st.get("stage", st.get("name")): st.get("elapsed_s") for st in run.json().get("stages", [])}
+            rows.append([n, cache, f"{run.wall_s:.1f}", f"{run.cpu_s:.1f}", R.fmt(stages.get("refined"), 1),
+                         f"{run.load_before[0]:.2f}", digest[:16]])
+            raw.append({"threads": n, "numba_cache": cache, "stages_s": stages, "sha256": digest, **run.summary()})
+    if len(hashes) != 1:
+        raise RuntimeError(f"{what}: outputs differ between thread counts: {sorted(hashes)}")
+    return rows, raw
+
+
+THREAD_HEADERS = ["NUMBA_NUM_THREADS", "numba cache", "wall s", "CPU s", "refine stage s", "load 1 min before", "output sha256"]
+
+
+def threads_main(bench: H.Bench, repeats: int) -> int:
+    """``--threads``: the select step on the cached pool with 1 and 2 numba threads."""
+    from synth_core.io import read_table
+
+    pools = sorted(G.folder(G.scratch_name("census", False)).glob("pool-*-500000-seed0-t1"))
+    if not pools:
+        raise SystemExit("no cached 500,000-row census pool: run this script without --threads first")
+    trn = H.shared_file("data", "census", "training.csv.gz")
+    n_target = len(read_table(trn))
+    out_file = H.scratch_dir() / "census-threads.csv"
+    argv = H.synth_cli("select", "--training", trn, "--pool", pools[0], "--size", n_target, "--seed", 0,
+                       "--output", out_file, "--force", "--json")
+    rows, raw = thread_runs(argv, out_file, "census select", repeats)
+    section = bench.section(
+        SECTION + "_threads", "Flat census: synth select on 1 and 2 numba threads",
+        f"`synth select --size {n_target} --seed 0` (privacy guard on) on the cached pool `{H.rel(pools[0])}` as cold "
+        "processes: one that compiles the numba cache, then alternating runs with `NUMBA_NUM_THREADS=1` and `=2`. "
+        "The parallel parts are the scoring passes (IPF, trimming, a refinement round's gains); the refinement's "
+        "search runs on one thread (`speculate=False`, the default). The output must be byte-identical throughout.",
+    )
+    section.add_table("Cold processes", THREAD_HEADERS, rows, "rlrrrrl")
+    section.notes.append("Two cores shared with other work: figures taken at a load above 2 are slowed by it (see "
+                         "the load column).")
+    return bench.finish(section, {"runs": raw})
+
+
 def main(argv: list[str] | None = None) -> int:
     bench = H.Bench("bench_flat_census.py", __doc__, quick="small model, 1-min cap, 50,000-row pool", sdk_stdout=True)
     bench.parser.add_argument("--model-size", choices=("auto", "small", "medium", "large"), default="auto")
     bench.parser.add_argument("--pool-rows", type=int, default=None, help="pool rows (default 500,000)")
     bench.parser.add_argument("--retrain", action="store_true", help="train even when a matching generator is cached")
+    bench.parser.add_argument("--threads", action="store_true", help="only select on the cached pool, 1 vs 2 threads")
+    bench.parser.add_argument("--repeats", type=int, default=1, help="--threads: runs per thread count")
     args = bench.parse(argv)
+    if args.threads:
+        return threads_main(bench, args.repeats)
     from synth_core.io import read_table
 
     m = SimpleNamespace(minutes=G.QUICK_MINUTES if args.quick else 5.0, name=G.scratch_name("census", args.quick),

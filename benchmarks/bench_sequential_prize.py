@@ -30,6 +30,12 @@ Usage: ``python benchmarks/bench_sequential_prize.py [--retrain] [--prepare-only
 (``--prepare-only``: train and generate the pool, nothing else; ``--quick``: a small model with a
 1-minute cap, pools of 4,000, 8,000 and 12,000 groups, 2,000 groups selected, one evaluation
 seed, nothing written).
+
+``--threads``: only ``synth select --group-key group_id`` on a cached pool of the prize generator
+(the largest ``pool-*`` folder in the scratch folder), as cold processes with
+``NUMBA_NUM_THREADS=1`` and ``=2`` after one run that compiles the numba cache, alternating,
+``--repeats`` each: wall time, the refine stage's time, the output's sha256 (identical for every
+thread count, or the run fails). Section ``sequential_prize_threads``.
 """
 
 from __future__ import annotations
@@ -260,12 +266,42 @@ def notes(section: R.Section, m: SimpleNamespace) -> None:
     )
 
 
+def threads_main(bench: H.Bench, repeats: int) -> int:
+    """``--threads``: the select step on the largest cached pool with 1 and 2 numba threads."""
+    from bench_flat_census import THREAD_HEADERS, thread_runs
+
+    pools = sorted(G.folder(G.scratch_name("prize", False)).glob("pool-*"), key=lambda d: len(list(d.glob("*.parquet"))))
+    if not pools:
+        raise SystemExit("no cached prize pool: run this script with --prepare-only first")
+    trn = H.shared_file("data", "prize-sequential", "training.csv.gz")
+    out_file = H.scratch_dir() / "prize-threads.csv"
+    argv = H.synth_cli("select", "--training", trn, "--pool", pools[-1], "--group-key", GROUP_KEY, "--seed", SELECT_SEED,
+                       "--output", out_file, "--force", "--json")
+    rows, raw = thread_runs(argv, out_file, "prize select", repeats)
+    section = bench.section(
+        SECTION + "_threads", "Sequential prize: synth select on 1 and 2 numba threads",
+        f"`synth select --group-key {GROUP_KEY} --seed {SELECT_SEED}` (privacy guard on, 20,000 groups) on the cached "
+        f"pool `{H.rel(pools[-1])}` as cold processes: one that compiles the numba cache, then alternating runs with "
+        "`NUMBA_NUM_THREADS=1` and `=2`. The parallel parts are the gain passes of the coherence and refinement rounds; "
+        "the group search runs on one thread (`speculate=False`, the default). The output must be byte-identical "
+        "throughout.",
+    )
+    section.add_table("Cold processes", THREAD_HEADERS, rows, "rlrrrrl")
+    section.notes.append("Two cores shared with other work: figures taken at a load above 2 are slowed by it (see "
+                         "the load column).")
+    return bench.finish(section, {"runs": raw})
+
+
 def main(argv: list[str] | None = None) -> int:
     bench = H.Bench("bench_sequential_prize.py", __doc__, sdk_stdout=True,
                     quick="small model, 1-min cap, pools of 4k/8k/12k groups, 2,000 selected, one seed")
     bench.parser.add_argument("--retrain", action="store_true", help="train even when a matching generator is cached")
     bench.parser.add_argument("--prepare-only", action="store_true", help="train and generate the pool only")
+    bench.parser.add_argument("--threads", action="store_true", help="only select on a cached pool, 1 vs 2 threads")
+    bench.parser.add_argument("--repeats", type=int, default=1, help="--threads: runs per thread count")
     args = bench.parse(argv)
+    if args.threads:
+        return threads_main(bench, args.repeats)
     from synth_core.io import read_table
 
     plan = QUICK if args.quick else FULL

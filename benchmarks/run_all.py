@@ -5,7 +5,7 @@ crashes does not stop the others; the exit status is non-zero when any crashed. 
 are recorded in RESULTS.md and do not change the exit status.
 
 Usage: ``python benchmarks/run_all.py [--only NAME ...] [--quick] [--no-write]``
-with NAME one of: evaluate, wide, select_scale, flat_census, privacy_audit, privacy_guard, scale_80, sequential_prize.
+with NAME one of: evaluate, wide, select_scale, flat_census, flat_census_threads, privacy_audit, privacy_guard, stage_reuse, report, adaptive_pool, dp, scale_80, sequential_prize, sequential_prize_threads.
 """
 
 from __future__ import annotations
@@ -28,10 +28,16 @@ BENCHMARKS = {
     "wide": "bench_wide.py",  # 1,000 of 10,000 rows x 300 columns, run twice (~2 min)
     "select_scale": "bench_select_scale.py",
     "flat_census": "bench_flat_census.py",
+    "flat_census_threads": "bench_flat_census.py --threads",  # synth select on 1 and 2 numba threads (~2 min)
     "privacy_audit": "bench_privacy_audit.py",  # needs flat_census's pool; ~6 min (about 250 census evaluations)
     "privacy_guard": "bench_privacy_guard.py",  # guard on/off on 5 pools; census/diamonds/prize generators trained once (~45 min)
+    "stage_reuse": "bench_reuse.py",  # needs privacy_guard's census and prize pools (~1 min)
+    "report": "bench_report.py",  # synth evaluate --report on census and prize, cold (~2 min)
+    "adaptive_pool": "bench_adaptive_pool.py",  # pool-size curves on prefixes of the cached pools, temperature study
+    "dp": "bench_dp.py",  # DP generators (epsilon 1, 4, 16) and DP selection on census
     "scale_80": "bench_scale.py",  # 100 k from 250 k / 1 M / 2.5 M x 80 columns (~15 min on 2 cores)
     "sequential_prize": "bench_sequential_prize.py",  # train ≤ 60 min, 300 k-group pool, 4 selections
+    "sequential_prize_threads": "bench_sequential_prize.py --threads",  # synth select on 1 and 2 threads (~5 min)
 }
 
 
@@ -46,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     env = H.child_env()
     outcome = {}
     for name in names:
-        cmd = [sys.executable, str(BENCH_DIR / BENCHMARKS[name]), *extra]
-        print(f"[run_all] {name}: {H.reproduce_command(BENCHMARKS[name], extra)}", file=sys.stderr, flush=True)
+        script, *args = BENCHMARKS[name].split()
+        cmd = [sys.executable, str(BENCH_DIR / script), *args, *extra]
+        print(f"[run_all] {name}: {H.reproduce_command(script, [*args, *extra])}", file=sys.stderr, flush=True)
         t = time.perf_counter()
         rc = subprocess.call(cmd, cwd=H.REPO, env=env)
         outcome[name] = (rc, time.perf_counter() - t)

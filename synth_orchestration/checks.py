@@ -14,7 +14,7 @@ from synth_core.io import write_table
 from synth_core.metrics import GateSettings
 from synth_core.ops import FINAL_ASSET
 from synth_orchestration.assets.source import read_source
-from synth_orchestration.common import write_json
+from synth_orchestration.common import readable, write_json
 
 _GATE = GateSettings()  # the gate's default thresholds, for the check descriptions
 GATE_KEYS = ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance", "max_membership_auc", "eval_seed")
@@ -52,7 +52,7 @@ def _check(name: str, passed: bool, description: str, metadata: dict) -> dg.Asse
         passed=bool(passed),
         severity=dg.AssetCheckSeverity.ERROR,
         description=description,
-        metadata={k: (dg.MetadataValue.float(float(v)) if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+        metadata={k: (dg.MetadataValue.float(readable(k, v)) if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
                       else dg.MetadataValue.text(str(v))) for k, v in metadata.items()},
     )
 
@@ -135,7 +135,7 @@ def gate_check_specs(kind: str) -> list[dg.AssetCheckSpec]:
 def finish_output(context: dg.AssetExecutionContext, kind: str, spec, settings: dict, *, final: pd.DataFrame,
                   baseline: pd.DataFrame, training: pd.DataFrame, source_data: dict, trained_generator: dict,
                   selected: np.ndarray, n_pool: int, out: Path, figures: dict,
-                  stop_reason: str) -> tuple[dict, dict, dict, list]:
+                  stop_reason: str, privacy: dict | None = None) -> tuple[dict, dict, dict, list]:
     """Write the final table with its manifest, evaluate it beside the random sample and judge the checks.
 
     ``training``: the caller's copy of the training part (already read). ``selected``: pool row
@@ -150,6 +150,7 @@ def finish_output(context: dg.AssetExecutionContext, kind: str, spec, settings: 
                    "training": trained_generator["settings"]},
         "generator_id": trained_generator["generator_id"], "source_hashes": source_data["source_hashes"],
         "target_size": target, "pool_size": n_pool, "group_key": spec.group_key,
+        **({"differential_privacy": privacy} if privacy is not None else {}),  # the composed (ε, δ), DP runs only
     })
     gate = evaluate_and_gate(final, baseline, training, holdout, settings, group_key=spec.group_key, target=target,
                              rows=selected, n_pool=n_pool, out=out)

@@ -120,7 +120,19 @@ class Stage:
         """Append figures (plus elapsed time and peak memory) to the store; return metadata values."""
         figures = {**figures, "elapsed_s": round(self.elapsed(), 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
         self.metrics.store().append(self.context.run.run_id, self.dataset, self.asset, figures)
-        return {k: (dg.MetadataValue.float(float(v)) if v is not None else dg.MetadataValue.text("n/a")) for k, v in figures.items()}
+        return {k: (dg.MetadataValue.float(readable(k, v)) if v is not None else dg.MetadataValue.text("n/a"))
+                for k, v in figures.items()}
+
+
+def readable(name: str, value: float) -> float:
+    """A figure as the UI shows it: seconds to 0.1 s, megabytes whole, everything else to 5
+    significant digits (the metric store keeps full precision)."""
+    value = float(value)
+    if name.endswith("_s"):
+        return round(value, 1)
+    if name.endswith("_mb"):
+        return float(round(value))
+    return float(f"{value:.5g}")
 
 
 def write_json(path: Path, payload: dict) -> Path:

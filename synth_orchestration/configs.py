@@ -16,6 +16,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from synth_core.generate._pool import AdaptivePool
 from synth_core.metrics import GateSettings
 from synth_core.select import GuardSettings
 from synth_core.select.flat import SelectionSettings
@@ -25,6 +26,7 @@ _GATE = GateSettings()
 _GUARD = GuardSettings()
 _FLAT = SelectionSettings()
 _SEQ = SequentialSettings()
+_POOL = AdaptivePool()
 
 
 class TrainingConfig(dg.Config):
@@ -39,10 +41,22 @@ class TrainingConfig(dg.Config):
 
 
 class PoolConfig(dg.Config):
-    pool_factor: float = Field(default=20.0, gt=0, description="pool size = pool_factor × target (rows or groups)")
+    """The candidate pool: a fixed ``pool_factor`` × target, or (``adaptive_pool``) grown shard by shard
+    until one more shard no longer improves the selection's proxy objective by ``pool_tolerance``
+    (:class:`synth_core.generate._pool.AdaptivePool`; ``pool_factor`` is then the maximum)."""
+
+    pool_factor: float = Field(default=_POOL.max_factor, gt=0,
+                               description="pool size = pool_factor × target (rows or groups); adaptive: the maximum")
     shard_size: int = Field(default=100_000, gt=0, description="rows (groups) per shard: bounds memory")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     seed: int = 0
+    adaptive_pool: bool = Field(default=_POOL.enabled, description="grow the pool while a shard still pays")
+    min_pool_factor: float = Field(default=_POOL.min_factor, gt=0, description="adaptive: the pool's starting size")
+    pool_step_factor: float = Field(default=_POOL.step_factor, gt=0,
+                                    description="adaptive: units per added shard (at most shard_size), × target")
+    pool_tolerance: float = Field(default=_POOL.tolerance, ge=0.0,
+                                  description="adaptive: stop when a shard lowers the proxy objective by no more "
+                                  "than this share")
 
 
 class GuardConfig(dg.Config):
@@ -131,7 +145,8 @@ def flat_settings(values: dict) -> SelectionSettings:
 
 
 class GroupPoolConfig(PoolConfig):
-    pool_factor: float = Field(default=10.0, gt=0, description="pool size = pool_factor × target groups")
+    pool_factor: float = Field(default=10.0, gt=0,
+                               description="pool size = pool_factor × target groups; adaptive: the maximum")
     shard_size: int = Field(default=20_000, gt=0, description="groups per shard: bounds memory")
 
 

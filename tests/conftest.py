@@ -106,6 +106,10 @@ def _write_test_catalog(root: Path) -> Path:
             # pools of their own: no training; selection settings left at their defaults (the CLI's)
             {"name": "own_pool_flat", "kind": "flat", "source": "tiny.csv", "target_size": 300,
              "pool": "own_pool_flat.parquet", "selection": {"accuracy_floor": 0.5}},
+            # differentially private selection on the same pool (tests/dp/test_graph_dp.py)
+            {"name": "own_pool_flat_dp", "kind": "flat", "source": "tiny.csv", "target_size": 300,
+             "pool": "own_pool_flat.parquet", "selection": {"accuracy_floor": 0.5},
+             "privacy": {"epsilon": 8, "delta": 1e-6}},
             {"name": "own_pool_seq", "kind": "sequential", "source": "wages_int.csv", "group_key": "worker",
              "context_columns": ["sex", "black", "ed"], "target_size": 150, "pool": "own_pool_seq.csv",
              "selection": {"accuracy_floor": 0.5, "max_dcr_share": 0.65}},

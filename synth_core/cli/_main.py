@@ -34,6 +34,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="replays qa.set_random_state(SEED) (default 0)")
     _add_drop(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="also write the quality report: one self-contained HTML page with pictures (opens offline)")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -49,11 +51,24 @@ def _cmd_evaluate(args) -> int:
     from synth_core.io import read_table
     from synth_core.metrics import evaluate, format_evaluation
 
+    if args.report:  # refused before anything is read
+        from synth_core.report import check_report_path
+
+        check_report_path(args.report, {"--training": args.training, "--synthetic": args.synthetic,
+                                        "--holdout": args.holdout})
     training = read_table(args.training, what="training")
     synthetic = read_table(args.synthetic, what="synthetic")
     holdout = read_table(args.holdout, what="holdout") if args.holdout else None
     names = {"training": str(args.training), "synthetic": str(args.synthetic), "holdout": str(args.holdout)}
-    ev = evaluate(training, synthetic, holdout, group_key=args.group_key, seed=args.seed, names=names, drop=args.drop)
+    ev = evaluate(training, synthetic, holdout, group_key=args.group_key, seed=args.seed, names=names, drop=args.drop,
+                  details=bool(args.report))
+    if args.report:
+        from pathlib import Path
+
+        from synth_core.report import build_report, write_report
+
+        write_report(args.report, build_report(ev, title=f"Quality report: {Path(args.synthetic).name}"))
+        print(f"synth evaluate: wrote the report to {args.report}", file=sys.stderr)
     for note in ev.warnings:
         print(f"synth evaluate: warning: {note}", file=sys.stderr)
     if args.json:
@@ -81,6 +96,15 @@ def _add_select(sub) -> None:
     p.add_argument("--force", action="store_true",
                    help="write the output even when a check fails (the exit status is still 3)")
     p.add_argument("--json", action="store_true", help="print the stage table as one JSON object")
+    dp = p.add_argument_group("differential privacy (flat tables; see docs/metrics.md)")
+    dp.add_argument("--epsilon", type=float,
+                    help="total ε of the published table (DP generator + selection): selection then reads training "
+                         "only through noisy count tables, bins and pairs come from the pool, the privacy guard is off")
+    dp.add_argument("--delta", type=float, help="total δ (default 1e-6), split evenly between generator and selection")
+    dp.add_argument("--dp-selection-share", type=float,
+                    help="share of ε that selection spends (default 0.5); the rest is the generator's")
+    dp.add_argument("--generator-epsilon", type=float,
+                    help="the ε the pool's DP generator reported (default: its share of --epsilon, as budgeted)")
     p.set_defaults(func=_cmd_select)
 
 

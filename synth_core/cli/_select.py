@@ -69,11 +69,43 @@ def read_inputs(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     return training, conform_to(pool, training, name=str(args.pool), identifiers=keys), holdout
 
 
+def privacy_budget(args):
+    """The ``--epsilon``/``--delta``/``--dp-selection-share`` budget, or None (non-DP selection);
+    :class:`InputError` naming the option for a bad or orphaned value."""
+    from synth_core.dp import DEFAULT_DELTA, DEFAULT_SELECTION_SHARE, PrivacyBudget
+
+    epsilon = getattr(args, "epsilon", None)
+    extras = {"--delta": getattr(args, "delta", None), "--dp-selection-share": getattr(args, "dp_selection_share", None),
+              "--generator-epsilon": getattr(args, "generator_epsilon", None)}
+    if epsilon is None:
+        given = [name for name, value in extras.items() if value is not None]
+        if given:
+            raise InputError(f"{given[0]} needs --epsilon (differentially private selection)")
+        return None
+    delta = extras["--delta"] if extras["--delta"] is not None else DEFAULT_DELTA
+    share = extras["--dp-selection-share"] if extras["--dp-selection-share"] is not None else DEFAULT_SELECTION_SHARE
+    try:
+        budget = PrivacyBudget(epsilon=epsilon, delta=delta, selection_share=share)
+    except InputError as exc:
+        option = {"epsilon": "--epsilon", "delta": "--delta", "selection_share": "--dp-selection-share"}
+        word = next((w for w in option if f"privacy {w} " in str(exc)), "epsilon")
+        raise InputError(f"{option[word]}: {str(exc).split(': ', 1)[-1]}") from None
+    generator = extras["--generator-epsilon"]
+    if generator is not None and not (generator == generator and 0 < generator < float("inf")):
+        raise InputError(f"--generator-epsilon must be a positive number, got {generator!r}")
+    if args.group_key:
+        raise InputError("--epsilon: differentially private selection of sequences (--group-key) is not supported")
+    return budget
+
+
 def run_select(args) -> int:
     from synth_core.select import GuardSettings
     from synth_core.select.flat import SelectionSettings, output_table, run_selection
 
     started = time.perf_counter()
+    budget = privacy_budget(args)
+    if budget is not None:
+        return run_dp_select(args, budget, started)
     if args.group_key:
         from synth_core.select.sequential import run_sequential_select
 
@@ -89,9 +121,52 @@ def run_select(args) -> int:
                            unit="rows")
 
 
+def run_dp_select(args, budget, started: float) -> int:
+    """``synth select --epsilon``: differentially private selection (flat tables).
+
+    Training reaches the stages only as the noisy tables of
+    :func:`synth_core.select.flat.dp_targets`; the output's guarantee composes the generator's
+    (ε, δ) with selection's ρ-zCDP. The evaluation after it reads training and holdout as ever:
+    its figures and the checks' verdict are for the operator, not part of the release.
+    """
+    from synth_core.dp import PrivacyStatement
+    from synth_core.select import GuardSettings
+    from synth_core.select.flat import DPSettings, SelectionSettings, output_table, run_selection
+
+    training, pool, holdout = read_inputs(args)
+    settings = SelectionSettings(seed=args.seed, guard=GuardSettings(enabled=False))
+    dp = DPSettings(rho=budget.selection_rho, delta=budget.selection_delta)
+    problem, records = run_selection(training, pool, args.size, settings, dp=dp)
+    generator_epsilon = args.generator_epsilon if args.generator_epsilon is not None else budget.generator_epsilon
+    statement = PrivacyStatement(problem.noisy.rho, budget.selection_delta, problem.noisy.sigma,
+                                 generator_epsilon=generator_epsilon, generator_delta=budget.generator_delta)
+    figures = {**statement.to_dict(), "budget": budget.to_dict(), **problem.noisy.figures(),
+               "generator_epsilon_from": "--generator-epsilon" if args.generator_epsilon is not None else "budget",
+               "size_from": "--size" if args.size is not None else "noisy estimate", "privacy_guard": "off"}
+    stages = [({"stage": rec.stage, "rows": len(rec.rows), "objective": rec.objective, "elapsed_s": rec.elapsed_s,
+                "details": rec.details}, output_table(training, pool, rec.rows)) for rec in records]
+    return judge_and_write(args, training, holdout, stages, target=problem.n_target, selected=records[-1].rows,
+                           n_pool=problem.n_pool, guard=None, table=stage_table, started=started, unit="rows",
+                           extra={"differential_privacy": figures}, notes=dp_lines(figures))
+
+
+def dp_lines(f: dict) -> list[str]:
+    """What the DP release spent, for the text report."""
+    return [
+        f"differential privacy: (ε, δ) = ({f['epsilon']:.4g}, {f['delta']:.3g}) for the output: generator "
+        f"({f['generator_epsilon']:.4g}, {f['generator_delta']:.3g}, {f['generator_epsilon_from']}) + selection "
+        f"({f['selection_epsilon']:.4g}, {f['selection_delta']:.3g})",
+        f"  selection: ρ = {f['selection_rho']:.4g} (zCDP), σ = {f['selection_sigma']:.4g} per cell, "
+        f"Δ = {f['sensitivity']:.4g} over {f['tables']} tables ({f['cells']:,} cells); size from {f['size_from']} "
+        f"(noisy n = {f['noisy_n']:,.0f})",
+        "  privacy guard: off (it reads training rows); the evaluation below reads training and holdout and is "
+        "not part of the release",
+    ]
+
+
 def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, stages: list[tuple[dict, pd.DataFrame]],
                     *, target: int, selected, n_pool: int, guard, table: Callable[[list[dict]], str], started: float,
-                    unit: str, extra: dict | None = None) -> int:
+                    unit: str, extra: dict | None = None, notes: list[str] | None = None) -> int:
     """Evaluate the stages, judge the final one with the gate's three checks, write it when they pass
     (or with ``--force``), print the report; returns the exit status.
 
@@ -132,6 +207,8 @@ def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, 
             _print_privacy(rows[0]["privacy"], rows[-1]["privacy"])
         if guard is not None:
             print("\n" + guard_line(guard, rows[-1]["details"].get("closeness_error")))
+        if notes:
+            print("\n" + "\n".join(notes))
         print("\nchecks")
         for name, check in checks.items():
             state = "not evaluated (needs --holdout)" if check is None else ("passed" if check.passed else "FAILED")
@@ -169,4 +246,5 @@ def _print_privacy(first: dict, last: dict) -> None:
         print(f"  {key:<30} {cell(a):>15} {cell(b):>15}")
 
 
-__all__ = ["EXIT_CHECK_FAILED", "judge_and_write", "read_inputs", "run_select", "stage_table"]
+__all__ = ["EXIT_CHECK_FAILED", "judge_and_write", "privacy_budget", "read_inputs", "run_dp_select", "run_select",
+           "stage_table"]

@@ -1,16 +1,35 @@
 """Generation: train a MOSTLY AI generator locally (``_generator``) and sample a candidate pool
-from it in resumable shards (``_pool``).
+from it in resumable shards (``_pool``), of a fixed size or grown until one more shard no longer
+improves the selection's proxy objective (``AdaptivePool``, ``grow_pool``).
 """
 
 from synth_core.generate._generator import GeneratorHandle, TrainingSettings, train_flat, train_sequential
-from synth_core.generate._pool import generate_pool, read_pool, shard_sizes
+from synth_core.generate._pool import (
+    AdaptivePool,
+    AdaptiveResult,
+    adaptive_plan,
+    generate_pool,
+    grow_pool,
+    proxy_objective,
+    read_curve,
+    read_pool,
+    shard_sizes,
+    stop_reason,
+)
 
 __all__ = [
+    "AdaptivePool",
+    "AdaptiveResult",
     "GeneratorHandle",
     "TrainingSettings",
+    "adaptive_plan",
     "generate_pool",
+    "grow_pool",
+    "proxy_objective",
+    "read_curve",
     "read_pool",
     "shard_sizes",
+    "stop_reason",
     "train_flat",
     "train_sequential",
 ]

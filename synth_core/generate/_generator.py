@@ -73,6 +73,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -178,6 +179,80 @@ class TrainingSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+# Share of the generator's max ε that the engine's value protection (noisy value ranges and rare
+# categories, computed before training) may spend; the engine counts it in the ε it reports.
+DP_VALUE_PROTECTION_SHARE = 0.1
+# DP-SGD: the noise is calibrated so that the engine's RDP accountant reaches the rest of max ε after
+# max_epochs epochs, with this margin for the accountant's tolerance (the engine checks ε only at epoch
+# ends and drops the epoch that exceeded it: one epoch at the engine's default noise 1.5 already spent
+# ε 0.73 on census, above a 0.5 budget).
+DP_CALIBRATION_MARGIN = 0.95
+DP_VALIDATION_SHARE = 0.1  # the engine's validation split: DP-SGD samples from the other 90 %
+DP_MAX_BATCH = 1024  # DP-SGD's batch when none is set: large batches keep the noise per example small
+
+
+@dataclass(frozen=True)
+class DPTraining:
+    """Differentially private training (DP-SGD in the engine, accounted by its RDP accountant).
+
+    Kept apart from :class:`TrainingSettings` so that the settings of non-DP generators (and every
+    cache keyed on them) stay as they were. ``max_epsilon``: the engine stops before its reported ε
+    (DP-SGD plus value protection, which gets ``DP_VALUE_PROTECTION_SHARE`` of it) exceeds this;
+    ``delta``: the engine's δ; ``noise_multiplier``: DP-SGD's noise (None: calibrated by
+    :func:`dp_noise_multiplier` to spend the budget in ``max_epochs``); ``max_grad_norm``: clipping.
+    """
+
+    max_epsilon: float
+    delta: float
+    noise_multiplier: float | None = None
+    max_grad_norm: float = 1.0
+
+    def validate(self) -> "DPTraining":
+        if not (isinstance(self.max_epsilon, (int, float)) and 0 < self.max_epsilon < float("inf")):
+            raise InputError(f"DP training max_epsilon must be a positive number, got {self.max_epsilon!r}")
+        if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1):
+            raise InputError(f"DP training delta must lie in (0, 1), got {self.delta!r}")
+        if (self.noise_multiplier is not None and not self.noise_multiplier > 0) or not self.max_grad_norm > 0:
+            raise InputError("DP training noise_multiplier and max_grad_norm must be positive")
+        return self
+
+    def configuration(self, settings: TrainingSettings, n_rows: int) -> dict[str, Any]:
+        """The SDK's ``differential_privacy`` model configuration for ``n_rows`` training rows."""
+        vp = self.max_epsilon * DP_VALUE_PROTECTION_SHARE if settings.value_protection else 0.0
+        noise = self.noise_multiplier
+        if noise is None:
+            noise = dp_noise_multiplier((self.max_epsilon - vp) * DP_CALIBRATION_MARGIN, self.delta / 2,
+                                        dp_batch_size(settings, n_rows), n_rows, settings.max_epochs or 100.0)
+        return {
+            "max_epsilon": float(self.max_epsilon),
+            "delta": float(self.delta),
+            "noise_multiplier": float(noise),
+            "max_grad_norm": float(self.max_grad_norm),
+            "value_protection_epsilon": float(vp) if settings.value_protection else None,
+        }
+
+
+def dp_batch_size(settings: TrainingSettings, n_rows: int) -> int:
+    """DP-SGD's batch: the settings' or ``DP_MAX_BATCH`` (at most a 20th of the training part)."""
+    if settings.batch_size is not None:
+        return int(settings.batch_size)
+    trn = max(1, int(n_rows * (1 - DP_VALIDATION_SHARE)))
+    return int(max(8, min(DP_MAX_BATCH, 2 ** int(np.log2(max(trn / 20, 1))))))
+
+
+def dp_noise_multiplier(epsilon: float, delta: float, batch_size: int, n_rows: int, epochs: float) -> float:
+    """The noise multiplier whose DP-SGD (Poisson sampling at ``batch / training part``) reaches
+    ``epsilon`` after ``epochs`` epochs under opacus' RDP accountant, the engine's."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    trn = max(1, int(n_rows * (1 - DP_VALIDATION_SHARE)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "optimal order is the largest alpha": the bound stays valid
+        return float(get_noise_multiplier(target_epsilon=float(epsilon), target_delta=float(delta),
+                                          sample_rate=min(1.0, batch_size / trn), steps=int(np.ceil(epochs * trn / batch_size)),
+                                          accountant="rdp"))
+
+
 @dataclass
 class GeneratorHandle:
     """A trained generator on disk. ``load(workdir)`` reopens it; ``sample`` generates from it."""
@@ -202,6 +277,9 @@ class GeneratorHandle:
     n_training_groups: int | None = None
     sdk_version: str | None = None
     engine_version: str | None = None
+    dp: dict[str, Any] | None = None  # DPTraining's fields when trained with differential privacy
+    dp_epsilon: float | None = None  # the ε the engine reported for the training (value protection included)
+    dp_delta: float | None = None  # the engine's δ for that ε
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -293,13 +371,17 @@ def train_flat(
     *,
     name: str,
     progress: TrainingProgressFn | None = None,
+    dp: DPTraining | None = None,
 ) -> GeneratorHandle:
     """Train a flat-table generator on ``df`` (the training part only) and persist it in ``workdir``.
 
     ``progress(epochs, elapsed_s, eta_s)`` is called about every ``PROGRESS_SECONDS`` while the
-    engine trains (``eta_s`` None while unknown).
+    engine trains (``eta_s`` None while unknown). ``dp``: train with differential privacy; the
+    handle then records the engine's reported ε and δ (``dp_epsilon``, ``dp_delta``).
     """
     settings = (settings or TrainingSettings()).validate()
+    if dp is not None:
+        dp.validate()
     _check_frame(df, "training table")
     _check_reserved(df.columns, "training table")
     na_helpers = _na_helpers(df, FLAT_TABLE) if settings.na_indicators else {}
@@ -308,10 +390,23 @@ def train_flat(
     config = {
         "name": name,
         "random_state": settings.seed,
-        "tables": [_table_config(FLAT_TABLE, table, ROW_ID, na_helpers, settings.model_configuration())],
+        "tables": [_table_config(FLAT_TABLE, table, ROW_ID, na_helpers, _model_configuration(settings, dp, len(df)))],
     }
     del table  # the SDK has serialised its own parquet copy; release ours
-    return _train(_new_handle(workdir, "flat", name, df, na_helpers, settings), config, progress)
+    handle = _new_handle(workdir, "flat", name, df, na_helpers, settings)
+    handle.dp = {**asdict(dp), **config["tables"][0]["tabular_model_configuration"]["differential_privacy"],
+                 "batch_size": dp_batch_size(settings, len(df))} if dp is not None else None
+    return _train(handle, config, progress)
+
+
+def _model_configuration(settings: TrainingSettings, dp: DPTraining | None, n_rows: int) -> dict[str, Any]:
+    """The model configuration, with the engine's differential privacy (and DP-SGD's batch) when ``dp``
+    is given."""
+    config = settings.model_configuration()
+    if dp is not None:
+        config["batch_size"] = dp_batch_size(settings, n_rows)
+        config["differential_privacy"] = dp.configuration(settings, n_rows)
+    return config
 
 
 def train_sequential(
@@ -475,6 +570,8 @@ def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingPr
     if status != "DONE":
         raise RuntimeError(f"training of generator {g.id} ended with status {status}; logs under {handle.model_dir / 'Logs'}")
     handle.epochs, handle.engine_training_seconds = _training_progress(handle.model_dir)
+    if handle.dp is not None:
+        handle.dp_epsilon, handle.dp_delta = _dp_spent(handle.model_dir)
     handle.sdk_version, handle.engine_version = _versions()
     handle.save()
     if previous and previous != g.id:  # retrained in the same workdir: drop the superseded model
@@ -588,6 +685,24 @@ def _training_progress(model_dir: Path) -> tuple[float | None, float | None]:
             epochs = e if epochs is None else max(epochs, e)
             seconds = t if seconds is None else seconds + t
     return epochs, seconds
+
+
+def _dp_spent(model_dir: Path) -> tuple[float | None, float | None]:
+    """The ε and δ the engine reported, from its progress-messages.csv: the largest ``dp_eps`` of
+    any epoch (ε only grows while DP-SGD runs, and the choice of the kept checkpoint depends on
+    every epoch trained), summed over the model's tables."""
+    eps = delta = None
+    for path in sorted(model_dir.glob("ModelStore/*/model-data/progress-messages.csv")):
+        try:
+            rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        except OSError:
+            continue
+        spent = [float(r["dp_eps"]) for r in rows if r.get("dp_eps") not in (None, "")]
+        deltas = [float(r["dp_delta"]) for r in rows if r.get("dp_delta") not in (None, "")]
+        if spent:
+            eps = max(spent) + (eps or 0.0)
+            delta = max(deltas) + (delta or 0.0) if deltas else delta
+    return eps, delta
 
 
 def _wait_for_job_process(job_id: str, timeout_s: float = 300.0) -> None:
@@ -840,6 +955,7 @@ def _json_default(value: Any) -> Any:
 
 __all__ = [
     "GeneratorHandle",
+    "DPTraining",
     "TrainingSettings",
     "train_flat",
     "train_sequential",

@@ -13,6 +13,13 @@ Sequential pools: group keys are renumbered so that they are unique across shard
 become the global group index (shard ``k`` starts at ``k * shard_size``), string keys
 ``syn-<9-digit global index>``; groups keep the generated order, events their within-group order.
 
+Adaptive pools (:class:`AdaptivePool`, :func:`grow_pool`): the pool of ``max_factor`` × target
+units is generated shard by shard from ``min_factor`` × target on, and growth stops once one more
+shard lowers the selection's cheap proxy objective (:func:`proxy_objective`, training only) by no
+more than ``tolerance``. The kept shards are a prefix of the fixed pool with the same cut and
+seed, the decision depends only on their contents, and the curve (pool size → proxy objective)
+is recorded in ``out_dir/adaptive.json``, so a resumed run keeps the same shards.
+
 Reproducibility was checked with mostlyai 6.2.0 / mostlyai-engine 2.7.3 on CPU: the same
 ``random_state`` gives identical generated data. Other devices (CUDA) or versions may differ.
 """
@@ -25,7 +32,7 @@ import math
 import numbers
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -202,4 +209,230 @@ def _same_float(a, b) -> bool:
     return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b)
 
 
-__all__ = ["PoolResult", "generate_pool", "read_pool", "shard_seed", "shard_sizes", "shard_path"]
+# ---------------------------------------------------------------------------------------------
+# adaptive pool size
+
+CURVE_FILE = "adaptive.json"  # beside the shards: the growth curve of an adaptive pool
+
+
+@dataclass(frozen=True)
+class AdaptivePool:
+    """Settings of an adaptive pool: grow shard by shard while a shard still pays.
+
+    The pool starts at ``min_factor`` × target units and grows by shards of at most
+    ``step_factor`` × target units (and at most the caller's shard size) up to ``max_factor`` ×
+    target. After each shard from ``min_factor`` on, the selection's cheap proxy objective of the
+    pool so far (:func:`proxy_objective`) is computed; growth stops once the last shard lowered it
+    by no more than ``tolerance`` relative to the previous value.
+
+    The pool is always a prefix of the fixed pool of ``max_factor`` × target units with the same
+    shard size and seed: shard ``k`` keeps its seed, so a resumed run stops at the same shard.
+    """
+
+    enabled: bool = False  # the pipelines' default; fixed-size pools otherwise (``pool_factor``)
+    min_factor: float = 4.0
+    max_factor: float = 20.0
+    step_factor: float = 2.0
+    tolerance: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("min_factor", "max_factor", "step_factor"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+                raise InputError(f"adaptive pool: {name} must be a positive number, got {value!r}")
+        if not self.min_factor <= self.max_factor:
+            raise InputError(f"adaptive pool: min_factor {self.min_factor!r} exceeds max_factor {self.max_factor!r}")
+        if not isinstance(self.tolerance, numbers.Real) or not self.tolerance >= 0:
+            raise InputError(f"adaptive pool: tolerance must be a number >= 0, got {self.tolerance!r}")
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("enabled", "min_factor", "max_factor", "step_factor", "tolerance")}
+
+
+@dataclass(frozen=True)
+class AdaptivePlan:
+    """How an adaptive pool of a target size is cut: shard size, all shards up to the maximum,
+    and how many of them make the minimum."""
+
+    n_target: int
+    shard_size: int
+    n_max: int
+    n_shards: int
+    min_shards: int
+
+
+@dataclass
+class CurvePoint:
+    shards: int
+    units: int
+    factor: float  # units / target
+    objective: float
+    proxy_s: float
+
+
+@dataclass
+class AdaptiveResult:
+    pool: PoolResult  # the kept shards only
+    plan: AdaptivePlan
+    curve: list[CurvePoint]
+    stop_reason: str  # "tolerance" | "max_factor"
+    proxy_s: float  # time spent on proxy objectives in this call (cached points cost nothing)
+
+
+def adaptive_plan(n_target: int, settings: AdaptivePool, shard_size: int) -> AdaptivePlan:
+    """The shard cut of an adaptive pool (see :class:`AdaptivePool`)."""
+    if not isinstance(n_target, numbers.Integral) or isinstance(n_target, bool) or n_target < 1:
+        raise InputError(f"target size must be a positive integer, got {n_target!r}")
+    n_target = int(n_target)
+    shard = max(1, min(int(shard_size), math.ceil(settings.step_factor * n_target)))
+    n_max = max(n_target, math.ceil(settings.max_factor * n_target))
+    sizes = shard_sizes(n_max, shard)
+    n_min = min(n_max, max(n_target, math.ceil(settings.min_factor * n_target)))
+    min_shards = next(k + 1 for k in range(len(sizes)) if sum(sizes[: k + 1]) >= n_min)
+    return AdaptivePlan(n_target, shard, n_max, len(sizes), min_shards)
+
+
+def stop_reason(objectives: Sequence[float], n_left: int, tolerance: float) -> str | None:
+    """Why growth stops after the last of ``objectives`` (proxy objectives of the pool at the
+    minimum size and after each later shard), or None to add a shard; ``n_left``: shards still
+    allowed. The rule needs two points: one shard's relative gain ``(prev - last) / prev``."""
+    if n_left <= 0:
+        return "max_factor"
+    if len(objectives) >= 2:
+        prev, last = float(objectives[-2]), float(objectives[-1])
+        gain = (prev - last) / prev if prev > 0 else 0.0
+        if gain <= tolerance:
+            return "tolerance"
+    return None
+
+
+def proxy_objective(training: pd.DataFrame, pool: pd.DataFrame, n_target: int, *, group_key: str | None = None,
+                    seed: int = 0) -> float:
+    """The selection's cheap proxy on ``pool``: the metric's objective after the first stages.
+
+    Flat: IPF then trimming (:func:`synth_core.select.flat.prepare`, ``stage_ipf``, ``stage_trim``);
+    sequential (``group_key``): the coherence pre-selection. Refinement, the dear stage, is left
+    out: the proxy ranks pool sizes, it is not the final accuracy. Training only, never holdout.
+    """
+    if group_key is None:
+        from synth_core.select.flat import SelectionSettings, conform_to, prepare, stage_ipf, stage_trim
+
+        settings = SelectionSettings(seed=seed)
+        problem = prepare(training, conform_to(pool, training), n_target, settings)
+        rows = stage_trim(problem, stage_ipf(problem, settings).rows, settings)
+        return float(problem.objective_of(rows))
+    from synth_core.conform import conform_table
+    from synth_core.select.sequential import SequentialSettings, prepare_groups, stage_coherence
+
+    settings = SequentialSettings(seed=seed)
+    pool = conform_table(pool, training, identifiers=(group_key,))
+    plan = prepare_groups(training, pool, group_key, n_target, settings)
+    groups, _ = stage_coherence(plan, settings)
+    return float(plan.problem.objective(plan.problem.counts(groups)))
+
+
+ProxyFn = Callable[[pd.DataFrame, pd.DataFrame, int], float]  # (training, pool so far, n_target) -> objective
+
+
+def grow_pool(
+    handle,
+    training: pd.DataFrame,
+    n_target: int,
+    out_dir: str | os.PathLike,
+    settings: AdaptivePool = AdaptivePool(),
+    *,
+    shard_size: int = 100_000,
+    seed: int = 0,
+    temperature: float = 1.0,
+    progress: ProgressFn | None = None,
+    proxy: ProxyFn | None = None,
+) -> AdaptiveResult:
+    """Generate (or complete) an adaptive pool in ``out_dir`` (see :class:`AdaptivePool`).
+
+    Shards already on disk are reused and proxy objectives already in ``out_dir/adaptive.json``
+    (same settings, target and proxy) are not recomputed, so an interrupted run resumes and ends
+    at the same shard. ``proxy`` defaults to :func:`proxy_objective` (with the generator's group
+    key and ``seed``). Returns the kept shards, the curve and why growth stopped.
+    """
+    plan = adaptive_plan(n_target, settings, shard_size)
+    if proxy is None:
+        def proxy(trn, pool, n):
+            return proxy_objective(trn, pool, n, group_key=handle.group_key, seed=seed)
+    out_dir = Path(out_dir)
+
+    def shards(only):
+        return generate_pool(handle, plan.n_max, out_dir, shard_size=plan.shard_size, seed=seed,
+                             temperature=temperature, progress=progress, only=only)
+
+    first = shards(range(plan.min_shards))
+    results, cached = [first], _cached_curve(out_dir, plan)
+    curve: list[CurvePoint] = []
+    proxy_s = 0.0
+    k = plan.min_shards
+    while True:
+        point = cached.get(k)
+        if point is None:
+            t = time.perf_counter()
+            pool = pd.concat([pd.read_parquet(shard_path(out_dir, j)) for j in range(k)], ignore_index=True)
+            objective = float(proxy(training, pool, plan.n_target))
+            del pool
+            units = sum(r.n_total for r in results)
+            point = CurvePoint(k, units, round(units / plan.n_target, 4), objective, round(time.perf_counter() - t, 3))
+            proxy_s += point.proxy_s
+        curve.append(point)
+        reason = stop_reason([p.objective for p in curve], plan.n_shards - k, settings.tolerance)
+        _write_curve(out_dir, settings, plan, curve, reason)
+        if reason is not None:
+            break
+        results.append(shards([k]))
+        k += 1
+    return AdaptiveResult(_merged_result(out_dir, handle.kind, results), plan, curve, reason, round(proxy_s, 3))
+
+
+def _merged_result(out_dir: Path, kind: str, results: list[PoolResult]) -> PoolResult:
+    return PoolResult(
+        out_dir=out_dir, shard_paths=[p for r in results for p in r.shard_paths], kind=kind,
+        n_total=sum(r.n_total for r in results), n_rows=sum(r.n_rows for r in results),
+        elapsed_s=round(sum(r.elapsed_s for r in results), 3),
+        shards_generated=sum(r.shards_generated for r in results),
+        shards_skipped=sum(r.shards_skipped for r in results), seeds=[s for r in results for s in r.seeds],
+    )
+
+
+def _curve_key(settings: AdaptivePool, plan: AdaptivePlan) -> dict:
+    return {"settings": settings.to_dict(), "n_target": plan.n_target, "shard_size": plan.shard_size}
+
+
+def _cached_curve(out_dir: Path, plan: AdaptivePlan) -> dict[int, CurvePoint]:
+    """Curve points of an earlier run in ``out_dir``: a point's objective depends only on the shards
+    (fixed by the pool's manifest), the target and the proxy, so any tolerance may reuse it (a
+    caller's own ``proxy`` therefore needs a folder of its own)."""
+    path = out_dir / CURVE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:  # a curve we cannot read is recomputed, not an error
+        return {}
+    if (saved.get("n_target"), saved.get("shard_size")) != (plan.n_target, plan.shard_size):
+        return {}
+    return {int(p["shards"]): CurvePoint(**p) for p in saved.get("curve", [])}
+
+
+def read_curve(out_dir: str | os.PathLike) -> dict | None:
+    """The growth curve recorded beside an adaptive pool's shards, None for a fixed pool."""
+    path = Path(out_dir) / CURVE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_curve(out_dir: Path, settings: AdaptivePool, plan: AdaptivePlan, curve: list[CurvePoint],
+                 reason: str | None) -> None:
+    doc = {**_curve_key(settings, plan), "n_max": plan.n_max, "min_shards": plan.min_shards,
+           "curve": [asdict(p) for p in curve], "stop_reason": reason}
+    with atomic_path(out_dir / CURVE_FILE) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+__all__ = ["AdaptivePlan", "AdaptivePool", "AdaptiveResult", "CURVE_FILE", "CurvePoint", "PoolResult", "adaptive_plan",
+           "generate_pool", "grow_pool", "proxy_objective", "read_curve", "read_pool", "shard_seed", "shard_sizes",
+           "shard_path", "stop_reason"]

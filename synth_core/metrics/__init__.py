@@ -8,6 +8,8 @@ Private modules, in the order data flows through them: ``_binning`` (the metric'
 ``_evaluate`` (everything for ``synth evaluate``).
 """
 
+# The rows or sequences privacy compares; the selection guard encodes its units the same way.
+from synth_core.metrics import _units as units
 from synth_core.metrics._accuracy import FIELDS, accuracy, codes_accuracy
 from synth_core.metrics._binning import NA_BIN, OTHER_BIN, Binner, ColumnBins, column_kind, fit_column
 from synth_core.metrics._evaluate import check_inputs, evaluate, format_evaluation
@@ -15,16 +17,6 @@ from synth_core.metrics._gate import GateSettings, accuracy_floor, integrity, pr
 from synth_core.metrics._membership import near_copies
 from synth_core.metrics._privacy import privacy_metrics
 from synth_core.metrics._sampling import MAX_COLUMNS, SEQUENCE_LENGTH, coerce_like, harmonise
-from synth_core.metrics._units import (
-                                      apply_ranks,
-                                      check_columns,
-                                      encode_columns,
-                                      excluded_columns,
-                                      fit_ranks,
-                                      row_ids,
-                                      sequence_keys,
-                                      sequence_units,
-)
 
 __all__ = [
     "Binner",
@@ -37,24 +29,17 @@ __all__ = [
     "SEQUENCE_LENGTH",
     "accuracy",
     "accuracy_floor",
-    "apply_ranks",
-    "check_columns",
     "check_inputs",
     "codes_accuracy",
     "coerce_like",
     "column_kind",
-    "encode_columns",
     "evaluate",
-    "excluded_columns",
     "fit_column",
-    "fit_ranks",
     "format_evaluation",
     "harmonise",
     "integrity",
     "near_copies",
     "privacy_gate",
     "privacy_metrics",
-    "row_ids",
-    "sequence_keys",
-    "sequence_units",
+    "units",
 ]

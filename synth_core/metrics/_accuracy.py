@@ -60,6 +60,27 @@ def _round7(value: float | None) -> float | None:
     return None if value is None else round(float(value), 7)
 
 
+@dataclass(frozen=True)
+class AccuracyDetails:
+    """What the accuracy was computed from, for pictures of it (``accuracy(..., details=True)``).
+
+    ``reference_codes`` are qa's reference frame (training rows first, then holdout rows) and
+    ``synthetic_codes`` the synthetic frame, both binned with ``bins`` (one :class:`ColumnBins`
+    per frame column, in the order of ``names``, the ``tgt::``/``nxt::`` frame columns).
+    """
+
+    names: list[str]
+    bins: list[Any]
+    reference_codes: np.ndarray
+    synthetic_codes: np.ndarray
+    n_training: int
+
+    def split(self) -> dict[str, np.ndarray]:
+        """Code matrices per table: ``training``, ``holdout`` (possibly empty) and ``synthetic``."""
+        ref = self.reference_codes
+        return {"training": ref[: self.n_training], "holdout": ref[self.n_training :], "synthetic": self.synthetic_codes}
+
+
 @dataclass
 class AccuracyReport:
     """qa's accuracy fields plus the per-item tables behind them.
@@ -79,6 +100,7 @@ class AccuracyReport:
     n_triples_total: int = 0
     sequential: bool = False
     rows: dict[str, int] = field(default_factory=dict)
+    details: AccuracyDetails | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, float | None]:
         """qa's ``Accuracy`` fields (7 decimals), e.g. ``{"overall": 0.97, ...}``."""
@@ -265,6 +287,7 @@ def accuracy(
     group_key: str | None = None,
     seed: int = 0,
     max_triples: int = MAX_TRIPLES,
+    details: bool = False,
 ) -> AccuracyReport:
     """qa's accuracy of ``synthetic`` against training ∪ holdout.
 
@@ -279,6 +302,9 @@ def accuracy(
         Replays qa's random draws of ``qa.set_random_state(seed)``.
     max_triples : int
         Above this many column triples a seeded sample of this size is averaged.
+    details : bool, default False
+        Keep the binned frames in ``AccuracyReport.details`` (:class:`AccuracyDetails`), for
+        the quality report; the figures are the same either way.
     """
     for name, table in (("synthetic", synthetic), ("holdout", holdout)):
         if table is None:
@@ -331,6 +357,7 @@ def accuracy(
         n_triples_total=n_triples_total,
         sequential=frames.sequential,
         rows=rows,
+        details=AccuracyDetails(names, list(binner.columns_), ref_codes, syn_codes, len(frames.training)) if details else None,
     )
 
 

@@ -37,6 +37,7 @@ class Evaluation:
     elapsed_s: float
     warnings: list[str] = field(default_factory=list)
     privacy_gate: CheckResult | None = None
+    details: dict[str, Any] | None = field(default=None, repr=False)  # evaluate(..., details=True)
 
     def to_dict(self, worst: int = 5) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -110,6 +111,7 @@ def evaluate(
     gate: GateSettings | None = None,
     membership: bool = True,
     privacy: bool = True,
+    details: bool = False,
 ) -> Evaluation:
     """Accuracy as qa computes it (seeded like ``qa.set_random_state(seed)``), privacy and the
     privacy gate.
@@ -135,6 +137,12 @@ def evaluate(
     privacy : bool, default True
         Compute the privacy figures and the gate when there is a holdout; False keeps the holdout
         as part of the accuracy's reference only (intermediate selection stages).
+    details : bool, default False
+        Keep what the quality report draws (:mod:`synth_core.report`) in ``Evaluation.details``:
+        ``accuracy`` (:class:`synth_core.metrics._accuracy.AccuracyDetails`), ``privacy`` (the
+        per-unit distances and attack scores, see ``privacy_metrics(collect=...)``; None without
+        a holdout) and ``sequence_lengths`` (per table, rows per group; None for flat data).
+        The figures are the same either way.
 
     Returns
     -------
@@ -161,29 +169,29 @@ def evaluate(
     holdout = holdout[columns] if holdout is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        acc = accuracy(training, synthetic, holdout, group_key=group_key, seed=seed)
+        acc = accuracy(training, synthetic, holdout, group_key=group_key, seed=seed, details=details)
     priv = verdict = None
+    collected: dict | None = {} if details else None
     if holdout is not None and privacy:
         from synth_core.metrics._privacy import privacy_metrics
 
         priv = privacy_metrics(
             training, holdout, synthetic, group_key=group_key, sample_size=privacy_sample_size, seed=seed,
-            membership=membership,
+            membership=membership, collect=collected,
         )
         for col, why in priv.excluded_columns.items():
             notes.append(f"privacy: column {col!r} looks like an identifier ({why}): left out of distances and exact copies")
         if drop:
             priv = replace(priv, excluded_columns={**{c: "dropped" for c in drop}, **priv.excluded_columns})
         verdict = privacy_gate(priv, gate)
-    rows = {"training": len(training), "synthetic": len(synthetic)}
-    if holdout is not None:
-        rows["holdout"] = len(holdout)
-    if group_key is not None:
-        rows["training_groups"] = int(training[group_key].nunique())
-        rows["synthetic_groups"] = int(synthetic[group_key].nunique())
-        if holdout is not None:
-            rows["holdout_groups"] = int(holdout[group_key].nunique())
-    return Evaluation(acc, priv, rows, time.perf_counter() - started, notes, verdict)
+    rows = _table_sizes({"training": training, "holdout": holdout, "synthetic": synthetic}, group_key)
+    extra = None
+    if details:
+        tables = {"training": training, "holdout": holdout, "synthetic": synthetic}
+        lengths = None if group_key is None else {
+            name: t.groupby(group_key, sort=False).size().to_numpy() for name, t in tables.items() if t is not None}
+        extra = {"accuracy": acc.details, "privacy": collected if priv is not None else None, "sequence_lengths": lengths}
+    return Evaluation(acc, priv, rows, time.perf_counter() - started, notes, verdict, extra)
 
 
 def format_evaluation(ev: Evaluation, worst: int = 5) -> str:
@@ -235,3 +243,13 @@ def format_privacy(ev: Evaluation) -> list[str]:
         lines.append("privacy_gate: passed" if gate.passed else "privacy_gate: FAILED")
         lines += [f"  {reason}" for reason in gate.reasons]
     return lines
+
+
+def _table_sizes(tables: dict[str, pd.DataFrame | None], group_key: str | None) -> dict[str, int]:
+    """Rows per table (and groups, for sequences), in the order the evaluation reports them."""
+    order = ("training", "synthetic", "holdout")
+    rows = {name: len(tables[name]) for name in order if tables[name] is not None}
+    if group_key is not None:
+        rows.update({f"{name}_groups": int(tables[name][group_key].nunique())
+                     for name in order if tables[name] is not None})
+    return rows

@@ -154,7 +154,8 @@ class Fold(NamedTuple):
     population: Encoded
 
 
-def membership_audit(folds: list[Fold], synthetic: Encoded, k: int = DENSITY_K) -> MembershipResult:
+def membership_audit(folds: list[Fold], synthetic: Encoded, k: int = DENSITY_K,
+                     scores_out: list | None = None) -> MembershipResult:
     """Run every attack on every fold and score it by its mean AUC (module docstring).
 
     Parameters
@@ -164,6 +165,9 @@ def membership_audit(folds: list[Fold], synthetic: Encoded, k: int = DENSITY_K) 
     synthetic : Encoded
         The attacker's synthetic table.
     k : int, default DENSITY_K
+    scores_out : list, optional
+        When given, one dict per fold is appended: attack name → (member scores, non-member
+        scores), the raw material of ROC curves; nothing else changes.
 
     Returns
     -------
@@ -176,6 +180,8 @@ def membership_audit(folds: list[Fold], synthetic: Encoded, k: int = DENSITY_K) 
             np.vstack([fold.members.cat, fold.non_members.cat]), np.vstack([fold.members.num, fold.non_members.num])
         )
         scores = attack_scores(candidates, synthetic, fold.population, k)
+        if scores_out is not None:
+            scores_out.append({name: (scores[name][:m], scores[name][m:]) for name in ATTACKS})
         per_fold.append({name: auc_delong(scores[name][:m], scores[name][m:]) for name in ATTACKS})
     aucs, cis = {}, {}
     for name in ATTACKS:

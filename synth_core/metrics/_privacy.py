@@ -205,6 +205,7 @@ def privacy_metrics(
     detect_ids: bool = True,
     membership: bool = True,
     membership_size: int | None = None,
+    collect: dict | None = None,
 ) -> PrivacyResult:
     """Distance-based privacy metrics and the membership audit of ``synthetic``.
 
@@ -233,6 +234,11 @@ def privacy_metrics(
         Members scored in all, default ``min(|training|, |holdout|, 25,000)`` units (rounded
         down to even), as many holdout units are the non-members; each fold's population
         sample is the other half of the holdout (up to ``sample_size`` units).
+    collect : dict, optional
+        When given, filled with the arrays behind the figures (for the quality report):
+        ``dcr_training`` and ``dcr_holdout`` (distance of each sampled synthetic unit to its
+        closest training / holdout unit) and ``attack_scores`` (per audit fold, attack name →
+        member and non-member scores). The figures do not change.
 
     Returns
     -------
@@ -257,26 +263,14 @@ def privacy_metrics(
         raise InputError(f"sample_size must be at least 2, got {sample_size}")
 
     values, keys, is_cat = encode_columns(frames, columns)
-    ids = dict(zip(TABLES, row_ids([keys[t] for t in TABLES])))
-    copies = {
-        "exact_copy_training": float(np.isin(ids["synthetic"], ids["training"]).mean()),
-        "exact_copy_holdout": float(np.isin(ids["synthetic"], ids["holdout"]).mean()),
-        "exact_copy_training_sequences": None,
-        "exact_copy_holdout_sequences": None,
-    }
-    if group_key is None:
-        units = values
-        row_counts = {t: np.ones(len(values[t]), dtype=np.int64) for t in TABLES}
-    else:
-        units, is_cat, row_counts, sequence_copies = _group_units(frames, group_key, values, is_cat, ids)
-        copies.update(sequence_copies)
-
+    units, is_cat, row_counts, copies = _units_and_copies(frames, group_key, values, keys, is_cat)
     count = {t: len(units[t]) for t in TABLES}
     n, picked = _sample_units(count, cap, seed, "groups" if group_key else "rows")
     n_syn = len(picked["synthetic"])
     encoded = _unit_encoder(units, picked, is_cat)
-    figures = _distance_figures(encoded, picked)
-    audit = _membership(count, cap, membership_size, seed, encoded) if membership else None
+    figures = _distance_figures(encoded, picked, collect)
+    scores_out = None if collect is None else collect.setdefault("attack_scores", [])
+    audit = _membership(count, cap, membership_size, seed, encoded, scores_out) if membership else None
     return PrivacyResult(
         **figures,
         **copies,
@@ -287,6 +281,23 @@ def privacy_metrics(
         **_audit_fields(audit),
         excluded_columns=excluded,
     )
+
+
+def _units_and_copies(frames: dict[str, pd.DataFrame], group_key: str | None, values: dict[str, np.ndarray],
+                      keys: dict[str, np.ndarray], is_cat: np.ndarray):
+    """The compared units (rows, or one vector per group), their categorical flags, each unit's
+    rows, and the exact-copy shares over the full tables (the ``exact_copy_*`` fields)."""
+    ids = dict(zip(TABLES, row_ids([keys[t] for t in TABLES])))
+    copies = {
+        "exact_copy_training": float(np.isin(ids["synthetic"], ids["training"]).mean()),
+        "exact_copy_holdout": float(np.isin(ids["synthetic"], ids["holdout"]).mean()),
+        "exact_copy_training_sequences": None,
+        "exact_copy_holdout_sequences": None,
+    }
+    if group_key is None:
+        return values, is_cat, {t: np.ones(len(values[t]), dtype=np.int64) for t in TABLES}, copies
+    units, is_cat, row_counts, sequence_copies = _group_units(frames, group_key, values, is_cat, ids)
+    return units, is_cat, row_counts, {**copies, **sequence_copies}
 
 
 def _audit_fields(audit: MembershipResult | None) -> dict[str, Any]:
@@ -368,15 +379,19 @@ def _unit_encoder(units: dict[str, np.ndarray], picked: dict[str, np.ndarray],
     return encoded
 
 
-def _distance_figures(encoded: Callable[[str, np.ndarray], Encoded], picked: dict[str, np.ndarray]) -> dict[str, float]:
+def _distance_figures(encoded: Callable[[str, np.ndarray], Encoded], picked: dict[str, np.ndarray],
+                      collect: dict | None = None) -> dict[str, float]:
     """DCR share, mean and 5th-percentile DCR per reference and the NNDR ratio of the sampled
-    synthetic units (the :class:`PrivacyResult` fields of those names)."""
+    synthetic units (the :class:`PrivacyResult` fields of those names); the per-unit distances
+    go into ``collect`` when given."""
     syn = encoded("synthetic", picked["synthetic"])
     near = {t: k_nearest_distances(syn.cat, syn.num, *encoded(t, picked[t]), 2) for t in REFERENCES}
     (t1, t2), (h1, h2) = near["training"].T, near["holdout"].T
     dcr_trn, dcr_hol = np.sqrt(t1), np.sqrt(h1)
     nndr_trn = (dcr_trn + NNDR_EPS) / (np.sqrt(t2) + NNDR_EPS)
     nndr_hol = (dcr_hol + NNDR_EPS) / (np.sqrt(h2) + NNDR_EPS)
+    if collect is not None:
+        collect["dcr_training"], collect["dcr_holdout"] = dcr_trn, dcr_hol
     return {
         # Compare squared sums: no rounding from the square root can create or break a tie.
         "dcr_share": float(np.mean(t1 < h1) + 0.5 * np.mean(t1 == h1)),
@@ -388,7 +403,7 @@ def _distance_figures(encoded: Callable[[str, np.ndarray], Encoded], picked: dic
     }
 
 
-def _membership(count, cap, membership_size, seed, encoded) -> MembershipResult | None:
+def _membership(count, cap, membership_size, seed, encoded, scores_out=None) -> MembershipResult | None:
     """Draw the audit's two folds (:mod:`synth_core.metrics._membership`) and run it; None when the
     holdout has fewer than four units."""
     half = count["holdout"] // 2
@@ -413,7 +428,7 @@ def _membership(count, cap, membership_size, seed, encoded) -> MembershipResult 
         )
     n_syn = count["synthetic"]
     synthetic = np.sort(rng.choice(n_syn, cap, replace=False)) if n_syn > cap else np.arange(n_syn)
-    return membership_audit(folds, encoded("synthetic", synthetic))
+    return membership_audit(folds, encoded("synthetic", synthetic), scores_out=scores_out)
 
 
 def wilson_interval(share: float, n: int, z: float = Z95) -> tuple[float, float]:

@@ -65,6 +65,8 @@ class DatasetSpec(BaseModel):
     pool: str | None = None  # a pool of candidates from any generator (table or shard folder): no training
     training: dict = Field(default_factory=dict)
     selection: dict = Field(default_factory=dict)
+    # differential privacy: {epsilon, delta, selection_share} (synth_core.dp.PrivacyBudget); None: today's mode
+    privacy: dict | None = None
     schedule: str = "0 3 * * 1"
     retention_days: int = Field(default=30, gt=0)
 
@@ -75,8 +77,28 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"unknown demo table {value!r} (known: {', '.join(DEMO_PREFIX + k for k in DEMO_TABLES)})")
         return value
 
+    @field_validator("privacy")
+    @classmethod
+    def _valid_budget(cls, value: dict | None) -> dict | None:
+        from synth_core.dp import PrivacyBudget
+
+        try:
+            budget = PrivacyBudget.from_dict(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return None if budget is None else budget.to_dict()
+
+    @property
+    def privacy_budget(self):
+        """The dataset's :class:`synth_core.dp.PrivacyBudget`, or None (no differential privacy)."""
+        from synth_core.dp import PrivacyBudget
+
+        return PrivacyBudget.from_dict(self.privacy)
+
     @model_validator(mode="after")
     def _sequential_needs_key(self) -> "DatasetSpec":
+        if self.kind == "sequential" and self.privacy is not None:
+            raise ValueError(f"dataset {self.name!r}: privacy (differential privacy) applies to flat datasets only")
         if self.kind == "sequential" and not self.group_key:
             raise ValueError(f"dataset {self.name!r}: a sequential dataset needs group_key")
         if self.kind == "flat" and self.context_columns:

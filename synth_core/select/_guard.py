@@ -232,7 +232,7 @@ def guard_pool(
     -------
     PoolGuard
     """
-    from synth_core import metrics as pv
+    from synth_core.metrics import units as pv
     started = time.perf_counter()
     excluded = pv.excluded_columns(training, group_key, drop, detect_ids=True)
     frames = {"training": training, "holdout": training.iloc[:0], "synthetic": pool}
@@ -288,7 +288,7 @@ def _closeness(train: np.ndarray, pool: np.ndarray, is_cat: np.ndarray, settings
                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Squared distances: pool → nearest training unit, pool → nearest unit of a reference sample
     of the pool (itself excluded), and training → nearest other training unit."""
-    from synth_core import metrics as pv
+    from synth_core.metrics import units as pv
     n_train, n_pool = len(train), len(pool)
     fitted = pv.fit_ranks([train], is_cat)
     train, pool = pv.apply_ranks(train, fitted, is_cat), pv.apply_ranks(pool, fitted, is_cat)

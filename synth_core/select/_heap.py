@@ -8,7 +8,8 @@ The swap searches (flat and grouped) share more than the heaps, and it lives her
 carry the same four counters between kernel calls (:func:`load_search`, :func:`save_search`),
 hold the addition candidates popped for a removal candidate while their swaps are evaluated
 (:func:`hold`), return the unused ones (:func:`push_held`) and book an accepted swap in the
-subset and the output buffers (:func:`record_swap`).
+subset and the output buffers (:func:`record_swap`); :func:`stale_top` finds the entries whose
+gains a lazy pick would recompute next, so that both searches can compute them ahead, in parallel.
 """
 
 from __future__ import annotations
@@ -94,6 +95,33 @@ def second_best(hk, hi, size):
     if size > 2 and better(hk[2], hi[2], hk[1], hi[1]):
         return 2
     return 1
+
+
+@njit(cache=True)
+def stale_top(hk, hi, size, ver, cver, version, max_stale, limit, fk, fp, out):
+    """Heap indices of up to ``limit`` entries of the max-heap ``hk``/``hi`` that a lazy pick would
+    recompute at ``version`` (key computed ``max_stale`` or more versions ago, ``ver``; no gain
+    cached at ``version``, ``cver``),
+    best key first: a best-first walk down the heap, which visits at most ``4 * limit`` entries
+    (``fk``/``fp``: scratch for the walk's frontier, room for ``4 * limit + 2``). The root comes
+    first when it qualifies. Returns how many were written to ``out``."""
+    n_out = 0
+    if size == 0:
+        return 0
+    fsize = push(fk, fp, 0, hk[0], 0)
+    visited = 0
+    while fsize > 0 and n_out < limit and visited < 4 * limit:
+        pos = fp[0]
+        fsize = pop(fk, fp, fsize)
+        visited += 1
+        j = hi[pos]
+        if version - ver[j] >= max_stale and cver[j] != version:
+            out[n_out] = j
+            n_out += 1
+        for child in (2 * pos + 1, 2 * pos + 2):
+            if child < size:
+                fsize = push(fk, fp, fsize, hk[child], child)
+    return n_out
 
 
 @njit(inline="always")

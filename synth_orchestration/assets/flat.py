@@ -5,6 +5,12 @@ the same settings (:func:`synth_orchestration.configs.flat_settings`), so the pu
 a pool equals ``synth select``'s on that pool byte for byte. ``mi_pairs`` builds the selection
 problem once (binning, the privacy guard, MI pairs, targets) and stores it; the stages after it
 load it. Large artifacts are files under the ``ArtifactStore``; assets hand each other paths.
+
+A dataset with ``privacy:`` builds the differentially private problem instead
+(:func:`synth_core.select.flat.prepare_dp`: bins and pairs from the pool, training only as noisy
+tables, no privacy guard); the stages after ``mi_pairs`` then never see training, and the final
+output's manifest and metadata carry the composed (ε, δ). Its target size is the dataset's
+``target_size``, else the training row count (then treated as public).
 """
 
 from pathlib import Path
@@ -16,9 +22,11 @@ import pandas as pd
 from synth_core.metrics import Binner, codes_accuracy
 from synth_core.ops import FINAL_ASSET
 from synth_core.select.flat import (
+    DPSettings,
     SelectionProblem,
     output_table,
     prepare,
+    prepare_dp,
     random_subset,
     save_rows,
     stage_ipf,
@@ -79,6 +87,8 @@ candidate_pool = candidate_pool_asset(
 def _stage_figures(problem: SelectionProblem, rows: np.ndarray) -> dict:
     """The subset's accuracy against training (qa definition), the objective and, under the privacy guard,
     how far the subset's closeness strata are from the pool's."""
+    if problem.train_codes is None:  # DP: the stages hold no training codes; the final evaluation scores the output
+        return {"objective": problem.objective_of(rows), "rows": len(rows)}
     acc = codes_accuracy(problem.train_codes, problem.pool_codes[rows], problem.binner.n_codes, problem.binner.names)
     figures = {"objective": problem.objective_of(rows), "rows": len(rows), **accuracy_metadata(acc.to_dict())}
     if problem.guard.enabled:
@@ -102,7 +112,14 @@ def mi_pairs(
         settings = selection_settings(config, spec, KIND)
         training = read_source(source_data, "training")
         pool = read_pool_table(candidate_pool["shards"], training)
-        problem = prepare(training, pool, source_data["target_size"], flat_settings(settings))
+        budget = spec.privacy_budget
+        if budget is None:
+            problem = prepare(training, pool, source_data["target_size"], flat_settings(settings))
+        else:
+            dp = DPSettings(rho=budget.selection_rho, delta=budget.selection_delta)
+            problem = prepare_dp(training, pool, source_data["target_size"], dp, flat_settings(settings))
+            context.log.info(f"differential privacy: selection spends rho {dp.rho:.4g} (sigma "
+                             f"{problem.noisy.sigma:.4g} per cell); the privacy guard is off")
         del pool
         problem.save(out / "problem")
         names = problem.binner.names
@@ -110,7 +127,9 @@ def mi_pairs(
             {"column_1": names[a], "column_2": names[b], "mi": round(float(m), 5)}
             for (a, b), m in zip(problem.pairs, problem.pair_mi)
         ]
-        figures = stage.record({"pairs": len(problem.pairs), "triples": len(problem.triples), **problem.guard.figures()})
+        dp_figures = {f"dp_{k}": v for k, v in problem.noisy.figures().items() if v is not None} if problem.dp else {}
+        figures = stage.record({"pairs": len(problem.pairs), "triples": len(problem.triples), **problem.guard.figures(),
+                                **dp_figures})
     return dg.MaterializeResult(
         value={"problem": str(out / "problem"), "n_pairs": len(problem.pairs), "n_triples": len(problem.triples)},
         metadata={
@@ -192,14 +211,36 @@ def refined_output(
                                 random_subset(problem.n_pool, problem.n_target, selection.seed))
         figures = {**_stage_figures(problem, refined.rows), "swaps": refined.swaps, "rounds": refined.rounds,
                    **problem.guard.figures()}
+        privacy = privacy_statement(spec, problem, trained_generator)
         value, figures, metadata, checks = finish_output(
             context, KIND, spec, settings, final=final, baseline=baseline, training=training, source_data=source_data,
             trained_generator=trained_generator, selected=refined.rows, n_pool=problem.n_pool, out=out,
-            figures=figures, stop_reason=refined.stop_reason,
+            figures=figures, stop_reason=refined.stop_reason, privacy=privacy,
         )
+        if privacy is not None:
+            metadata["differential_privacy"] = dg.MetadataValue.json(privacy)
+            figures.update({f"dp_{k}": float(privacy[k]) for k in ("epsilon", "delta", "selection_epsilon",
+                                                                     "selection_rho", "selection_sigma")
+                            if privacy[k] is not None})
         recorded = stage.record(figures)
     return dg.MaterializeResult(value={**value, "rows": str(out / "rows.npy")}, metadata={**recorded, **metadata},
                                 check_results=checks)
+
+
+def privacy_statement(spec, problem: SelectionProblem, trained_generator: dict) -> dict | None:
+    """The composed guarantee of a DP run (None without ``privacy:``): the generator's (ε, δ) as the
+    engine reported it (unknown for a given pool: then only selection's part is stated) plus selection's."""
+    budget = spec.privacy_budget
+    if budget is None or problem.noisy is None:
+        return None
+    from synth_core.dp import PrivacyStatement
+
+    gen = trained_generator.get("privacy") or {}
+    statement = PrivacyStatement(problem.noisy.rho, budget.selection_delta, problem.noisy.sigma,
+                                 gen.get("generator_epsilon"), gen.get("generator_delta"))
+    return {**statement.to_dict(), "budget": budget.to_dict(), "privacy_guard": "off",
+            "covers": "the published table's dependence on any one training record" if statement.covers_generator
+            else "selection only: the pool's generator is not known to be DP"}
 
 
 quality_report = quality_report_asset(

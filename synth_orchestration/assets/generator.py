@@ -1,7 +1,9 @@
 """``<kind>/trained_generator``: a MOSTLY AI generator trained on the training part, or reused.
 
 A generator is stored under a content key of the training data's version and the training
-settings, so an unchanged dataset reuses it. A dataset that names its own pool (``pool:`` in
+settings, so an unchanged dataset reuses it. A dataset with ``privacy:`` trains with the engine's
+differential privacy (DP-SGD) on the generator's part of the budget and records the ε the engine
+reported. A dataset that names its own pool (``pool:`` in
 datasets.yaml) trains nothing: the asset then records which pool stands in for the generator.
 """
 
@@ -40,14 +42,20 @@ def given_pool(spec) -> dict:
     if not path.exists():
         raise InputError(f"dataset {spec.name!r}: pool {path} not found")
     digest = file_digest(path)[:16]
-    return {"generator_id": f"pool:{digest}", "path": None, "training_s": 0.0, "epochs": None, "device": None,
-            "reused": True, "settings": {"pool": str(path)}, "identity": f"pool-{digest}", "pool": str(path)}
+    result = {"generator_id": f"pool:{digest}", "path": None, "training_s": 0.0, "epochs": None, "device": None,
+              "reused": True, "settings": {"pool": str(path)}, "identity": f"pool-{digest}", "pool": str(path)}
+    if spec.privacy is not None:  # a given pool's generator is unknown: only selection's part is stated
+        result["privacy"] = {"budget": spec.privacy, "generator_epsilon": None, "generator_delta": None}
+    return result
 
 
 def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_data: dict, settings: dict) -> dict:
     """Train, or reuse the stored generator when data version and training settings are unchanged."""
     from synth_core.generate import GeneratorHandle, TrainingSettings, train_flat, train_sequential
+    from synth_core.generate._generator import DPTraining
 
+    budget = spec.privacy_budget
+    dp = DPTraining(max_epsilon=budget.generator_epsilon, delta=budget.generator_delta) if budget else None
     identity = {
         "data": source_data["training_digest"],
         "settings": settings,
@@ -56,6 +64,8 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
         "context_columns": list(spec.context_columns),
         "code_version": GENERATOR_CODE_VERSION,
     }
+    if dp is not None:  # only then: the keys of generators without privacy stay as they were
+        identity["privacy"] = budget.to_dict()
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
     gen_dir = artifacts.generators_dir(kind, spec.name) / key
     reused = (gen_dir / "generator.json").is_file()
@@ -82,7 +92,7 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
 
         try:
             if kind == "flat":
-                handle = train_flat(training, scratch, ts, name=f"{spec.name}-{key}", progress=progress)
+                handle = train_flat(training, scratch, ts, name=f"{spec.name}-{key}", progress=progress, dp=dp)
             else:
                 handle = train_sequential(
                     training, spec.group_key, scratch, ts, context_columns=list(spec.context_columns),
@@ -94,7 +104,7 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
             shutil.rmtree(scratch, ignore_errors=True)
         context.log.info(f"trained in {handle.training_seconds:.1f} s")
     handle = GeneratorHandle.load(gen_dir)
-    return {
+    result = {
         "generator_id": handle.generator_id,
         "path": str(gen_dir),
         "training_s": float(handle.training_seconds),
@@ -104,6 +114,10 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
         "settings": settings,
         "identity": key,
     }
+    if dp is not None:
+        result["privacy"] = {"budget": budget.to_dict(), "generator_epsilon": handle.dp_epsilon,
+                             "generator_delta": handle.dp_delta, "training": handle.dp}
+    return result
 
 
 def _materialize(context: dg.AssetExecutionContext, config, source_data: dict, artifacts: ArtifactStore,
@@ -126,6 +140,10 @@ def _materialize(context: dg.AssetExecutionContext, config, source_data: dict, a
         "epochs": dg.MetadataValue.float(float(result.get("epochs") or 0.0)),
         "settings": dg.MetadataValue.json(result["settings"]),
     }
+    if result.get("privacy") is not None:
+        metadata["privacy"] = dg.MetadataValue.json(result["privacy"])
+        if result["privacy"]["generator_epsilon"] is not None:
+            metadata["dp_generator_epsilon"] = dg.MetadataValue.float(float(result["privacy"]["generator_epsilon"]))
     if result["path"]:
         metadata["artifact_dir"] = dg.MetadataValue.path(result["path"])
     else:

@@ -6,6 +6,12 @@ disk are skipped so a re-run resumes), then assemble. A dataset that brings its 
 (``pool:`` in datasets.yaml, a table or a folder of shards from any generator) has one step
 instead, which checks the pool against training (columns, types, converted where no value is
 lost) and stores it as a shard keyed by its content.
+
+Adaptive pools (``adaptive_pool``, :class:`synth_core.generate._pool.AdaptivePool`): the parallel
+steps make the ``min_pool_factor`` part, then the assembling step adds shards one at a time until one
+more shard no longer improves the selection's proxy objective by ``pool_tolerance`` (or
+``pool_factor`` is reached); the curve (pool size → proxy objective) is in the metadata, as a table
+and a plot, and in ``adaptive.json`` beside the shards.
 """
 
 import hashlib
@@ -42,12 +48,27 @@ def _log_progress(context, what: str):
     return report
 
 
-def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_total: int, settings: dict) -> dict:
-    """Where the pool goes and how it is cut; the folder is keyed by generator and settings so a re-run resumes."""
+def _adaptive(settings: dict):
+    """The run's :class:`AdaptivePool` (``pool_factor`` is its maximum), None for a fixed pool."""
+    from synth_core.generate import AdaptivePool
+
+    if not settings.get("adaptive_pool"):
+        return None
+    return AdaptivePool(enabled=True, min_factor=float(settings["min_pool_factor"]),
+                        max_factor=float(settings["pool_factor"]), step_factor=float(settings["pool_step_factor"]),
+                        tolerance=float(settings["pool_tolerance"]))
+
+
+def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_total: int, settings: dict,
+          adaptive=None) -> dict:
+    """Where the pool goes and how it is cut; the folder is keyed by generator and settings so a re-run resumes.
+    An adaptive pool's folder is keyed by its settings too: it then holds exactly the shards its rule kept."""
     from synth_core.generate import shard_sizes
 
     params = {"n": n_total, "shard": int(settings["shard_size"]), "seed": int(settings["seed"]),
               "t": float(settings["temperature"])}
+    if adaptive is not None:
+        params["adaptive"] = adaptive.to_dict()
     tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     pool_dir = artifacts.pools_dir(kind, spec.name) / f"{trained_generator['identity']}-{tag}"
     return {"dir": str(pool_dir), "generator": trained_generator["path"], "n_total": n_total,
@@ -66,6 +87,60 @@ def _generate(context, plan: dict, only=None):
         )
     finally:
         handle.close()
+
+
+def _grow(context, plan: dict, source_data: dict):
+    """Complete an adaptive pool: its first shards exist (the parallel steps); add shards while they pay."""
+    from synth_core.generate import AdaptivePool, GeneratorHandle, grow_pool
+
+    settings = AdaptivePool(**plan["adaptive"])
+    training = read_source(source_data, "training")
+    handle = GeneratorHandle.load(plan["generator"])
+    try:
+        return grow_pool(handle, training, plan["n_target"], plan["dir"], settings, shard_size=plan["shard_size"],
+                         seed=plan["seed"], temperature=plan["temperature"], progress=_log_progress(context, "pool"))
+    finally:
+        handle.close()
+
+
+def _curve_png(result) -> str:
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=90)
+    ax.plot([p.factor for p in result.curve], [p.objective for p in result.curve], marker="o")
+    ax.set_xlabel("pool size / target")
+    ax.set_ylabel("proxy objective")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def curve_metadata(result, unit: str) -> dict:
+    """An adaptive pool's curve as asset metadata: a markdown table and plot, the size reached and why."""
+    lines = [f"| shards | {unit} | × target | proxy objective | gain | proxy s |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    prev = None
+    for p in result.curve:
+        gain = "" if prev is None else f"{(prev - p.objective) / prev:+.2%}"
+        lines.append(f"| {p.shards} | {p.units:,} | {p.factor:g} | {p.objective:.6f} | {gain} | {p.proxy_s:.1f} |")
+        prev = p.objective
+    text = "\n".join(lines) + f"\n\nstopped by: {result.stop_reason}\n\n"
+    text += f"![proxy objective vs pool size](data:image/png;base64,{_curve_png(result)})"
+    return {
+        "pool_curve": dg.MetadataValue.md(text),
+        "pool_factor_reached": dg.MetadataValue.float(float(result.curve[-1].factor)),
+        "pool_stop_reason": dg.MetadataValue.text(result.stop_reason),
+        "pool_proxy_s": dg.MetadataValue.float(float(result.proxy_s)),
+    }
 
 
 def import_given_pool(plan: dict) -> dict:
@@ -136,10 +211,23 @@ def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Ca
             if n_total < target:
                 raise InputError(f"pool_factor {settings['pool_factor']} gives a pool of {n_total:,} {unit}, "
                                  f"smaller than the target size {target:,}")
-            plan = _plan(artifacts, kind, spec, trained_generator, n_total, settings)
+            adaptive, first = _adaptive(settings), None
+            if adaptive is not None:
+                from synth_core.generate import adaptive_plan
+
+                cut = adaptive_plan(target, adaptive, int(settings["shard_size"]))
+                n_total, first = cut.n_max, cut.min_shards
+                settings = {**settings, "shard_size": cut.shard_size}
+            plan = _plan(artifacts, kind, spec, trained_generator, n_total, settings, adaptive)
+            if adaptive is not None:
+                plan.update(adaptive=adaptive.to_dict(), n_target=target)
             _generate(context, plan, only=[])  # writes the pool's manifest, or refuses a mismatching folder
-        context.log.info(f"pool of {n_total:,} {unit} in {plan['n_shards']} shards under {plan['dir']}")
-        for k in range(plan["n_shards"]):
+        if first is None:
+            context.log.info(f"pool of {n_total:,} {unit} in {plan['n_shards']} shards under {plan['dir']}")
+        else:
+            context.log.info(f"adaptive pool: {first} of at most {plan['n_shards']} shards of {plan['shard_size']:,} "
+                             f"{unit} first, then one at a time while they pay, under {plan['dir']}")
+        for k in range(plan["n_shards"] if first is None else first):
             yield dg.DynamicOutput({**plan, "k": k, "settings": settings}, mapping_key=f"shard_{k:05d}")
 
     @dg.op(name=f"{kind}_pool_shard", tags=step_tags(POOL_ASSET))
@@ -164,13 +252,22 @@ def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Ca
         with user_errors(cleanup=out):
             if "given" in plan:
                 pool = import_given_pool(plan)
+            elif "adaptive" in plan:
+                grown = _grow(context, plan, source_data)
+                pool = _pool_value(grown.pool)
+                # the parallel steps' time plus this step's (which found their shards on disk)
+                pool["elapsed_s"] = float(sum(s["elapsed_s"] for s in shards)) + grown.pool.elapsed_s
+                pool["shards_skipped"] = int(sum(s["reused"] for s in shards)) + grown.pool.shards_skipped - len(shards)
+                curve = curve_metadata(grown, unit)
+                context.log.info(f"adaptive pool: {grown.pool.n_total:,} {unit} "
+                                 f"({grown.curve[-1].factor:g} × target), stopped by {grown.stop_reason}")
             else:
                 pool = _pool_value(_generate(context, plan))  # every shard exists: this only lists them
                 pool["elapsed_s"] = float(sum(s["elapsed_s"] for s in shards))
                 pool["shards_skipped"] = int(sum(s["reused"] for s in shards))
             value, figures, metadata = assemble(context, spec, plan["settings"], source_data, pool, stage, out)
         context.add_output_metadata({
-            **figures, **metadata,
+            **figures, **metadata, **(curve if "adaptive" in plan else {}),
             "shards": dg.MetadataValue.int(len(pool["shards"])),
             "shards_reused": dg.MetadataValue.int(pool["shards_skipped"]),
             "generation_s": dg.MetadataValue.float(pool["elapsed_s"]),

@@ -1,5 +1,6 @@
 """``<kind>/quality_report``: the run's stage table, the output beside a random pool sample, privacy and
-what the guard left out; publishes the gated output."""
+what the guard left out; publishes the gated output with its HTML quality report
+(:mod:`synth_core.report`) beside it."""
 
 import base64
 import io
@@ -12,6 +13,8 @@ import pandas as pd
 
 from synth_core.io import atomic_path
 from synth_core.ops import FINAL_ASSET, REPORT_ASSET, STAGES, asset_name
+from synth_core.report import build_report, dec, num, pct, write_report
+from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import Stage, spec_for, user_errors, write_json
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
@@ -70,8 +73,10 @@ def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: di
                  "membership_attack", "dcr_training", "dcr_holdout"]
     priv_keys = [k for k in priv_keys if fin["privacy"].get(k) is not None]
 
-    def shown(value):  # intervals as "low–high", so that the table stays one value per cell
-        return "–".join(f"{v:.5f}" for v in value) if isinstance(value, list) else value
+    def shown(value):  # readable: shares as percentages, the rest rounded; intervals as "low – high"
+        if isinstance(value, list):
+            return " – ".join(shown(v) for v in value)
+        return value if isinstance(value, str) or value is None else dec(value, 4)
 
     priv = pd.DataFrame({
         "metric": priv_keys,
@@ -80,22 +85,34 @@ def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: di
     })
     md = [
         f"### {kind}/{dataset}: accuracy by stage (against training)",
-        table.to_markdown(index=False, floatfmt=".5f"),
+        _readable(table).to_markdown(index=False),
         "",
         f"![accuracy by stage](data:image/png;base64,{_plot_png(table)})",
         "",
         "### Against training ∪ holdout (mostlyai-qa definitions)",
-        side.to_markdown(index=False, floatfmt=".5f"),
+        _readable(side).to_markdown(index=False),
         "",
         "### Privacy",
-        priv.to_markdown(index=False, floatfmt=".5f"),
+        priv.to_markdown(index=False),
     ]
     guard = guard_table(store, run_id, dataset, kind)
     if len(guard):
-        md += ["", "### What selection left out (privacy guard)", guard.to_markdown(index=False, floatfmt=".4g")]
+        md += ["", "### What selection left out (privacy guard)",
+               guard.assign(value=[num(v, 4) for v in guard["value"]]).to_markdown(index=False)]
     payload = {"stages": table.to_dict("records"), "evaluation": side.to_dict("records"), "privacy": priv.to_dict("records"),
                "guard": guard.to_dict("records")}
     return "\n".join(md), payload
+
+
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy shares as percentages (2 decimals) and seconds with one decimal, for the UI."""
+    out = frame.copy()
+    for col in out.columns:
+        if col == "elapsed_s":
+            out[col] = [f"{v:.1f} s" if pd.notna(v) else "–" for v in out[col]]
+        elif col not in ("stage", "metric"):
+            out[col] = [pct(v) for v in out[col]]
+    return out
 
 
 GUARD_FIGURES = ("pool_replicas_seen", "pool_replicas_removed", "near_copies_avoided", "near_copy_threshold",
@@ -111,39 +128,73 @@ def guard_table(store, run_id: str, dataset: str, kind: str) -> pd.DataFrame:
                          "value": [values[k] for k in GUARD_FIGURES if k in values]})
 
 
-def publish(artifacts: ArtifactStore, kind: str, dataset: str, refined_output: dict, evaluation: dict, table: dict) -> dict:
-    """Copy the gated output into ``published/`` (file by file, each replaced atomically)."""
+def publish(artifacts: ArtifactStore, kind: str, dataset: str, refined_output: dict, evaluation: dict, table: dict,
+            report_html: Path | None = None) -> dict:
+    """Copy the gated output (and its HTML report) into ``published/`` (file by file, each replaced atomically)."""
     dest = artifacts.published_dir(kind, dataset)
-    for key in ("parquet", "csv", "manifest"):
-        src = Path(refined_output[key])
+    sources = [Path(refined_output[key]) for key in ("parquet", "csv", "manifest")]
+    for src in sources + ([report_html] if report_html is not None else []):
         with atomic_path(dest / src.name) as tmp:
             shutil.copyfile(src, tmp)
     write_json(dest / "report.json", {"evaluation": evaluation, "table": table})
-    return {"dir": str(dest), "parquet": str(dest / "output.parquet"), "csv": str(dest / "output.csv")}
+    out = {"dir": str(dest), "parquet": str(dest / "output.parquet"), "csv": str(dest / "output.csv")}
+    if report_html is not None:
+        out["report"] = str(dest / report_html.name)
+    return out
 
 
-def _materialize(context: dg.AssetExecutionContext, refined_output: dict, artifacts: ArtifactStore,
+TREND_RUNS = 10  # runs shown in the report's trend
+
+
+def html_report(store, run_id: str, dataset: str, kind: str, refined_output: dict, source_data: dict,
+                out: Path) -> tuple[Path, dict[str, str]]:
+    """Evaluate the output once more with the pictures' data kept (same seed and gate as the checks:
+    the same figures) and write ``report.html`` into ``out``; returns its path and key pictures."""
+    from synth_core.metrics import GateSettings, evaluate
+
+    manifest = json.loads(Path(refined_output["manifest"]).read_text())
+    gate = GateSettings.from_mapping(manifest["config"]["gate"])
+    training, holdout = read_source(source_data, "training"), read_source(source_data, "holdout")
+    final = pd.read_parquet(refined_output["parquet"])
+    ev = evaluate(training, final, holdout, group_key=manifest.get("group_key"), seed=gate.eval_seed, gate=gate,
+                  details=True)
+    trend = store.history(dataset, ["eval_overall", "eval_random_overall"], asset=asset_name(kind, FINAL_ASSET))
+    guard = guard_table(store, run_id, dataset, kind)
+    report = build_report(ev, title=f"{kind}/{dataset}: quality report of run {run_id[:8]}",
+                          stages=stage_table(store, run_id, dataset, kind), trend=trend.tail(TREND_RUNS),
+                          selection=dict(zip(guard["figure"], guard["value"])))
+    return write_report(out / "report.html", report), report.key_figures
+
+
+def _materialize(context: dg.AssetExecutionContext, refined_output: dict, source_data: dict, artifacts: ArtifactStore,
                  metrics: MetricStoreResource, kind: str) -> dg.MaterializeResult:
-    """Stage table, random sample vs output, privacy; publishes the gated output."""
+    """Stage table, random sample vs output, privacy, the HTML report; publishes the gated output."""
     spec = spec_for(context, kind)
     stage = Stage(context, metrics, spec.name)
+    out = artifacts.run_dir(kind, spec.name, context.run.run_id, REPORT_ASSET)
     with user_errors():
         evaluation = json.loads(Path(refined_output["evaluation"]).read_text())
         markdown, table = quality_markdown(metrics.store(), context.run.run_id, spec.name, kind, evaluation)
-        published = publish(artifacts, kind, spec.name, refined_output, evaluation, table)
+        page, pictures = html_report(metrics.store(), context.run.run_id, spec.name, kind, refined_output,
+                                     source_data, out)
+        published = publish(artifacts, kind, spec.name, refined_output, evaluation, table, page)
         figures = stage.record({"published": 1.0})
+    shown = "\n\n".join(f"**{name}**\n\n![{name}](data:image/png;base64,{png})" for name, png in pictures.items())
     return dg.MaterializeResult(
-        value={"published": published, "table": table},
+        value={"published": published, "table": table, "report_html": str(page)},
         metadata={**figures, "report": dg.MetadataValue.md(markdown),
+                  "pictures": dg.MetadataValue.md(shown),
+                  "report_html": dg.MetadataValue.path(published["report"]),
+                  "report_link": dg.MetadataValue.url(Path(published["report"]).resolve().as_uri()),
                   "published": dg.MetadataValue.path(published["dir"])},
     )
 
 
 def quality_report_asset(kind: str, common: dict, description: str) -> dg.AssetsDefinition:
-    @dg.asset(name=REPORT_ASSET, **common, code_version="1", kinds={"duckdb"},
+    @dg.asset(name=REPORT_ASSET, **common, code_version="2", kinds={"duckdb"},
               op_tags=step_tags(REPORT_ASSET), description=description)
-    def quality_report(context: dg.AssetExecutionContext, refined_output: dict, artifacts: ArtifactStore,
-                       metrics: MetricStoreResource):
-        return _materialize(context, refined_output, artifacts, metrics, kind)
+    def quality_report(context: dg.AssetExecutionContext, refined_output: dict, source_data: dict,
+                       artifacts: ArtifactStore, metrics: MetricStoreResource):
+        return _materialize(context, refined_output, source_data, artifacts, metrics, kind)
 
     return quality_report

@@ -2,9 +2,12 @@
 
 Checks, data-driven from ``synth_orchestration.definitions.defs`` (so a graph added later is covered):
 every asset key is listed in the catalog, every asset appears in the global lineage, and one asset's
-page shows its definition (description, upstream assets, job, sensor, checks). ``flat/source_data``
-of ``tiny_flat`` is materialised first (cheap: it only reads the CSV), and its page must show the
-metadata that materialisation recorded. Screenshots go to ``.synth/test-artifacts/ui-*.png``.
+page shows its definition (description, upstream assets, job, sensor, checks). The whole flat graph
+of ``own_pool_flat`` (a pool of its own: no generator to train) is materialised first, so that
+``flat/source_data``'s page shows the metadata its materialisation recorded, ``flat/refined_output`` shows its three checks
+evaluated, each graph's lineage shows its edges, and the published ``report.html`` (the quality report)
+opens in the browser with its sections and pictures and no console error. Screenshots go to
+``.synth/test-artifacts/ui-*.png``.
 
 Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian packages ``chromium`` and
 ``chromium-driver``; .ci/run installs them) and the ``selenium`` package: without them the test
@@ -34,7 +37,10 @@ STARTUP_TIMEOUT_S = 120
 PAGE_TIMEOUT_S = 60
 SHOWCASE = "flat/source_data"  # the asset materialised for the metadata check (cheap)
 DETAIL = "flat/refined_output"  # the asset whose definition page is checked
-PARTITION = "tiny_flat"
+PARTITION = "own_pool_flat"  # a pool of its own: the whole graph without training a generator
+CHECKS = ("accuracy_floor", "integrity", "privacy_gate")
+REPORT_SECTIONS = ("Headline", "Accuracy by stage", "Every column (worst first)", "Worst pairs and associations",
+                   "Privacy")
 LOCATION = "synth_orchestration.definitions"  # workspace.yaml's python_module
 
 pytestmark = pytest.mark.timeout(600) if importlib.util.find_spec("pytest_timeout") else []
@@ -67,21 +73,25 @@ def _answers(url: str) -> bool:
 
 
 def _materialise_showcase(home: Path, state: Path) -> dict[str, str]:
-    """Materialise flat/source_data of tiny_flat into the webserver's instance; its metadata, as text."""
+    """Materialise the flat graph of PARTITION into the webserver's instance; source_data's metadata, as
+    text, plus the published quality report's path under ``"_report_html"``."""
     from synth_orchestration.assets import flat
     from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         result = dg.materialize(
-            flat.ASSETS, selection=[flat.source_data], partition_key=PARTITION, instance=instance,
+            flat.ASSETS, partition_key=PARTITION, instance=instance,
             resources={"artifacts": ArtifactStore(artifact_root=str(state / "artifacts")),
                        "metrics": MetricStoreResource(database=str(state / "metrics.duckdb"))},
         )
         assert result.success
-        [event] = result.get_asset_materialization_events()
-        return {k: v.text if isinstance(v, dg.TextMetadataValue) else str(getattr(v, "value", v))
-                for k, v in event.materialization.metadata.items()}
+        assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == dict.fromkeys(CHECKS, True)
+        [event] = [e for e in result.get_asset_materialization_events()
+                   if e.materialization.asset_key == dg.AssetKey(SHOWCASE.split("/"))]
+        metadata = {k: v.text if isinstance(v, dg.TextMetadataValue) else str(getattr(v, "value", v))
+                    for k, v in event.materialization.metadata.items()}
+        return {**metadata, "_report_html": result.output_for_node("flat__quality_report")["published"]["report"]}
     finally:
         instance.dispose()
 
@@ -132,6 +142,7 @@ def browser(webserver):
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--window-size=1600,1400"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for the report's check
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)  # no driver download
     driver.set_page_load_timeout(PAGE_TIMEOUT_S)
     try:
@@ -209,7 +220,17 @@ def test_lineage_shows_every_asset(webserver, browser, group):
     browser.set_window_size(1600, 1400)
     browser.get(f"{url}/locations/{LOCATION}/asset-groups/{group}/lineage")
     _wait_for(browser, lambda d: names <= set(_body(d).split()), f"{group} lineage nodes {sorted(names)}")
+    graph = _definitions().resolve_asset_graph()
+    edges = sum(len(graph.get(k).parent_keys) for k in _asset_keys() if k.path[0] == group)
+    _wait_for(browser, lambda d: _edge_count(d) >= edges, f"{group} lineage edges ({edges})")
     assert _screenshot(browser, f"lineage-{group}").stat().st_size > 10_000
+
+
+def _edge_count(driver) -> int:
+    """Edges drawn in the lineage graph: the paths directly in the graph's SVG container (one per
+    edge; the arrow-head marker and the icons live elsewhere)."""
+    return int(driver.execute_script(
+        "return document.querySelectorAll('svg[class*=\"svgContainer\"] > path').length;"))
 
 
 def test_asset_page_shows_the_definition_and_checks(webserver, browser):
@@ -234,8 +255,12 @@ def test_asset_page_shows_the_definition_and_checks(webserver, browser):
 
     browser.get(_asset_link(url, key) + "?view=checks")
     check_names = sorted(k.name for k in asset.check_keys)
-    assert check_names == ["accuracy_floor", "integrity", "privacy_gate"]
+    assert check_names == list(CHECKS)
     _wait_for(browser, lambda d: all(c in _body(d) for c in check_names), f"checks {check_names}")
+    # materialised with its checks: each one evaluated ("Succeeded" in the list), none "Not evaluated"
+    _wait_for(browser, lambda d: _body(d).count("Succeeded") >= len(check_names) and "not evaluated" not in _body(d).lower(),
+              "the three checks evaluated")
+    assert "Passed" in _body(browser)  # the selected check's latest evaluation
     _screenshot(browser, "asset-checks")
 
 
@@ -251,3 +276,49 @@ def test_materialised_asset_shows_its_metadata(webserver, browser):
     assert metadata["target_size"] in text  # the value, as recorded
     _screenshot(browser, "asset-metadata")
 
+
+
+def test_quality_report_page_shows_its_pictures(webserver, browser):
+    """quality_report's metadata links the HTML report and shows its key pictures inline."""
+    url, _ = webserver
+    browser.set_window_size(1600, 1400)
+    browser.get(_asset_link(url, dg.AssetKey(["flat", "quality_report"])))
+    _wait_for(browser, lambda d: all(label in _body(d) for label in ("report_html", "report_link", "pictures")),
+              "the report's metadata")
+
+    def pictures(driver) -> int:
+        return int(driver.execute_script(
+            "return Array.from(document.images).filter(i => i.src.startsWith('data:image/png') && i.naturalWidth > 0).length;"))
+
+    if pictures(browser) < 3:  # markdown metadata opens from its row ("Show Markdown")
+        from selenium.webdriver.common.by import By
+
+        row = browser.find_element(By.XPATH, "//tr[td[normalize-space(.)='pictures']]")
+        row.find_element(By.XPATH, ".//*[normalize-space(text())='[Show Markdown]']").click()
+    _wait_for(browser, lambda d: pictures(d) >= 3, "the report's key pictures")
+    assert _screenshot(browser, "quality-report-metadata").stat().st_size > 10_000
+
+
+def test_quality_report_opens_with_sections_and_pictures(webserver, browser):
+    """The published report.html of the materialised run, opened from disk: sections and every
+    picture shown, nothing loaded from elsewhere, no console error."""
+    from selenium.webdriver.common.by import By
+
+    _, metadata = webserver
+    report = Path(metadata["_report_html"])
+    assert report.is_file()
+    browser.set_window_size(1400, 1400)
+    browser.get_log("browser")  # start from an empty console
+    browser.get(report.resolve().as_uri())
+    _wait_for(browser, lambda d: all(h in _body(d) for h in REPORT_SECTIONS), f"report sections {REPORT_SECTIONS}")
+    images = browser.find_elements(By.TAG_NAME, "img")
+    assert len(images) >= 5
+    loaded = browser.execute_script(
+        "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0 && i.src.startsWith('data:image/png'));")
+    assert all(loaded), f"{loaded.count(False)} of {len(loaded)} pictures did not load"
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(r => r.name);")
+    assert resources == []  # nothing fetched: pictures are inline, there is no script or stylesheet link
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    assert "refined" in _body(browser)  # the stage table of the pipeline run
+    assert _screenshot(browser, "report").stat().st_size > 10_000

@@ -6,12 +6,16 @@ assets; its stages are ``_ipf`` (fit and integerise weights), ``_trim`` (greedy 
 """
 
 from synth_core.select.flat._pipeline import (
+    DP_TOP_TRIPLES,
+    DPSettings,
     SelectionProblem,
     SelectionSettings,
     conform_to,
+    dp_targets,
     ipf_sweeps,
     output_table,
     prepare,
+    prepare_dp,
     random_subset,
     refine_plan,
     run_selection,
@@ -24,12 +28,16 @@ from synth_core.select.flat._pipeline import (
 )
 
 __all__ = [
+    "DP_TOP_TRIPLES",
+    "DPSettings",
     "SelectionProblem",
     "SelectionSettings",
     "conform_to",
+    "dp_targets",
     "ipf_sweeps",
     "output_table",
     "prepare",
+    "prepare_dp",
     "random_subset",
     "refine_plan",
     "run_selection",

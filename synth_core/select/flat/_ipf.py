@@ -112,6 +112,19 @@ def _target_tables(train_codes, first, second, stride, n_cells, train_weights):
     return out, offsets
 
 
+def _raked_targets(raker: _Raker, train, tw, target_tables) -> tuple[np.ndarray, np.ndarray]:
+    """The pair tables IPF rakes to and their offsets: counted from ``train`` (weighted by
+    ``tw``), or given as ``target_tables`` (differential-privacy mode: noisy counts), checked
+    against the raked tables' cells."""
+    if train is not None:
+        return _target_tables(train, raker.first, raker.second, raker.stride, raker.tcells, tw)
+    toffs = np.concatenate([[0], np.cumsum(raker.tcells)]).astype(np.int64)
+    targets = np.asarray(target_tables, dtype=np.float64)
+    if targets.shape != (int(toffs[-1]),):
+        raise InputError(f"target_tables has shape {targets.shape}, the raked tables have {int(toffs[-1])} cells")
+    return targets, toffs
+
+
 def fit_weights(
     pool_codes: np.ndarray,
     train_codes: np.ndarray,
@@ -124,6 +137,7 @@ def fit_weights(
     tol: float = 1e-3,
     max_sweeps: int = 20,
     score: Callable[[np.ndarray], float] | None = None,
+    target_tables: np.ndarray | None = None,
 ) -> IPFResult:
     """Fit one weight per pool row so that the pool's weighted pair tables match the
     training pair tables (raking over ``pairs``, see the module docstring).
@@ -136,25 +150,28 @@ def fit_weights(
     sweep; when the last sweep scores worse than the start, the best-scoring sweep's weights
     are returned instead (the later sweep on ties), so the fit never returns weights that
     score worse than its start.
+    ``target_tables``: the raked tables' target proportions, concatenated in sweep order, instead
+    of ``train_codes``' (which is then ``None``): differentially private selection passes its
+    noisy tables here and never training rows.
     """
     nb = _as_n_bins(n_bins)
     pool = check_codes(pool_codes, nb, "pool_codes")
-    train = check_codes(train_codes, nb, "train_codes")
+    train = check_codes(train_codes, nb, "train_codes") if target_tables is None else None
     n_pool = pool.shape[0]
     if n_pool == 0:
         raise InputError("pool_codes has no rows")
-    if train.shape[0] == 0:
+    if train is not None and train.shape[0] == 0:
         raise InputError("train_codes has no rows")
     pairs = _normalise_tuples(pairs, 2, nb.shape[0], "pairs")
     if max_sweeps < 1:
         raise InputError(f"max_sweeps must be >= 1, got {max_sweeps}")
-    tw = check_row_weights(train_weights, train.shape[0], "train_weights")
+    tw = check_row_weights(train_weights, train.shape[0], "train_weights") if train is not None else None
     total = float(n_pool if total is None else total)
     if not total > 0:
         raise InputError(f"total must be positive, got {total}")
 
     raker = _Raker.start(pool, nb, pairs, _initial_weights(init_weights, n_pool, total))
-    targets, toffs = _target_tables(train, raker.first, raker.second, raker.stride, raker.tcells, tw)
+    targets, toffs = _raked_targets(raker, train, tw, target_tables)
     K = raker.first.shape[0]
     errors, changes, scores = [], [], []
     best_w, best_sweep = None, 0

@@ -25,6 +25,14 @@ columns) finish in minutes on 2 cores:
   ``REFINE_DIRECTED`` lookups, and at most ``refine_budget`` lookups of scoring passes in all.
 
 Long loops log progress (rate, ETA) at most every 5 s through ``logging``.
+
+Differentially private mode (:func:`prepare_dp`, ``run_selection(..., dp=DPSettings(...))``): the
+binning and the ranked pairs come from the pool (post-processing of a DP generator's output) and
+training enters through :func:`dp_targets` alone, which releases the feature set's count tables with
+Gaussian noise (:mod:`synth_core.dp`). The problem then holds a :class:`~synth_core.dp.NoisyTargets` and
+no training codes, so IPF, trimming and refinement can only see the noisy tables. The privacy guard
+is off in this mode: it reads training rows (replicas, distances) and its decisions would depend on
+single records outside the accounted budget. Copies are still reported by the evaluation.
 """
 
 from __future__ import annotations
@@ -40,12 +48,13 @@ import numpy as np
 import pandas as pd
 
 from synth_core.conform import conform_table
+from synth_core.dp import NoisyTargets, gaussian_release, noise_rng
 from synth_core.errors import InputError
 from synth_core.metrics import Binner
 from synth_core.select._features import FeatureSet, build_feature_set, with_guard
 from synth_core.select._guard import BALANCE_ROUNDS, BALANCE_WEIGHT, GuardSettings, PoolGuard, guard_off, guard_pool
 from synth_core.select._mi import default_pair_count, pairwise_mi, top_pairs, top_triples
-from synth_core.select._objective import objective, subset_counts, target_counts
+from synth_core.select._objective import cell_counts, objective, subset_counts, target_counts
 from synth_core.select.flat._ipf import fit_weights, integerise
 from synth_core.select.flat._refine import refine_swaps
 from synth_core.select.flat._trim import trim_to_size
@@ -61,6 +70,27 @@ TRIM_EXACT_LIMIT = 2e8  # features x rows to remove: exact greedy up to this, ba
 REFINE_DIRECTED = 2e9  # pool rows x features: a full exact scoring pass per round above this is too dear
 REFINE_ROUND_LOOKUPS = 1e9  # directed search: rows scored exactly per round = this / features
 REFINE_BUDGET = 2e10  # rows x features of all refinement scoring passes together (caps the rounds)
+# DP mode releases no triples by default: a noisy table costs the same budget whatever its cells, and
+# a triple's ~1,000 cells hold a few dozen training rows each on census, so noise of the size DP needs
+# (σ in the tens) would swamp them and spend budget the pair tables use better.
+DP_TOP_TRIPLES = 0
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """Differentially private selection: spend ``rho`` (zCDP) on the noisy count tables.
+
+    ``delta``: the δ at which ``rho`` is stated as (ε, δ) (reporting only). ``top_triples``: triples
+    released and fitted (pairs follow :attr:`SelectionSettings.top_pairs`). ``n_bins``: bins of the
+    pool-fitted binning. ``shrink``: targets shrunk towards the pool's tables by how much of their
+    difference the noise explains.
+    """
+
+    rho: float
+    delta: float
+    top_triples: int = DP_TOP_TRIPLES
+    n_bins: int = 10
+    shrink: bool = True  # shrink noisy tables towards the pool's (post-processing; measured in bench_dp.py)
 
 
 @dataclass(frozen=True)
@@ -124,7 +154,7 @@ class SelectionProblem:
     """Everything the stages share: binning fitted on training only, codes, target size."""
 
     binner: Binner
-    train_codes: np.ndarray
+    train_codes: np.ndarray | None  # None in DP mode: the stages then see ``noisy`` only
     pool_codes: np.ndarray
     n_target: int
     columns: list[str]
@@ -136,6 +166,11 @@ class SelectionProblem:
     guard: PoolGuard | None = None
     search: SearchSpace | None = None
     closeness_weight: float = GuardSettings().closeness_weight
+    noisy: NoisyTargets | None = None  # DP mode: the released noisy tables, all the stages know of training
+
+    @property
+    def dp(self) -> bool:
+        return self.noisy is not None
 
     @property
     def n_pool(self) -> int:
@@ -154,8 +189,18 @@ class SelectionProblem:
         arrays = {"train_codes": self.train_codes, "pool_codes": self.pool_codes, "pairs": self.pairs,
                   "pair_mi": self.pair_mi, "triples": self.triples}
         for name, array in arrays.items():
+            if array is None:  # DP mode: no training codes (and none left from an earlier run)
+                (folder / f"{name}.npy").unlink(missing_ok=True)
+                continue
             with atomic_path(folder / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
                 np.save(fh, array)
+        if self.noisy is None:
+            (folder / "noisy.npz").unlink(missing_ok=True)
+        else:
+            with atomic_path(folder / "noisy.npz") as tmp, open(tmp, "wb") as fh:
+                n = self.noisy
+                np.savez(fh, noisy=n.noisy, counts=n.counts, n=n.n, rho=n.rho, sigma=n.sigma, sensitivity=n.sensitivity,
+                         shrinkage=n.shrinkage if n.shrinkage is not None else np.zeros(0))
         with atomic_path(folder / "binner.pkl") as tmp:
             tmp.write_bytes(pickle.dumps(self.binner))
         (self.guard or guard_off(self.n_pool)).save(folder / "guard.npz")
@@ -171,9 +216,16 @@ class SelectionProblem:
 
         folder = Path(folder)
         meta = json.loads((folder / "problem.json").read_text())
+        binner = pickle.loads((folder / "binner.pkl").read_bytes())
+        noisy = None
+        if (folder / "noisy.npz").is_file():
+            with np.load(folder / "noisy.npz") as z:
+                fs = build_feature_set(binner.n_codes, np.load(folder / "pairs.npy"), np.load(folder / "triples.npy"))
+                noisy = NoisyTargets(fs, z["noisy"], z["counts"], float(z["n"]), float(z["rho"]), float(z["sigma"]),
+                                     float(z["sensitivity"]), z["shrinkage"] if z["shrinkage"].size else None)
         problem = cls(
-            binner=pickle.loads((folder / "binner.pkl").read_bytes()),
-            train_codes=np.load(folder / "train_codes.npy"),
+            binner=binner,
+            train_codes=None if noisy is not None else np.load(folder / "train_codes.npy"),
             pool_codes=np.load(folder / "pool_codes.npy"),
             n_target=int(meta["n_target"]),
             columns=list(meta["columns"]),
@@ -182,6 +234,7 @@ class SelectionProblem:
             triples=np.load(folder / "triples.npy"),
             guard=PoolGuard.load(folder / "guard.npz"),
             closeness_weight=float(meta["closeness_weight"]),
+            noisy=noisy,
         )
         return _with_objective(problem)
 
@@ -272,6 +325,11 @@ def stage_mi_pairs(problem: SelectionProblem, settings: SelectionSettings) -> Se
 
 def _with_objective(problem: SelectionProblem) -> SelectionProblem:
     """Features, targets and the search space from the problem's ranked pairs and triples."""
+    if problem.noisy is not None:  # DP: the released tables' features, targets from the noisy counts
+        problem.feature_set = problem.noisy.feature_set
+        problem.target = problem.noisy.target(problem.n_target)
+        problem.search = SearchSpace(problem.pool_codes, problem.feature_set, problem.target)
+        return problem
     problem.feature_set = build_feature_set(problem.binner.n_codes, problem.pairs, problem.triples)
     problem.target = target_counts(problem.train_codes, problem.feature_set, problem.n_target)
     problem.search = search_space(problem, problem.closeness_weight)
@@ -291,6 +349,63 @@ def prepare(training: pd.DataFrame, pool: pd.DataFrame, n_target: int,
     log.info("binning + guard + MI: %d pairs, %d triples, %.1f s", len(problem.pairs), len(problem.triples),
              time.perf_counter() - t)
     return problem
+
+
+def dp_targets(training: pd.DataFrame, binner: Binner, feature_set: FeatureSet, rho: float,
+               seed: int, prior: np.ndarray | None = None) -> NoisyTargets:
+    """The one place DP selection reads training: the count tables of ``feature_set`` under the
+    (pool-fitted) ``binner``, released by the Gaussian mechanism at ``rho``-zCDP.
+
+    Every training row adds 1 to one cell of each of the ``F`` tables, so the L2 sensitivity is
+    ``√F`` (:func:`synth_core.dp.gaussian_release`); the noise is drawn from ``seed``'s own stream.
+    ``prior``: the pool's counts of the same cells, towards which noisy tables are shrunk
+    (post-processing, see :meth:`synth_core.dp.NoisyTargets.from_release`).
+    """
+    counts = cell_counts(binner.transform(training[binner.names]), feature_set)
+    noisy, sigma, sensitivity = gaussian_release(counts, feature_set.n_features, rho, noise_rng(seed))
+    return NoisyTargets.from_release(feature_set, noisy, rho, sigma, sensitivity, prior=prior)
+
+
+def prepare_dp(training: pd.DataFrame, pool: pd.DataFrame, n_target: int | None, dp: DPSettings,
+               settings: SelectionSettings = SelectionSettings()) -> SelectionProblem:
+    """The DP problem: binning, MI pairs and triples fitted on the pool (post-processing of a DP
+    generator's output), the targets from :func:`dp_targets` and nothing else of training.
+
+    ``n_target`` None: the noisy tables' estimate of the training size (post-processing, no extra
+    budget). The privacy guard is off (see the module docstring).
+    """
+    columns = list(training.columns)  # the schema is public; the rows are not
+    check_pool(training.iloc[:0], pool, 1)
+    pool = pool[columns]
+    t = time.perf_counter()
+    binner = Binner(n_bins=dp.n_bins).fit(pool)
+    pool_codes = encode(binner, pool)
+    n_bins = binner.n_codes
+    mi = pairwise_mi(pool_codes, n_bins)
+    k = settings.top_pairs if settings.top_pairs is not None else default_pair_count(len(columns))
+    ranking = top_pairs(pool_codes, n_bins, k=k, mi_matrix=mi)
+    triples = top_triples(None, n_bins, k=dp.top_triples, mi_matrix=mi).triples
+    fs = build_feature_set(n_bins, ranking.pairs, triples)
+    prior = cell_counts(pool_codes, fs) if dp.shrink else None
+    noisy = dp_targets(training, binner, fs, dp.rho, settings.seed, prior=prior)
+    size = int(n_target) if n_target is not None else int(round(noisy.n))
+    check_pool(training.iloc[:0], pool, size)
+    problem = SelectionProblem(binner=binner, train_codes=None, pool_codes=pool_codes, n_target=size,
+                               columns=columns, pairs=ranking.pairs, pair_mi=ranking.mi, triples=triples,
+                               guard=guard_off(len(pool_codes)), noisy=noisy)
+    log.info("DP binning + MI on the pool + noisy tables (rho %.4g, sigma %.3g): %d pairs, %d triples, %.1f s",
+             noisy.rho, noisy.sigma, len(ranking.pairs), len(triples), time.perf_counter() - t)
+    return _with_objective(problem)
+
+
+def _dp_ipf_tables(problem: SelectionProblem) -> np.ndarray | None:
+    """IPF's target tables in DP mode (None otherwise): the noisy pair tables in the problem's pair
+    order, or the noisy margins when there are no pairs (see :func:`_ipf._raked_tables`)."""
+    if problem.noisy is None:
+        return None
+    d = len(problem.columns)
+    k = len(problem.pairs)
+    return problem.noisy.tables(np.arange(d, d + k) if k else np.arange(d))
 
 
 @dataclass
@@ -355,6 +470,7 @@ def stage_ipf(problem: SelectionProblem, settings: SelectionSettings) -> IPFOutc
         tol=settings.ipf_tol,
         max_sweeps=sweeps,
         score=lambda weights: problem.objective_of(draw(weights)),
+        target_tables=_dp_ipf_tables(problem),
     )
     rows = draw(fit.weights)
     if len(rows) < problem.n_target:
@@ -479,8 +595,13 @@ def run_selection(
     settings: SelectionSettings = SelectionSettings(),
     *,
     on_stage: Callable[[StageRecord], None] | None = None,
+    dp: DPSettings | None = None,
 ) -> tuple[SelectionProblem, list[StageRecord]]:
-    """All stages in one process (``synth select``); returns the problem and one record per stage."""
+    """All stages in one process (``synth select``); returns the problem and one record per stage.
+
+    ``dp``: differentially private selection (:func:`prepare_dp`); ``n_target`` may then be None
+    (the noisy size estimate).
+    """
     records: list[StageRecord] = []
 
     def record(stage: str, rows: np.ndarray, started: float, **details) -> None:
@@ -492,8 +613,9 @@ def run_selection(
         if on_stage is not None:
             on_stage(rec)
 
-    problem = prepare(training, pool, n_target, settings)
-    record("random", random_subset(problem.n_pool, n_target, settings.seed), time.perf_counter())
+    problem = prepare(training, pool, n_target, settings) if dp is None else prepare_dp(training, pool, n_target, dp,
+                                                                                         settings)
+    record("random", random_subset(problem.n_pool, problem.n_target, settings.seed), time.perf_counter())
     t = time.perf_counter()
     ipf = stage_ipf(problem, settings)
     record("ipf", ipf.rows, t, sweeps=ipf.sweeps, kept_sweep=ipf.kept_sweep, converged=ipf.converged,

@@ -45,6 +45,20 @@ gain (a shared cell's terms sum to ``2|x| - |x - 1| - |x + 1| <= 0``), so every 
 positive separable sum is a guaranteed improvement; the exact evaluation also finds the
 improving pairs the bound misses.
 
+Both cores: the scoring pass that starts a round runs on all numba threads (row blocks, each
+row's sum in feature order). The search itself is a sequence of lazy picks, each depending on
+the last; what can run in parallel is the recomputation of stale keys, which between two
+accepted swaps all read the same residuals. With ``speculate``, a pick that needs a
+recomputation computes in one parallel call the ``SPECULATION_BATCH`` stale entries with the
+best keys -- the ones the picks will recompute next, in that order -- and caches their gains for
+the current counts version (:func:`synth_core.select._heap.stale_top`,
+:func:`synth_core.select._kernels.gains_of`). A cached gain is the sum a recomputation would
+make, so the picks, the swaps and every counter are those of the one-at-a-time search, for any
+thread count. It is off by default: a parallel call is short (~64 gains, ~0.2 ms) and there are
+thousands per round; each must wake the sleeping worker threads (``OMP_WAIT_POLICY=PASSIVE``,
+see :mod:`synth_core.select._kernels`), and on 2 cores shared with other work that cost more
+than the calls saved (census refinement at load ~10: 377 s with it, 65 s without).
+
 Verification: ``callback(event)`` is called after every accepted swap with the
 incrementally maintained objective and the live counts/rows; ``verify=True`` recomputes the
 counts and the objective from scratch after every swap and raises ``RuntimeError`` on any
@@ -70,6 +84,9 @@ from synth_core.select.flat._trim import _unique_sorted_rows
 
 log = logging.getLogger(__name__)
 SEARCH_CHUNK = 512  # swaps per kernel call: lets the loop log progress (results do not depend on it)
+# gains the search recomputes ahead per parallel call (speculate; one gain is ~3 us on census, starting
+# a parallel call 5-30 us); results do not depend on it
+SPECULATION_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,7 @@ class RefineResult:
     n_evaluations: int  # exact swap-gain evaluations
     n_recomputations: int  # lazy recomputations of single-row gains
     stop_reason: str  # "no_improving_swap" | "max_swaps" | "max_rounds"
+    n_ahead: int = 0  # gains computed ahead in parallel calls (speculate; a superset of the recomputations they served)
 
 
 def refine_swaps(
@@ -119,6 +137,7 @@ def refine_swaps(
     eps: float = 1e-12,
     callback: Callable[[SwapEvent], None] | None = None,
     verify: bool = False,
+    speculate: bool = False,
 ) -> RefineResult:
     """Improve the subset ``rows`` (unique pool row indices or a mask) of the pool ``codes``
     by swaps that strictly decrease the objective.
@@ -136,6 +155,9 @@ def refine_swaps(
     hit under-filled cells of single columns come first) and scores only the best
     ``prefilter`` of them exactly (``None``: score every candidate).
     ``row_weights``: optional weight per pool row.
+    ``speculate``: compute the gains the search's lazy picks will need ahead, in parallel calls
+    on numba's threads (see the module notes: it pays only on otherwise idle cores). It changes
+    the time taken, never the result.
     """
     fs = feature_set
     codes = check_codes(codes, fs.n_bins)
@@ -153,7 +175,7 @@ def refine_swaps(
          "max_reevals": max_reevals, "candidate_sample": candidate_sample, "n_add": n_add, "prefilter": prefilter},
     )
     run = _FlatSearch.start(codes, subset_rows, pool_w, fs, np.ascontiguousarray(target, dtype=np.float64),
-                            (pairs_per_removal, max_fail, max_reevals, eps))
+                            (pairs_per_removal, max_fail, max_reevals, eps), speculate)
     book = SwapLog.start(count_error(run.counts, run.target, fs), float(run.target[fs.feature_slice(0)].sum()) or 1.0,
                         max_swaps, swaps_per_round)
     windows = _Windows.of(candidate_sample, n_pool, seed)
@@ -174,8 +196,12 @@ def refine_swaps(
         heaps = run.heaps(windows.next(), n_add, prefilter)
         accepted = run_round(book, partial(run.search, heaps, book), after, swaps_per_round=swaps_per_round,
                              max_swaps=max_swaps, step_mode=step_mode, chunk=SEARCH_CHUNK)
-        log.debug("refine round %d: %d swaps accepted, objective %.6g, %d recomputations and %d swap evaluations so far",
-                  n_rounds, accepted, book.objective, int(run.state[4] + run.state[5]), int(run.state[6]))
+        run.ahead += int(heaps.rem_spec[7][1] + heaps.add_spec[7][1])
+        log.debug("refine round %d: %d swaps accepted, objective %.6g, %d recomputations and %d swap evaluations so far"
+                  "; this round's parallel recomputation calls (removal, addition): %s gains in %s calls",
+                  n_rounds, accepted, book.objective, int(run.state[4] + run.state[5]), int(run.state[6]),
+                  (int(heaps.rem_spec[7][1]), int(heaps.add_spec[7][1])),
+                  (int(heaps.rem_spec[7][0]), int(heaps.add_spec[7][0])))
         if book.n_swaps >= max_swaps:
             stop_reason = "max_swaps"
             break
@@ -238,6 +264,8 @@ class _Heaps:
     add_hk: np.ndarray
     add_hi: np.ndarray
     add_ver: np.ndarray
+    rem_spec: tuple  # speculation caches of the heaps (kernels.speculation)
+    add_spec: tuple
 
 
 @dataclass
@@ -253,16 +281,18 @@ class _FlatSearch:
     in_subset: np.ndarray
     counts: np.ndarray
     options: tuple  # (pairs_per_removal, max_fail, max_reevals, eps) of the kernel
+    speculate: bool  # see refine_swaps
+    ahead: int = 0  # gains computed ahead (RefineResult.n_ahead)
     state: np.ndarray = field(default_factory=lambda: np.zeros(7, dtype=np.int64))  # see kernels.swap_search
     timings: dict = field(default_factory=lambda: {"gains_s": 0.0, "search_s": 0.0})
 
     @classmethod
-    def start(cls, codes, rows, pool_w, fs, target, options) -> _FlatSearch:
+    def start(cls, codes, rows, pool_w, fs, target, options, speculate) -> _FlatSearch:
         in_subset = np.zeros(codes.shape[0], dtype=np.uint8)
         in_subset[rows] = 1
         counts = np.zeros(fs.total_cells, dtype=np.float64)
         accumulate(np.ascontiguousarray(codes[rows]), fs, _take(pool_w, rows), counts)
-        return cls(codes, fs, target, pool_w, rows, in_subset, counts, options)
+        return cls(codes, fs, target, pool_w, rows, in_subset, counts, options, speculate)
 
     def heaps(self, cand, n_add, prefilter) -> _Heaps:
         """Fresh gains for a round: every subset row's removal gain, and the addition gains of
@@ -285,8 +315,10 @@ class _FlatSearch:
         add_hi = np.arange(add_rows.shape[0], dtype=np.int64)
         kernels.heapify(add_hk, add_hi, add_rows.shape[0])
         # keys from this pass are fresh at version 0
+        batch = SPECULATION_BATCH if self.speculate else 1
         heaps = _Heaps(resid, rem_hk, rem_hi, np.zeros(n_sub, dtype=np.int64), add_rows, add_hk, add_hi,
-                       np.zeros(add_rows.shape[0], dtype=np.int64))
+                       np.zeros(add_rows.shape[0], dtype=np.int64), kernels.speculation(n_sub, batch),
+                       kernels.speculation(add_rows.shape[0], batch))
         self.state[:4] = (n_sub, add_rows.shape[0], 0, 0)
         self.timings["gains_s"] += time.perf_counter() - started
         return heaps
@@ -316,6 +348,7 @@ class _FlatSearch:
             self.codes, self.in_subset, self.rows, self.pool_w, h.add_rows, h.rem_hk, h.rem_hi, h.rem_ver, h.add_hk,
             h.add_hi, h.add_ver, self.state, limit, pairs_per_removal, max_fail, max_reevals, eps,
             self.counts, h.resid, fs.weights, fs.cols, fs.strides, fs.offsets, book.buf_swaps, book.buf_gain,
+            h.rem_spec, h.add_spec,
         )
         self.timings["search_s"] += time.perf_counter() - started
         return accepted
@@ -334,6 +367,7 @@ class _FlatSearch:
             n_evaluations=int(self.state[6]),
             n_recomputations=int(self.state[4] + self.state[5]),
             stop_reason=stop_reason,
+            n_ahead=self.ahead,
         )
 
     def check_step(self, book: SwapLog, verify: bool, callback: Callable[[SwapEvent], None] | None) -> None:

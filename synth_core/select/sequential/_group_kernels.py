@@ -63,6 +63,9 @@ from synth_core.select._heap import (
 from synth_core.select._heap import (
     sift_down as _sift_down,
 )
+from synth_core.select._heap import (
+    stale_top as _stale_top,
+)
 
 BLOCK = 256  # groups per block of the parallel pass: one feature's cells stay in cache across them
 
@@ -269,28 +272,79 @@ def _refresh_x(g, data, spec, counts, target, x):
 
 
 @njit(cache=True)
-def apply_swap(a, b, data, spec, counts, target, x):
-    """Group ``a`` leaves, ``b`` enters: exact ``counts`` updated, then ``x`` recomputed on their cells."""
+def apply_swap(a, b, data, spec, counts, target, x, xs):
+    """Group ``a`` leaves, ``b`` enters: exact ``counts`` updated, then ``x`` and each of its copies
+    ``xs`` (rows) recomputed on their cells (the same expression: the copies keep ``x``'s bits)."""
     apply_group(a, -1.0, data, spec, counts)
     apply_group(b, 1.0, data, spec, counts)
     _refresh_x(a, data, spec, counts, target, x)
     _refresh_x(b, data, spec, counts, target, x)
+    for k in range(xs.shape[0]):
+        _refresh_x(a, data, spec, counts, target, xs[k])
+        _refresh_x(b, data, spec, counts, target, xs[k])
+
+
+@njit(parallel=True, cache=True)
+def gains_of(js, n, members, sign, data, spec, xs, cells, vals, old, out):
+    """``out[t]`` = :func:`single_gain` of group ``members[js[t]]`` for ``t < n``, in parallel: one
+    contiguous share of the batch per copy of ``x`` (``xs`` rows; gains modify and restore it) and
+    per row of the scratch; each gain is the same sequential sum, whichever thread computes it."""
+    n_copies = xs.shape[0]
+    per = (n + n_copies - 1) // n_copies
+    for k in prange(n_copies):
+        for t in range(k * per, min(n, (k + 1) * per)):
+            out[t] = single_gain(members[js[t]], sign, data, spec, xs[k], cells[k], vals[k], old[k])
+
+
+@njit(parallel=True, cache=True)
+def _swap_gains_of(a, cand, held_j, n, data, spec, xs, cells, vals, old, out):
+    """``out[h]`` = :func:`swap_gain` of group ``a`` out and ``cand[held_j[h]]`` in, for ``h < n``,
+    in parallel (shares as in :func:`gains_of`)."""
+    n_copies = xs.shape[0]
+    per = (n + n_copies - 1) // n_copies
+    for k in prange(n_copies):
+        for h in range(k * per, min(n, (k + 1) * per)):
+            out[h] = swap_gain(a, cand[held_j[h]], data, spec, xs[k], cells[k], vals[k], old[k])
+
+
+@njit(inline="always")
+def _cached_gain(j, hk, hi, size, ver, version, max_stale, members, sign, data, spec, x, cells, vals, old, sp):
+    """:func:`single_gain` of heap entry ``j`` against the current ``x``. With a speculation batch
+    above 1 (``sp``: see :func:`synth_core.select._kernels.speculation`, plus the copies of ``x``
+    and their scratch), a cache miss computes, in one parallel call, the gains of the ``batch``
+    entries with the best stale keys -- those the lazy picks would recompute next -- and caches
+    them for this counts version; ``x`` changes only with the version, so a cached gain has the
+    bits of a fresh recomputation."""
+    cval, cver, fk, fp, js, gbuf, batch, tally, xs, xcells, xvals, xold = sp
+    if batch <= 1:
+        return single_gain(members[j], sign, data, spec, x, cells, vals, old)
+    if cver[j] != version:
+        n = _stale_top(hk, hi, size, ver, cver, version, max_stale, batch, fk, fp, js)
+        gains_of(js, n, members, sign, data, spec, xs, xcells, xvals, xold, gbuf)
+        tally[0] += 1
+        tally[1] += n
+        for t in range(n):
+            cval[js[t]] = gbuf[t]
+            cver[js[t]] = version
+    return cval[j]
 
 
 @njit(cache=True)
-def _lazy_top(hk, hi, size, ver, version, max_stale, members, sign, max_reevals, data, spec, x, cells, vals, old, state):
+def _lazy_top(hk, hi, size, ver, version, max_stale, members, sign, max_reevals, data, spec, x, cells, vals, old, state,
+              sp):
     """Pop the entry whose refreshed gain is best (lazily: the root is recomputed against the
     current counts until it still beats the next stale key, at most ``max_reevals`` times). A key
     computed fewer than ``max_stale`` accepted swaps ago counts as fresh (keys only order the
-    candidates; every accepted swap is checked exactly). Returns (heap index, gain, new size);
-    ``state[5]`` counts recomputations."""
+    candidates; every accepted swap is checked exactly). Recomputations go through the
+    speculation cache ``sp`` (:func:`_cached_gain`: their cost changes, never their values).
+    Returns (heap index, gain, new size); ``state[5]`` counts recomputations."""
     n_re = 0
     while True:
         j = hi[0]
         if version - ver[j] < max_stale:
             g = hk[0]
             break
-        g = single_gain(members[j], sign, data, spec, x, cells, vals, old)
+        g = _cached_gain(j, hk, hi, size, ver, version, max_stale, members, sign, data, spec, x, cells, vals, old, sp)
         ver[j] = version
         n_re += 1
         state[5] += 1
@@ -306,7 +360,7 @@ def _lazy_top(hk, hi, size, ver, version, max_stale, members, sign, max_reevals,
 @njit(cache=True)
 def swap_search(
     sub, in_sub, cand, rk, ri, rver, rlast, ak, ai, aver, state, max_accept, pairs, max_fail, max_reevals, max_stale, eps,
-    data, spec, counts, target, x, cells, vals, old, out_swaps, out_gain,
+    data, spec, counts, target, x, cells, vals, old, out_swaps, out_gain, rsp, asp,
 ):
     """Greedy swaps from two heaps of single-group gains (built by the caller each round).
 
@@ -323,28 +377,49 @@ def swap_search(
     ``max_accept`` swaps, an empty heap or ``max_fail`` consecutive failures. Returns the number
     of swaps; ``out_swaps[s] = (removed group, added group)``, ``out_gain[s]`` its exact gain.
     A removal candidate dropped at position ``p`` leaves its refreshed key in ``rlast[p]``.
+
+    ``rsp``/``asp``: the heaps' speculation caches (:func:`_cached_gain`). With a batch above 1
+    the recomputations are done ahead, a batch at a time on all threads, and a removal
+    candidate's swaps with its ``pairs`` partners are evaluated together in parallel (the
+    partners are popped first: the pops never depend on the swap gains); the picks, their order
+    and every gain stay those of the one-at-a-time search, so the swaps do not depend on the
+    thread count or the batch size.
     """
     rsize, asize, fails, version = _load_search(state)
     held_k = np.empty(pairs, dtype=np.float64)
     held_j = np.empty(pairs, dtype=np.int64)
+    pair_k = np.empty(pairs, dtype=np.float64)
+    pair_j = np.empty(pairs, dtype=np.int64)
+    pair_g = np.empty(pairs, dtype=np.float64)
+    xs, xcells, xvals, xold = rsp[8], rsp[9], rsp[10], rsp[11]
+    in_parallel = asp[6] > 1
     acc = 0
     while acc < max_accept and rsize > 0 and asize > 0 and fails < max_fail:
         p, ga, rsize = _lazy_top(rk, ri, rsize, rver, version, max_stale, sub, -1.0, max_reevals, data, spec, x,
-                                 cells, vals, old, state)
+                                 cells, vals, old, state, rsp)
         a = sub[p]
+        n_pairs = 0
+        while n_pairs < pairs and asize > 0:
+            j, gb, asize = _lazy_top(ak, ai, asize, aver, version, max_stale, cand, 1.0, max_reevals, data, spec, x,
+                                     cells, vals, old, state, asp)
+            pair_k[n_pairs] = gb
+            pair_j[n_pairs] = j
+            n_pairs += 1
+        if in_parallel:
+            _swap_gains_of(a, cand, pair_j, n_pairs, data, spec, xs, xcells, xvals, xold, pair_g)
+        else:
+            for h in range(n_pairs):
+                pair_g[h] = swap_gain(a, cand[pair_j[h]], data, spec, x, cells, vals, old)
+        state[6] += n_pairs
         n_held = 0
         best = eps
         best_h = -1
-        while n_held < pairs and asize > 0:
-            j, gb, asize = _lazy_top(ak, ai, asize, aver, version, max_stale, cand, 1.0, max_reevals, data, spec, x,
-                                     cells, vals, old, state)
-            sg = swap_gain(a, cand[j], data, spec, x, cells, vals, old)
-            state[6] += 1
-            n_held, best, best_h = _hold(held_k, held_j, n_held, gb, j, sg, best, best_h)
+        for h in range(n_pairs):
+            n_held, best, best_h = _hold(held_k, held_j, n_held, pair_k[h], pair_j[h], pair_g[h], best, best_h)
         asize = _push_held(ak, ai, asize, held_k, held_j, n_held, best_h)
         if best_h >= 0:
             b = cand[held_j[best_h]]
-            apply_swap(a, b, data, spec, counts, target, x)
+            apply_swap(a, b, data, spec, counts, target, x, xs)
             _record_swap(in_sub, sub, p, a, b, best, out_swaps, out_gain, acc)
             acc += 1
             fails = 0

@@ -23,6 +23,16 @@ when a full round accepts nothing, when a whole refresh cycle gained less than `
 after ``max_rounds`` rounds or ``max_swaps`` swaps: budgets are counts, never wall time, so a
 run is deterministic.
 
+Both cores: the gain passes run on all numba threads. In the search, the recomputations of stale
+keys between two accepted swaps all read the same ``x``; with ``speculate`` a pick that needs one
+computes the ``SPECULATION_BATCH`` best stale entries in one parallel call (each thread on its own
+copy of ``x``, kept equal to it by the kernel) and caches them for the counts version, and a
+removal candidate's ``pairs_per_removal`` swap gains are evaluated in one parallel call. Each gain
+is the same sequential sum whichever thread makes it, so the swaps and every counter are those of
+the one-at-a-time search, for any thread count. It is off by default: the calls are short and
+many, each must wake the sleeping worker threads, and on 2 cores shared with other work that cost
+more than it saved (12 rounds of the prize refinement at load ~3.5: 369 s with it, 15 s without).
+
 Verification: ``callback(event)`` runs after every accepted swap with the incrementally
 maintained objective; ``verify=True`` recounts the subset from scratch after every swap and
 raises ``RuntimeError`` unless the counts are identical (exact integer counts; within 1e-9 when
@@ -42,6 +52,7 @@ import numba
 import numpy as np
 
 from synth_core.errors import InputError
+from synth_core.select import _kernels as kernels
 from synth_core.select._swap_rounds import SwapLog, SwapStep, check_options, run_round
 from synth_core.select.sequential import _group_kernels as gk
 from synth_core.select.sequential._sequences import SequentialProblem
@@ -49,6 +60,9 @@ from synth_core.select.sequential._sequences import SequentialProblem
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 5.0  # progress lines at most this often
 STALE = -(1 << 40)  # key version of a key left from an earlier round
+# gains the search recomputes ahead per parallel call (speculate; one group's gain is ~10-20 us on the
+# prize data, starting a parallel call 5-30 us); results do not depend on it
+SPECULATION_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,7 @@ class GroupRefineResult:
     search_s: float = 0.0  # time in the swap search
     rounds: tuple = ()  # per round: (full refresh 0/1, swaps, evaluations, recomputations, seconds, objective after)
     n_full_rounds: int = 0
+    n_ahead: int = 0  # gains computed ahead in parallel calls (speculate; a superset of the recomputations they served)
 
 
 def _check_groups(groups, n_pool: int) -> np.ndarray:
@@ -115,6 +130,7 @@ def refine_groups(
     verify: bool = False,
     label: str = "refine",
     log_every_s: float = LOG_EVERY_S,
+    speculate: bool = False,
 ) -> GroupRefineResult:
     """Refine the subset ``groups`` (pool group indices or a mask) of ``problem.pool``.
 
@@ -126,7 +142,10 @@ def refine_groups(
     (the others keep stale keys, refreshed lazily should they reach the top of the heap); every
     ``all_every``-th full round recomputes all of them. Progress (round, swaps, swap rate,
     objective, remaining budget) goes to :mod:`logging` at INFO, at most every ``log_every_s``
-    seconds, prefixed by ``label``.
+    seconds, prefixed by ``label``. ``speculate``: compute the gains the search's lazy picks will
+    need ahead, and a removal candidate's swaps together, in parallel calls on numba's threads (see
+    the module notes: it pays only on otherwise idle cores). It changes the time taken, never the
+    result.
     """
     started = time.perf_counter()
     n_pool = problem.n_pool
@@ -147,7 +166,7 @@ def refine_groups(
          "all_every": all_every, "max_fail": max_fail, "max_reevals": max_reevals, "refresh_every": refresh_every,
          "max_stale": max_stale},
     )
-    run = _GroupSearch.start(problem, sub, (pairs_per_removal, max_fail, max_reevals, max_stale, eps))
+    run = _GroupSearch.start(problem, sub, (pairs_per_removal, max_fail, max_reevals, max_stale, eps), speculate)
     book = SwapLog.start(problem.objective(run.counts), 1.0, max_swaps, swaps_per_round)
     schedule = _Schedule(refresh_every, all_every, top_candidates, tol)
     step_mode = callback is not None or verify
@@ -257,6 +276,8 @@ class _GroupHeaps:
     ak: np.ndarray
     ai: np.ndarray
     aver: np.ndarray
+    rsp: tuple  # speculation caches of the heaps (see _GroupSearch.speculation)
+    asp: tuple
 
 
 @dataclass
@@ -280,9 +301,11 @@ class _GroupSearch:
     pass_s: float = 0.0  # time in the parallel gain passes
     search_s: float = 0.0  # time in the swap search
     rounds: list = field(default_factory=list)  # per round, as GroupRefineResult.rounds
+    speculate: bool = False  # see refine_groups
+    ahead: int = 0  # gains computed ahead (GroupRefineResult.n_ahead)
 
     @classmethod
-    def start(cls, problem: SequentialProblem, sub: np.ndarray, options: tuple) -> _GroupSearch:
+    def start(cls, problem: SequentialProblem, sub: np.ndarray, options: tuple, speculate: bool) -> _GroupSearch:
         counts = problem.counts(sub)  # exact, changed only by accepted swaps
         target = np.ascontiguousarray(problem.target, dtype=np.float64)
         in_sub = np.zeros(problem.n_pool, dtype=np.uint8)
@@ -290,7 +313,8 @@ class _GroupSearch:
         m = problem.max_rows
         scratch = (np.empty(m, dtype=np.int64), np.empty(m, dtype=np.float64), np.empty(m, dtype=np.float64))
         return cls(problem, sub, in_sub, counts, target, counts - target, scratch, options,
-                   max(1, numba.get_num_threads()), _KeyStore.empty(problem.n_pool), _KeyStore.empty(problem.n_pool))
+                   max(1, numba.get_num_threads()), _KeyStore.empty(problem.n_pool), _KeyStore.empty(problem.n_pool),
+                   speculate=speculate)
 
     def round(self, full: bool, top: int | None, book: SwapLog, after: Callable[[int], None], started: float,
               **limits) -> int:
@@ -305,6 +329,10 @@ class _GroupSearch:
         self.search_s += time.perf_counter() - t_search
         self.rounds.append((int(full), accepted, int(self.state[6]) - ev0, int(self.state[5]) - re0,
                             round(time.perf_counter() - started, 4), book.err))
+        self.ahead += int(heaps.rsp[7][1] + heaps.asp[7][1])
+        log.debug("%s round %d: %d swaps; parallel recomputations (removal, addition): %s gains in %s calls",
+                  "full" if full else "stale", len(self.rounds), accepted, (int(heaps.rsp[7][1]), int(heaps.asp[7][1])),
+                  (int(heaps.rsp[7][0]), int(heaps.asp[7][0])))
         self.keep_keys(heaps)
         return accepted
 
@@ -320,7 +348,25 @@ class _GroupSearch:
         ai = np.arange(cand.shape[0], dtype=np.int64)
         gk.heapify(ak, ai, cand.shape[0])
         self.state[:4] = (n_sub, cand.shape[0], 0, 0)
-        return _GroupHeaps(cand, rk, ri, rver, np.full(n_sub, np.nan), ak, ai, aver)
+        copies = self.copies(cand)
+        return _GroupHeaps(cand, rk, ri, rver, np.full(n_sub, np.nan), ak, ai, aver,
+                           self.speculation(n_sub, copies), self.speculation(cand.shape[0], copies))
+
+    def copies(self, cand: np.ndarray) -> tuple:
+        """Copies of ``x`` for the search's parallel calls, one per numba thread, with their
+        scratch; none without ``speculate`` (or with one candidate ``cand``). The kernel keeps
+        them equal to ``x``."""
+        n = max(1, numba.get_num_threads()) if self.speculate and cand.shape[0] > 1 else 0
+        m = self.problem.max_rows
+        return (np.tile(self.x, (n, 1)), np.empty((n, m), dtype=np.int64), np.empty((n, m), dtype=np.float64),
+                np.empty((n, m), dtype=np.float64))
+
+    @staticmethod
+    def speculation(n_entries: int, copies: tuple) -> tuple:
+        """A heap's speculation cache (:func:`synth_core.select._kernels.speculation`; batch 1
+        without copies of ``x``) followed by the copies and their scratch."""
+        batch = SPECULATION_BATCH if copies[0].shape[0] > 0 else 1
+        return kernels.speculation(n_entries, batch) + copies
 
     def _keys(self, members, sign, store: _KeyStore, full: bool, top: int | None = None):
         """Heap keys of ``members`` and their versions: every key recomputed in a full round
@@ -357,6 +403,7 @@ class _GroupSearch:
             self.sub, self.in_sub, h.cand, h.rk, h.ri, h.rver, h.rlast, h.ak, h.ai, h.aver, self.state, limit,
             pairs_per_removal, max_fail, max_reevals, max_stale, eps,
             p.pool_data, p.kspec, self.counts, self.target, self.x, *self.scratch, book.buf_swaps, book.buf_gain,
+            h.rsp, h.asp,
         )
 
     def keep_keys(self, h: _GroupHeaps) -> None:
@@ -395,6 +442,7 @@ class _GroupSearch:
             search_s=self.search_s,
             rounds=tuple(self.rounds),
             n_full_rounds=n_full,
+            n_ahead=self.ahead,
         )
 
     def check_step(self, book: SwapLog, verify: bool, callback: Callable[[GroupSwapEvent], None] | None) -> None:

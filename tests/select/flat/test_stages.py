@@ -522,3 +522,37 @@ def test_pipeline_is_deterministic_under_a_seed(data):
         np.testing.assert_array_equal(a, b)
     other = run(8)
     assert not np.array_equal(first[1], other[1])
+
+
+def test_refine_swaps_identical_for_any_thread_count_and_speculation():
+    """The search may compute gains ahead in parallel calls (``speculate``); the swaps, their
+    order, the trace and the counters are the same on one thread or two, with or without it."""
+    import numba
+
+    rng = np.random.default_rng(8)
+    train = latent_codes(1500, rng, noise=0.3)
+    pool = np.ascontiguousarray(np.concatenate([latent_codes(3000, rng, noise=0.6), uniform_codes(1000, rng)]))
+    fs = features.build_feature_set(N_BINS, mi.top_pairs(train, N_BINS, k=10).pairs,
+                                    mi.top_triples(train, N_BINS, k=8).triples)
+    target = obj.target_counts(train, fs, 300)
+    start = np.sort(rng.choice(pool.shape[0], size=300, replace=False))
+    threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+    before = numba.get_num_threads()
+    runs = {}
+    try:
+        for n in threads:
+            numba.set_num_threads(n)
+            for speculate in (False, True):
+                runs[n, speculate] = refine.refine_swaps(pool, start, fs, target, max_rounds=6, speculate=speculate)
+    finally:
+        numba.set_num_threads(before)
+    base = runs[1, False]
+    assert base.n_swaps > 50 and base.n_recomputations > 1000 and base.n_ahead == 0
+    for key, res in runs.items():
+        np.testing.assert_array_equal(res.swaps, base.swaps, err_msg=str(key))
+        np.testing.assert_array_equal(res.trace, base.trace, err_msg=str(key))
+        np.testing.assert_array_equal(res.rows, base.rows, err_msg=str(key))
+        assert (res.n_recomputations, res.n_evaluations, res.n_rounds) == (
+            base.n_recomputations, base.n_evaluations, base.n_rounds), key
+        # speculation ran: at least as many gains computed ahead as recomputations it served
+        assert (res.n_ahead >= res.n_recomputations) if key[1] else res.n_ahead == 0, key

@@ -518,3 +518,38 @@ def test_cli_sequential_select(small, prize, tmp_path, capsys):
     assert "privacy_gate    not evaluated (needs --holdout)" in text
     assert main(argv[:-1] + ["--size", "99999"]) == 2
     assert "exceeds the pool's 1,200 groups" in capsys.readouterr().err
+
+
+def test_group_refinement_identical_for_any_thread_count_and_speculation(small):
+    """Group refinement may compute gains ahead and evaluate a removal candidate's swaps in
+    parallel calls (``speculate``); the swaps, the trace and the counters are the same on one
+    thread or two, with or without it, stale rounds included."""
+    import numba
+
+    from synth_core.select.sequential import build_problem, random_groups
+    from synth_core.select.sequential._group_refine import refine_groups
+
+    training, pool = small
+    p = build_problem(training.iloc[:700], pool.iloc[:3000], KEY, 40)
+    start = random_groups(p.n_pool, 40, 7)
+    opts = dict(max_swaps=150, swaps_per_round=20, refresh_every=2, top_candidates=60, all_every=2, tol=0.0)
+    threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+    before = numba.get_num_threads()
+    runs = {}
+    try:
+        for n in threads:
+            numba.set_num_threads(n)
+            for speculate in (False, True):
+                runs[n, speculate] = refine_groups(p, start, speculate=speculate, **opts)
+    finally:
+        numba.set_num_threads(before)
+    base = runs[1, False]
+    assert base.n_swaps > 30 and base.n_recomputations > 100 and base.n_ahead == 0
+    assert sum(1 for row in base.rounds if row[0] == 0) >= 2  # stale rounds happened
+    for key, r in runs.items():
+        assert np.array_equal(r.swaps, base.swaps), key
+        assert np.array_equal(r.trace, base.trace), key
+        assert np.array_equal(r.groups, base.groups) and np.array_equal(r.counts, base.counts), key
+        assert (r.n_recomputations, r.n_evaluations, r.n_rounds) == (
+            base.n_recomputations, base.n_evaluations, base.n_rounds), key
+        assert (r.n_ahead >= r.n_recomputations) if key[1] else r.n_ahead == 0, key

@@ -1,0 +1,423 @@
+"""Adaptive pool size and sampling temperature: how large a pool the census and prize selections need.
+
+1. ``census``: the cached census pool of ``bench_privacy_guard.py`` / ``bench_flat_census.py``
+   (small generator, 5-min cap, 500,000 rows, seed 0, temperature 1) cut into prefixes of 2, 4,
+   …, 20 × the target (24,421 rows). For each prefix: the adaptive rule's proxy objective
+   (``synth_core.generate.proxy_objective``: prepare + IPF + trim) and its time, the full
+   selection (``run_selection``, ``SelectionSettings(seed=0)``) and its time, and the refined
+   output's overall accuracy (``synth_core.metrics.evaluate``, seed 1, reference training ∪
+   holdout). A prefix of a seeded pool is a pool of that size from the same generator, so one
+   pool gives the whole curve without regenerating. The adaptive rule (``AdaptivePool``
+   defaults, and other tolerances) is then replayed on the proxy curve: where it stops, what it
+   costs (generation at the measured rate + proxies + the selection at the stop) against the
+   fixed 20 × pool (generation + selection), and the accuracy it reaches.
+2. ``temperature``: fresh census pools of 4 × the target (seed 1) at temperatures 0.9, 1.0, 1.05
+   and 1.1 from the same generator; selection and accuracy as above. The 1.0 pool also gives
+   the generation rate used in step 1.
+3. ``prize``: the cached prize pool of ``bench_privacy_guard.py`` (small sequential generator,
+   15-min cap, 100,000 groups = 5 × the 20,000-group target, shards of 20,000) cut into prefixes
+   of 2-5 ×; proxy = coherence pre-selection, selection = ``select_groups`` (``SequentialSettings(seed=0)``),
+   accuracy = ``evaluate(..., group_key="group_id", seed=1)``.
+
+Timings are in process, numba cache warm (one untimed warm-up selection first), on a 2-core
+machine shared with other work: the load averages are recorded beside them. Points are cached in
+``$SYNTH_BENCH_SCRATCH/adaptive_pool/points.json`` (a re-run reuses them and says so). The curves
+are plotted to ``benchmarks/adaptive_pool.png``.
+
+Usage: ``python benchmarks/bench_adaptive_pool.py [--only census|temperature|prize] [--fresh] [--quick] [--no-write]``
+(``--quick``: census prefixes 2, 4, 6 and temperatures 1.0/1.1 on 2 × pools, no prize; nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import generated as G  # noqa: E402
+import harness as H  # noqa: E402
+import pandas as pd  # noqa: E402
+import results as R  # noqa: E402
+
+SECTION = "adaptive_pool"
+CASES = ("census", "temperature", "prize")
+CENSUS_FACTORS = (2, 4, 6, 8, 10, 12, 14, 16, 18, 20)
+PRIZE_FACTORS = (2, 3, 4, 5)
+TEMPERATURES = (0.9, 1.0, 1.05, 1.1)
+TEMPERATURE_FACTOR = 4
+TOLERANCES = (0.0, 0.01, 0.05)
+MIN_FACTORS = (2, 4, 8)
+ACCURACY_SLACK = 0.0005  # the issue's accuracy bound: fixed 20 x result - 0.0005
+ISSUE_GEN_RATE = 500_000 / 104.0  # rows/s: the issue's census figure ("about 104 s" for 500 k rows)
+ISSUE_SELECT_RATE = 500_000 / 29.0  # pool rows/s: the issue's census selection ("29 s" on the 500 k pool, idle)
+PLOT = Path(__file__).resolve().parent / "adaptive_pool.png"
+
+
+# ------------------------------------------------------------------------------------------------ cache
+
+
+class Points:
+    """Measured points by key, kept in a JSON file so that a re-run reuses them."""
+
+    def __init__(self, fresh: bool, quick: bool):
+        self.path = G.folder("adaptive_pool-quick" if quick else "adaptive_pool") / "points.json"
+        self.data = {} if fresh or not self.path.is_file() else json.loads(self.path.read_text())
+        self.reused: set[str] = set()
+
+    def get(self, key: str, compute) -> dict:
+        if key in self.data:
+            self.reused.add(key)
+            return self.data[key]
+        self.data[key] = compute()
+        self.path.write_text(json.dumps(self.data, indent=1))
+        return self.data[key]
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+
+
+def flat_point(training, holdout, pool, n_target: int) -> dict:
+    """Proxy objective, full selection and accuracy of one flat pool."""
+    from synth_core.generate import proxy_objective
+    from synth_core.metrics import evaluate
+    from synth_core.select.flat import SelectionSettings, output_table, run_selection
+
+    load = R.load_average()
+    t = time.perf_counter()
+    proxy = proxy_objective(training, pool, n_target, seed=0)
+    proxy_s = time.perf_counter() - t
+    t = time.perf_counter()
+    _, records = run_selection(training, pool, n_target, SelectionSettings(seed=0))
+    select_s = time.perf_counter() - t
+    out = output_table(training, pool, records[-1].rows)
+    acc = evaluate(training, out, holdout, seed=1).accuracy.to_dict()
+    return {"units": len(pool), "proxy": proxy, "proxy_s": proxy_s, "select_s": select_s,
+            "objective": records[-1].objective, "overall": acc["overall"], "overall_max": acc["overall_max"],
+            "load": load[0]}
+
+
+def seq_point(training, holdout, pool, n_target: int, key: str) -> dict:
+    """Proxy objective, full group selection and accuracy of one sequential pool."""
+    from synth_core.generate import proxy_objective
+    from synth_core.metrics import evaluate
+    from synth_core.select.sequential import SequentialSettings, select_groups
+
+    load = R.load_average()
+    t = time.perf_counter()
+    proxy = proxy_objective(training, pool, n_target, group_key=key, seed=0)
+    proxy_s = time.perf_counter() - t
+    t = time.perf_counter()
+    sel = select_groups(training, pool, key, n_target, SequentialSettings(seed=0))
+    select_s = time.perf_counter() - t
+    out = sel.output(pool)
+    acc = evaluate(training, out, holdout, group_key=key, seed=1).accuracy.to_dict()
+    return {"units": int(pool[key].nunique()), "proxy": proxy, "proxy_s": proxy_s, "select_s": select_s,
+            "objective": sel.final.objective, "overall": acc["overall"], "overall_max": acc["overall_max"],
+            "coherence": acc.get("coherence"), "load": load[0]}
+
+
+def census_data():
+    from synth_core.conform import conform_table
+    from synth_core.io import read_table
+
+    training = read_table(H.shared_file("data", "census", "training.csv.gz"))
+    holdout = read_table(H.shared_file("data", "census", "holdout.csv.gz"))
+    handle, info = G.generator("census", training, G.training_settings("small", 5.0))
+    return training, holdout, handle, info, lambda table: conform_table(table[list(training.columns)], training)
+
+
+def census_curve(points: Points, factors, quick: bool) -> dict:
+    training, holdout, handle, info, conform = census_data()
+    n = len(training)
+    pool = conform(G.pool_table("census", handle, 500_000, shard_size=100_000))
+    handle.close()
+    curve = []
+    warm = False
+    for f in factors:
+        size = min(len(pool), math.ceil(f * n))
+
+        def compute(size=size):
+            nonlocal warm
+            if not warm:  # JIT compilation out of the timed figures
+                H.log("census: warm-up selection")
+                flat_point(training, holdout, pool.iloc[: 2 * n], n)
+                warm = True
+            H.log(f"census: prefix of {size:,} rows ({f} x)")
+            return flat_point(training, holdout, pool.iloc[:size].reset_index(drop=True), n)
+
+        curve.append({"factor": f, **points.get(f"census:{f}", compute)})
+        H.log(f"census {f} x: proxy {curve[-1]['proxy']:.6f}, overall {curve[-1]['overall']:.5f}")
+    return {"n_target": n, "curve": curve, "generator": info}
+
+
+def temperature_study(points: Points, temps, factor: int) -> dict:
+    training, holdout, handle, info, conform = census_data()
+    n = len(training)
+    size = factor * n
+    rows = []
+    for t in temps:
+        def compute(t=t):
+            load = R.load_average()
+            result = G.pool("census", handle, size, shard_size=size, seed=1, temperature=t)
+            gen = {"gen_s": result.elapsed_s if result.shards_generated else None, "gen_load": load[0]}
+            from synth_core.generate import read_pool
+
+            return {**gen, **flat_point(training, holdout, conform(read_pool(result.out_dir)), n)}
+
+        rows.append({"temperature": t, **points.get(f"temperature:{t}:{size}", compute)})
+        H.log(f"temperature {t}: overall {rows[-1]['overall']:.5f}")
+    handle.close()
+    return {"n_target": n, "pool_units": size, "rows": rows}
+
+
+def prize_curve(points: Points, factors) -> dict:
+    from synth_core.conform import conform_table
+    from synth_core.io import read_table
+
+    key = "group_id"
+    training = read_table(H.shared_file("data", "prize-sequential", "training.csv.gz"))
+    holdout = read_table(H.shared_file("data", "prize-sequential", "holdout.csv.gz"))
+    handle, info = G.generator("prize", training, G.training_settings("small", 15.0), group_key=key)
+    result = G.pool("prize", handle, 100_000, shard_size=20_000)
+    handle.close()
+    n = int(training[key].nunique())
+    curve = []
+    for f in factors:
+        shards = math.ceil(f * n / 20_000)
+
+        def compute(shards=shards):
+            pool = pd.concat([pd.read_parquet(p) for p in result.shard_paths[:shards]], ignore_index=True)
+            pool = conform_table(pool[list(training.columns)], training, identifiers=(key,))
+            H.log(f"prize: prefix of {shards} shards ({f} x)")
+            return seq_point(training, holdout, pool, n, key)
+
+        curve.append({"factor": f, **points.get(f"prize:{f}", compute)})
+        H.log(f"prize {f} x: proxy {curve[-1]['proxy']:.6f}, overall {curve[-1]['overall']:.5f}")
+    return {"n_target": n, "curve": curve, "generator": info}
+
+
+# ------------------------------------------------------------------------------------------------ the rule
+
+
+def replay(curve: list[dict], tolerance: float, min_factor: float, max_factor: float) -> dict:
+    """Where the adaptive rule (``synth_core.generate.stop_reason``) stops on a measured curve of
+    prefixes: points from ``min_factor`` to ``max_factor``, one shard per point."""
+    from synth_core.generate import stop_reason
+
+    usable = [p for p in curve if min_factor <= p["factor"] <= max_factor]
+    seen = []
+    for i, p in enumerate(usable):
+        seen.append(p)
+        reason = stop_reason([q["proxy"] for q in seen], len(usable) - 1 - i, tolerance)
+        if reason is not None:
+            return {"stop": p, "checked": seen, "reason": reason}
+    return {"stop": usable[-1], "checked": seen, "reason": "max_factor"}
+
+
+def cost(units: int, checked: list[dict], stop: dict, rate: float) -> float:
+    """Generation at ``rate`` + the proxies of every checked point + the selection at the stop (measured)."""
+    return units / rate + sum(p["proxy_s"] for p in checked) + stop["select_s"]
+
+
+def idle_cost(checked: list[dict], stop: dict) -> float:
+    """The same on an idle machine, modelled from the issue's figures: generation and selection linear
+    in pool rows at the issue's rates, each proxy at its measured share of the selection of the same pool
+    (both ran back to back under about the same load)."""
+    select = [p["units"] / ISSUE_SELECT_RATE for p in checked]
+    proxies = sum(s * p["proxy_s"] / p["select_s"] for s, p in zip(select, checked))
+    return stop["units"] / ISSUE_GEN_RATE + proxies + stop["units"] / ISSUE_SELECT_RATE
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def plot(census: dict | None, prize: dict | None) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(name, d) for name, d in (("census (flat)", census), ("prize (sequential)", prize)) if d]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (name, d) in zip(axes[0], panels):
+        f = [p["factor"] for p in d["curve"]]
+        ax.plot(f, [p["proxy"] for p in d["curve"]], "o-", color="tab:blue", label="proxy objective")
+        ax.set_xlabel("pool size / target")
+        ax.set_ylabel("proxy objective (lower is better)", color="tab:blue")
+        ax2 = ax.twinx()
+        ax2.plot(f, [p["overall"] for p in d["curve"]], "s--", color="tab:red", label="overall accuracy")
+        ax2.set_ylabel("overall accuracy after selection (seed 1)", color="tab:red")
+        ax.set_title(name)
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=90)
+    plt.close(fig)
+    return PLOT
+
+
+def curve_table(section: R.Section, title: str, d: dict) -> None:
+    rows = [[f"{p['factor']:g}", f"{p['units']:,}", f"{p['proxy']:.6f}", f"{p['proxy_s']:.1f}", f"{p['select_s']:.1f}",
+             f"{p['objective']:.6f}", R.fmt(p["overall"]), f"{p['load']:.2f}"] for p in d["curve"]]
+    section.add_table(title, ["factor", "pool units", "proxy objective", "proxy s", "selection s", "refined objective",
+                              "overall (seed 1)", "load 1 min"], rows, "rrrrrrrr")
+
+
+def census_report(section: R.Section, census: dict, rate: float, rate_src: str) -> dict:
+    from synth_core.generate import AdaptivePool
+
+    d = AdaptivePool()
+    curve = census["curve"]
+    fixed = next((p for p in curve if p["factor"] == 20), curve[-1])
+    fixed_s = fixed["units"] / rate + fixed["select_s"]
+    fixed_idle = fixed["units"] / ISSUE_GEN_RATE + fixed["units"] / ISSUE_SELECT_RATE
+    curve_table(section, f"Census: prefixes of the 500 k pool (target {census['n_target']:,} rows)", census)
+    rows, chosen = [], None
+    for min_factor, tol in [(m, t) for m in MIN_FACTORS for t in TOLERANCES]:
+        r = replay(curve, tol, min_factor, d.max_factor)
+        s = r["stop"]
+        spent = cost(s["units"], r["checked"], s, rate)
+        idle = idle_cost(r["checked"], s)
+        row = {"tol": tol, "min": min_factor, "stop": s, "spent": spent, "share": spent / fixed_s, "d_acc": s["overall"] - fixed["overall"],
+               "reason": r["reason"], "idle": idle, "idle_share": idle / fixed_idle}
+        rows.append(row)
+        if tol == d.tolerance and min_factor == d.min_factor:
+            chosen = row
+    section.add_table(
+        f"Census: the adaptive rule replayed on the curve (max {d.max_factor:g} ×, one check per "
+        f"{d.step_factor:g} × shard); time = generation at {rate:,.0f} rows/s ({rate_src}) + proxies + selection at the stop; "
+        f"fixed 20 ×: {fixed_s:.0f} s measured, {fixed_idle:.0f} s idle model, overall {fixed['overall']:.5f}",
+        ["min factor", "tolerance", "stops at", "stopped by", "time s (measured)", "share of fixed", "time s (idle model)",
+         "share of fixed", "overall", "Δ overall vs 20 ×"],
+        [[f"{r['min']:g} ×", f"{r['tol']:g}" + (" (default)" if r is chosen else ""), f"{r['stop']['factor']:g} ×",
+          r["reason"],
+          f"{r['spent']:.0f}", f"{r['share']:.0%}", f"{r['idle']:.0f}", f"{r['idle_share']:.0%}",
+          R.fmt(r["stop"]["overall"]), f"{r['d_acc']:+.5f}"] for r in rows],
+        "rrrlrrrrrr",
+    )
+    section.target("census: pool generation + selection time, adaptive (default settings) vs fixed 20 ×", "≤ 50 %",
+                   f"{chosen['share']:.0%} measured ({chosen['spent']:.0f} s vs {fixed_s:.0f} s), {chosen['idle_share']:.0%} "
+                   f"in the idle model ({chosen['idle']:.0f} s vs {fixed_idle:.0f} s); stops at {chosen['stop']['factor']:g} ×",
+                   max(chosen["share"], chosen["idle_share"]) <= 0.5)
+    section.target("census: overall accuracy, adaptive vs fixed 20 ×", f"≥ fixed − {ACCURACY_SLACK}",
+                   f"{chosen['stop']['overall']:.5f} vs {fixed['overall']:.5f} ({chosen['d_acc']:+.5f})",
+                   chosen["d_acc"] >= -ACCURACY_SLACK)
+    start = next(p for p in curve if p["factor"] == d.min_factor)
+    later = [p["proxy"] for p in curve if p["factor"] >= d.min_factor]
+    section.notes.append(
+        f"Census proxy: between {d.min_factor:g} × and 20 × the IPF + trim objective stays within "
+        f"{(max(later) - min(later)) / start['proxy']:.1%} of its {d.min_factor:g} × value and is not monotone "
+        f"({fixed['proxy']:.6f} at 20 × vs {start['proxy']:.6f}), while the refined objective falls by "
+        f"{1 - fixed['objective'] / start['objective']:.1%} and accuracy gains {fixed['overall'] - start['overall']:+.5f}: "
+        "past the minimum the proxy cannot see the remaining (small) gain, so the rule stops at its first check "
+        "whatever the tolerance. On census that is the right call (every stop is within the accuracy bound), but "
+        "the tolerance is not what decides it.")
+    section.notes.append(
+        "Idle model: the measured times ran on 2 cores shared with other work (load in the curve table, rising "
+        "during the run), so the time targets are also judged on a model of an idle machine from the issue's own "
+        f"figures: generation {ISSUE_GEN_RATE:,.0f} rows/s (500 k in 104 s) and selection {ISSUE_SELECT_RATE:,.0f} pool "
+        "rows/s (29 s for 500 k), both taken as linear in pool rows, and each proxy at its measured share of the "
+        "selection time of the same pool.")
+    return {"fixed_s": fixed_s, "fixed_idle_s": fixed_idle, "rows": rows, "chosen": chosen}
+
+
+def prize_report(section: R.Section, prize: dict) -> dict:
+    curve = prize["curve"]
+    curve_table(section, f"Prize (sequential): prefixes of the 100 k-group pool (target {prize['n_target']:,} groups)", prize)
+    best = curve[-1]
+    first_ok = next(p for p in curve if p["overall"] >= best["overall"] - ACCURACY_SLACK)
+    section.notes.append(
+        f"Prize: the smallest prefix within {ACCURACY_SLACK} of the 5 × pool's accuracy ({best['overall']:.5f}) is "
+        f"{first_ok['factor']:g} × ({first_ok['overall']:.5f}). The issue's 300 k-group (15 ×) pool is not cached here "
+        "(only 100 k groups of this generator are), so the ≤ 50 %-of-groups target against 15 × is not measured by this run."
+    )
+    from synth_core.generate import AdaptivePool
+
+    tol = AdaptivePool().tolerance
+    rows = []
+    for min_factor in (2, 4):
+        r = replay(curve, tol, min_factor, best["factor"])
+        rows.append([f"{min_factor:g} ×", f"{tol:g}", f"{r['stop']['factor']:g} ×", r["reason"],
+                     R.fmt(r["stop"]["overall"]), f"{r['stop']['overall'] - best['overall']:+.5f}"])
+    gains = [1 - b["proxy"] / a["proxy"] for a, b in zip(curve, curve[1:])]
+    section.notes.append(
+        f"Prize proxy: the coherence pre-selection's objective falls by {min(gains):.1%}–{max(gains):.1%} per shard "
+        f"(1 × target) up to 5 ×, so the default 1 % tolerance keeps growing, although accuracy is flat from 4 × to "
+        f"5 × ({curve[-2]['overall']:.5f} → {best['overall']:.5f}). Where the rule would stop on prize, and whether a "
+        "sequential default should differ, needs the curve up to 15 ×.")
+    section.add_table(f"Prize: the adaptive rule replayed on the curve (max {best['factor']:g} ×: the cached pool's size)",
+                      ["min factor", "tolerance", "stops at", "stopped by", "overall", "Δ overall vs 5 ×"], rows, "rrrlrr")
+    return {"first_within": first_ok, "replay": rows}
+
+
+def temperature_report(section: R.Section, temp: dict, census: dict | None) -> str:
+    rows = temp["rows"]
+    base = next((r for r in rows if r["temperature"] == 1.0), rows[0])
+    section.add_table(
+        f"Census: sampling temperature, fresh pools of {temp['pool_units']:,} rows ({TEMPERATURE_FACTOR} × target, seed 1)",
+        ["temperature", "generation s", "load 1 min", "proxy objective", "refined objective", "overall (seed 1)",
+         "Δ overall vs 1.0"],
+        [[f"{r['temperature']:g}", R.NA if r["gen_s"] is None else f"{r['gen_s']:.1f}", f"{r['gen_load']:.2f}",
+          f"{r['proxy']:.6f}", f"{r['objective']:.6f}", R.fmt(r["overall"]), f"{r['overall'] - base['overall']:+.5f}"]
+         for r in rows],
+        "rrrrrrr",
+    )
+    best = max(rows, key=lambda r: r["overall"])
+    same = next((p for p in (census or {}).get("curve", []) if p["units"] == temp["pool_units"]), None)
+    seed_note = "" if same is None else (
+        f" Pool-seed noise, one sample: the seed-0 pool of the same size at 1.0 (the census prefix) reaches "
+        f"{same['overall']:.5f}, {same['overall'] - base['overall']:+.5f} from the seed-1 pool.")
+    if best is base:
+        return (f"Temperature: no other temperature beats 1.0 on census ({base['overall']:.5f}; one pool per "
+                "temperature), so the default stays 1.0." + seed_note)
+    return (f"Temperature: the best census pool is t = {best['temperature']:g} ({best['overall']:.5f} vs "
+            f"{base['overall']:.5f} at 1.0, {best['overall'] - base['overall']:+.5f}; one pool per temperature)."
+            + seed_note + " The default stays 1.0: the issue adopts a temperature only where both the census and the "
+            "prize benchmarks gain, and the prize temperature study was not run.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    bench = H.Bench("bench_adaptive_pool.py", __doc__, sdk_stdout=True,
+                    quick="census prefixes 2/4/6 x, temperatures 1.0/1.1 on 2 x pools, no prize")
+    bench.parser.add_argument("--only", action="append", choices=CASES, help="run only this case (repeatable)")
+    bench.parser.add_argument("--fresh", action="store_true", help="measure every point again (ignore the cache)")
+    args = bench.parse(argv)
+    cases = args.only or (["census", "temperature"] if args.quick else list(CASES))
+    points = Points(args.fresh, args.quick)
+    res: dict = {}
+    if "census" in cases:
+        res["census"] = census_curve(points, CENSUS_FACTORS[:3] if args.quick else CENSUS_FACTORS, args.quick)
+    if "temperature" in cases:
+        temps = (1.0, 1.1) if args.quick else TEMPERATURES
+        res["temperature"] = temperature_study(points, temps, 2 if args.quick else TEMPERATURE_FACTOR)
+    if "prize" in cases:
+        res["prize"] = prize_curve(points, PRIZE_FACTORS)
+    section = bench.section(SECTION, "Adaptive pool size and sampling temperature",
+                            __doc__.split("\n\n", 1)[1].split("Usage:")[0].strip(), custom=bool(args.only))
+    rate, rate_src = ISSUE_GEN_RATE, "the issue's 500 k rows in 104 s"
+    t1 = next((r for r in res.get("temperature", {}).get("rows", []) if r["temperature"] == 1.0 and r["gen_s"]), None)
+    if t1:
+        rate, rate_src = res["temperature"]["pool_units"] / t1["gen_s"], f"measured at t = 1.0, load {t1['gen_load']:.2f}"
+    if "census" in res:
+        res["census_rule"] = census_report(section, res["census"], rate, rate_src)
+    if "prize" in res:
+        res["prize_rule"] = prize_report(section, res["prize"])
+    if "temperature" in res:
+        section.notes.append(temperature_report(section, res["temperature"], res.get("census")))
+    path = plot(res.get("census"), res.get("prize"))
+    if path is not None and not args.no_write:
+        section.notes.append(f"Curves: ![proxy objective and accuracy vs pool size]({path.name}) (`benchmarks/{path.name}`).")
+    if points.reused:
+        section.notes.append(f"Reused cached points (timings from their own run): {', '.join(sorted(points.reused))}.")
+    section.notes.append("Timings are in process on 2 shared CPU cores; each point carries the 1-min load average "
+                         "taken before it. Prefix pools are statistically, not byte-, equal to the adaptive pool of "
+                         "the same size (its shards have other seeds).")
+    return bench.finish(section, res)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

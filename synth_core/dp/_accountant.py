@@ -1,0 +1,170 @@
+"""zCDP accounting: ρ ↔ (ε, δ), composition, and the split of one budget between generator and selection.
+
+Selection releases training only through Gaussian-noised count tables, accounted in zero-concentrated
+DP (zCDP): the Gaussian mechanism with L2 sensitivity ``Δ`` and noise ``σ`` is ``ρ = Δ² / (2σ²)``-zCDP,
+ρ's add up under composition, and ρ-zCDP implies ``(ρ + 2√(ρ ln(1/δ)), δ)``-DP for every ``δ > 0``
+(Bun & Steinke 2016, Proposition 1.3). The generator (DP-SGD in the MOSTLY AI engine) is accounted by
+the engine itself (an RDP accountant) and reports an ``(ε_g, δ_g)``. The two parts compose by basic
+composition of (ε, δ)-DP: the published table is ``(ε_g + ε_s, δ_g + δ_s)``-DP.
+
+One budget ``(ε, δ)`` is split by :class:`PrivacyBudget`: selection gets ``selection_share · ε`` and half
+of δ, the generator the rest of ε and the other half of δ. Neighbouring datasets differ by adding or
+removing one training record throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from synth_core.errors import InputError
+
+# The one default of the split: selection spends half of ε. Measured on census (benchmarks/bench_dp.py),
+# see benchmarks/RESULTS.md for how the share trades the generator's accuracy against selection's.
+DEFAULT_SELECTION_SHARE = 0.5
+DEFAULT_DELTA = 1e-6
+
+
+def rho_to_epsilon(rho: float, delta: float) -> float:
+    """The ε of ``(ε, δ)``-DP implied by ``ρ``-zCDP: ``ρ + 2√(ρ ln(1/δ))``."""
+    _check_delta(delta)
+    if not rho >= 0:
+        raise InputError(f"rho must be non-negative, got {rho!r}")
+    return float(rho + 2.0 * math.sqrt(rho * math.log(1.0 / delta)))
+
+
+def epsilon_to_rho(epsilon: float, delta: float) -> float:
+    """The largest ρ whose zCDP guarantee implies ``(ε, δ)``-DP (the inverse of :func:`rho_to_epsilon`):
+    with ``L = ln(1/δ)``, ``√ρ = √(L + ε) − √L``."""
+    _check_delta(delta)
+    if not (math.isfinite(epsilon) and epsilon > 0):
+        raise InputError(f"epsilon must be a positive number, got {epsilon!r}")
+    log_term = math.log(1.0 / delta)
+    # the difference of square roots in a cancellation-free form: ε / (√(L+ε) + √L)
+    root = epsilon / (math.sqrt(log_term + epsilon) + math.sqrt(log_term))
+    return float(root * root)
+
+
+def compose_rho(*rhos: float) -> float:
+    """Sequential composition of zCDP mechanisms: the ρ's add."""
+    if any(not r >= 0 for r in rhos):
+        raise InputError(f"every rho must be non-negative, got {rhos!r}")
+    return float(sum(rhos))
+
+
+def gaussian_sigma(rho: float, sensitivity: float) -> float:
+    """Noise standard deviation of the Gaussian mechanism that is ``ρ``-zCDP at L2 ``sensitivity``:
+    ``σ = Δ / √(2ρ)``."""
+    if not (rho > 0 and math.isfinite(rho)):
+        raise InputError(f"rho must be a positive number, got {rho!r}")
+    if not sensitivity > 0:
+        raise InputError(f"sensitivity must be positive, got {sensitivity!r}")
+    return float(sensitivity / math.sqrt(2.0 * rho))
+
+
+def gaussian_rho(sigma: float, sensitivity: float) -> float:
+    """The ρ of the Gaussian mechanism with noise ``σ`` at L2 ``sensitivity``: ``Δ² / (2σ²)``."""
+    if not sigma > 0:
+        raise InputError(f"sigma must be positive, got {sigma!r}")
+    return float(sensitivity * sensitivity / (2.0 * sigma * sigma))
+
+
+def _check_delta(delta: float) -> None:
+    if not (isinstance(delta, (int, float)) and 0.0 < float(delta) < 1.0):
+        raise InputError(f"delta must lie in (0, 1), got {delta!r}")
+
+
+@dataclass(frozen=True)
+class PrivacyBudget:
+    """A total ``(ε, δ)`` for one published table, split between the generator and selection.
+
+    ``selection_share`` of ε goes to selection (converted to ρ at ``δ/2``), the rest of ε and the other
+    ``δ/2`` to the generator's DP-SGD. ``selection_share`` must lie in (0, 1).
+    """
+
+    epsilon: float
+    delta: float = DEFAULT_DELTA
+    selection_share: float = DEFAULT_SELECTION_SHARE
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float)) or not (
+                math.isfinite(self.epsilon) and self.epsilon > 0):
+            raise InputError(f"privacy epsilon must be a positive number, got {self.epsilon!r}")
+        if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) or not 0 < self.delta < 1:
+            raise InputError(f"privacy delta must lie in (0, 1), got {self.delta!r}")
+        share = self.selection_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+            raise InputError(f"privacy selection_share must lie in (0, 1), got {share!r}")
+
+    @property
+    def selection_epsilon(self) -> float:
+        return float(self.epsilon * self.selection_share)
+
+    @property
+    def selection_delta(self) -> float:
+        return float(self.delta / 2.0)
+
+    @property
+    def selection_rho(self) -> float:
+        """The ρ selection may spend (zCDP), equivalent to ``(selection_epsilon, selection_delta)``."""
+        return epsilon_to_rho(self.selection_epsilon, self.selection_delta)
+
+    @property
+    def generator_epsilon(self) -> float:
+        return float(self.epsilon - self.selection_epsilon)
+
+    @property
+    def generator_delta(self) -> float:
+        return float(self.delta - self.selection_delta)
+
+    def to_dict(self) -> dict:
+        return {"epsilon": self.epsilon, "delta": self.delta, "selection_share": self.selection_share}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "PrivacyBudget | None":
+        """``None`` for no setting (non-DP mode); :class:`InputError` for unknown keys or bad values."""
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise InputError(f"privacy must be a mapping with epsilon, delta, selection_share, got {data!r}")
+        unknown = sorted(set(data) - {"epsilon", "delta", "selection_share"})
+        if unknown:
+            raise InputError(f"privacy: unknown setting {unknown[0]!r} (known: epsilon, delta, selection_share)")
+        if "epsilon" not in data:
+            raise InputError("privacy: epsilon is required")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class PrivacyStatement:
+    """The composed guarantee of a published table: generator ``(ε_g, δ_g)`` (as the engine reported it,
+    or ``None`` when the generator was not trained with DP) plus selection's ρ-zCDP stated at ``δ_s``."""
+
+    selection_rho: float
+    selection_delta: float
+    selection_sigma: float
+    generator_epsilon: float | None
+    generator_delta: float | None
+
+    @property
+    def selection_epsilon(self) -> float:
+        return rho_to_epsilon(self.selection_rho, self.selection_delta)
+
+    @property
+    def covers_generator(self) -> bool:
+        return self.generator_epsilon is not None
+
+    @property
+    def epsilon(self) -> float | None:
+        """Composed ε (``None`` when the generator is not DP: then no guarantee covers the table)."""
+        return None if self.generator_epsilon is None else float(self.generator_epsilon + self.selection_epsilon)
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.generator_delta is None else float(self.generator_delta + self.selection_delta)
+
+    def to_dict(self) -> dict:
+        return {"epsilon": self.epsilon, "delta": self.delta, "generator_epsilon": self.generator_epsilon,
+                "generator_delta": self.generator_delta, "selection_epsilon": self.selection_epsilon,
+                "selection_delta": self.selection_delta, "selection_rho": self.selection_rho,
+                "selection_sigma": self.selection_sigma}

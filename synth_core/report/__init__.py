@@ -1,0 +1,245 @@
+"""The quality report: one self-contained HTML file that shows a synthetic table's accuracy and
+privacy at a glance, drawn from the figures :func:`synth_core.metrics.evaluate` computes exactly.
+
+``synth evaluate --report FILE.html`` and the pipelines' ``quality_report`` write it. Contents, in
+order: a headline (overall accuracy against ``overall_max``, the privacy gate's verdict with the
+DCR share's interval, the membership audit); accuracy by selection stage and the trend over the
+last runs (pipeline runs only); every column on the metric's own bins, worst first; the 10 worst
+pairs as binned heatmaps and the change of every pair's association; for sequences the length
+distribution and the coherence parts of the worst columns; privacy: distances to the closest
+record, the attacks' ROC curves and what selection's privacy guard removed.
+
+Pictures are PNGs embedded as ``data:`` URIs; the page has no script and loads nothing, so it
+opens offline. The same evaluation gives the same bytes. Pure library: no Dagster import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from synth_core.errors import InputError
+from synth_core.io import atomic_path, check_writable_folder
+from synth_core.report import _figures as F
+from synth_core.report._data import ReportData, report_data
+from synth_core.report._html import Page, card, count, dec, esc, image, interval, note, num, pct, table
+
+__all__ = ["Report", "ReportData", "build_report", "check_report_path", "count", "dec", "num", "pct", "report_data",
+           "write_report"]
+
+REPORT_SUFFIXES = (".html", ".htm")
+
+
+@dataclass
+class Report:
+    """A rendered report: the page and its key pictures (base64 PNG by name), for places that
+    show pictures without the file (the Dagster UI)."""
+
+    html: str
+    key_figures: dict[str, str] = field(default_factory=dict)
+
+
+def check_report_path(path: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], *,
+                      option: str = "--report") -> Path:
+    """Refuse a report path before any work: not ``.html``, a folder, in a folder that does not
+    exist or cannot be written, or the same file as an input. Raises :class:`InputError` naming
+    ``option``."""
+    path = Path(path)
+    if path.suffix.lower() not in REPORT_SUFFIXES:
+        raise InputError(f"{option} {path}: the report is an HTML file, name it *.html")
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder, not a file")
+    if not path.parent.is_dir():
+        raise InputError(f"{option} {path}: folder {path.parent} does not exist")
+    for name, given in inputs.items():
+        if given is not None and _same_file(path, Path(given)):
+            raise InputError(f"{option} {path} is the same file as {name} {given}: refusing to overwrite an input")
+    check_writable_folder(path.parent, what=f"{option} {path}")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b) if a.exists() and b.exists() else a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def build_report(evaluation, *, title: str = "Quality report", stages: pd.DataFrame | None = None,
+                 trend: pd.DataFrame | None = None, selection: Mapping[str, float] | None = None) -> Report:
+    """Render the report of an evaluation made with ``evaluate(..., details=True)``.
+
+    Parameters
+    ----------
+    evaluation : synth_core.metrics._evaluate.Evaluation
+    title : str
+        The page's heading (e.g. the dataset and run).
+    stages : DataFrame, optional
+        Accuracy by selection stage: ``stage`` and any of ``univariate``, ``bivariate``,
+        ``trivariate``, ``coherence``, ``overall`` (shares), ``elapsed_s``.
+    trend : DataFrame, optional
+        The last runs, oldest first: ``eval_overall`` and ``eval_random_overall`` (shares),
+        optionally ``run_id`` and ``recorded_at`` (:func:`synth_core.ops.load_history`'s columns).
+    selection : mapping, optional
+        What selection's privacy guard removed (figure name → value).
+
+    Returns
+    -------
+    Report
+    """
+    data = report_data(evaluation)
+    rows = evaluation.rows
+    unit = "groups" if "training_groups" in rows else "rows"
+    sizes = ", ".join(f"{t} {count(rows.get(f'{t}_groups', rows.get(t)), unit)}" for t in ("training", "holdout", "synthetic")
+                      if t in rows)
+    # no time of day or elapsed seconds on the page: the same evaluation gives the same bytes
+    page = Page(title, f"{sizes} · accuracy as mostlyai-qa defines it")
+    key: dict[str, str] = {}
+    _headline(page, evaluation)
+    _stages(page, stages, trend, key)
+    _columns(page, data, key)
+    _pairs(page, data)
+    if data.sequence_lengths is not None:
+        _sequences(page, data)
+    _privacy(page, data, evaluation, selection, key)
+    return Report(page.render(), key)
+
+
+def write_report(path: str | os.PathLike, report: Report) -> Path:
+    """Write the page atomically (a reader never sees half a file); returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(report.html, encoding="utf-8")
+    return path
+
+
+def _headline(page: Page, ev) -> None:
+    parts = page.section("headline", "Headline")
+    acc = ev.accuracy.to_dict()
+    cards = [card("overall accuracy", pct(acc["overall"]), f"max {pct(acc['overall_max'])} (a sample of the real data)")]
+    gate, priv = ev.privacy_gate, ev.privacy
+    if priv is None:
+        cards.append(card("privacy", "not evaluated", "no holdout to compare with"))
+    else:
+        verdict = "passed" if gate is None or gate.passed else "FAILED"
+        cards.append(card("privacy gate", verdict, f"DCR share {pct(priv.dcr_share, 1)} "
+                          f"(95 % CI {interval(priv.dcr_share_ci, lambda v: pct(v, 1))}; fair ≈ 50 %)",
+                          "pass" if verdict == "passed" else "fail"))
+        if priv.membership_auc is not None:
+            cards.append(card("membership audit (best attack AUC)", dec(priv.membership_auc),
+                              f"95 % CI {interval(priv.membership_auc_ci, dec)}; {priv.membership_attack}; "
+                              "0.5 = tells nothing"))
+    parts.append(f'<div class="cards">{"".join(cards)}</div>')
+    fields = ["univariate", "bivariate", "trivariate", "coherence", "overall"]
+    shown = [f for f in fields if acc.get(f) is not None]
+    parts.append(table(pd.DataFrame({"part": shown, "accuracy": [pct(acc[f]) for f in shown],
+                                     "max (sampling noise alone)": [pct(acc[f + "_max"]) for f in shown]})))
+    if gate is not None and not gate.passed:
+        parts.append("<ul>" + "".join(f'<li class="fail">{esc(r)}</li>' for r in gate.reasons) + "</ul>")
+    for warning in ev.warnings:
+        parts.append(note(f"warning: {warning}"))
+
+
+def _stages(page: Page, stages: pd.DataFrame | None, trend: pd.DataFrame | None, key: dict) -> None:
+    parts = page.section("stages", "Accuracy by stage")
+    if stages is None or len(stages) == 0:
+        parts.append(note("Stages and the trend over runs are shown for pipeline runs (the metric store records them)."))
+        return
+    png = F.stages_png(stages)
+    key["accuracy by stage"] = png
+    parts.append(image(png, "accuracy by stage", "accuracy of each stage's subset against training"))
+    shown = stages.copy()
+    for col in shown.columns:
+        if col == "elapsed_s":
+            shown[col] = [f"{v:.1f} s" if pd.notna(v) else "–" for v in shown[col]]
+        elif col != "stage":
+            shown[col] = [pct(v) for v in shown[col]]
+    parts.append(table(shown.rename(columns={"elapsed_s": "time"})))
+    if trend is not None and len(trend) > 0:
+        parts.append("<h3>Trend over the last runs</h3>")
+        parts.append(image(F.trend_png(trend), "trend over runs", "overall accuracy of each run's output"))
+
+
+def _columns(page: Page, data: ReportData, key: dict) -> None:
+    parts = page.section("columns", "Every column (worst first)")
+    parts.append(note("Training, holdout and synthetic on the metric's own bins (numeric: histogram steps, training "
+                      "filled; categorical: bars); accuracy = 1 − ½ L1 of the binned shares."))
+    tables = list(data.columns[0].shares) if data.columns else []
+    parts.append('<p class="note">' + " ".join(
+        f'<span style="display:inline-block;width:12px;height:12px;background:{F.COLOURS[t]}"></span> {esc(t)}'
+        for t in tables) + "</p>")
+    cells = []
+    for i, col in enumerate(data.columns):
+        png = F.column_png(col)
+        if i == 0:
+            key[f"worst column: {col.name}"] = png
+        cells.append(image(png, f"column {col.name}", f"{col.name}: {pct(col.accuracy)} (max {pct(col.accuracy_max)})"))
+    parts.append(f'<div class="grid">{"".join(cells)}</div>')
+
+
+def _pairs(page: Page, data: ReportData) -> None:
+    parts = page.section("pairs", "Worst pairs and associations")
+    if not data.pairs:
+        parts.append(note("One column: no pairs."))
+        return
+    cells = [image(F.pair_png(p), f"pair {p.columns[0]} × {p.columns[1]}") for p in data.pairs]
+    parts.append(f'<div class="grid">{"".join(cells)}</div>')
+    if data.association is not None:
+        parts.append("<h3>Association difference</h3>")
+        parts.append(image(F.association_png(data.association), "association difference matrix",
+                           "Cramér's V of every binned column pair, synthetic minus training (red: stronger in synthetic)"))
+
+
+def _sequences(page: Page, data: ReportData) -> None:
+    parts = page.section("sequences", "Sequences")
+    parts.append(image(F.sequence_lengths_png(data.sequence_lengths), "sequence lengths", "rows per sequence"))
+    if len(data.coherence):
+        parts.append("<h3>Coherence of the worst columns</h3>")
+        parts.append(image(F.coherence_png(data.coherence), "coherence parts",
+                           "next row, distinct categories per sequence, sequences per category"))
+        shown = data.coherence.copy()
+        for col in shown.columns[1:]:
+            shown[col] = [pct(v) for v in shown[col]]
+        parts.append(table(shown))
+
+
+def _privacy(page: Page, data: ReportData, ev, selection: Mapping[str, float] | None, key: dict) -> None:
+    parts = page.section("privacy", "Privacy")
+    p = ev.privacy
+    if p is None:
+        parts.append(note("Not evaluated: privacy compares with a holdout, and none was given."))
+        return
+    unit = "groups" if p.exact_copy_training_sequences is not None else "rows"
+    rows = [
+        ("DCR share (closer to training than to holdout)", f"{pct(p.dcr_share, 1)} (95 % CI {interval(p.dcr_share_ci, lambda v: pct(v, 1))})"),
+        ("mean distance to closest record: training / holdout", f"{num(p.dcr_training)} / {num(p.dcr_holdout)}"),
+        ("5th percentile distance: training / holdout", f"{num(p.dcr_training_p5)} / {num(p.dcr_holdout_p5)}"),
+        ("NNDR ratio (training / holdout)", num(p.nndr_ratio)),
+        ("exact copies of training / holdout rows", f"{pct(p.exact_copy_training)} / {pct(p.exact_copy_holdout)}"),
+    ]
+    if p.exact_copy_training_sequences is not None:
+        rows.append(("exact copies of whole sequences: training / holdout",
+                     f"{pct(p.exact_copy_training_sequences)} / {pct(p.exact_copy_holdout_sequences)}"))
+    if p.membership_auc is not None:
+        by = ", ".join(f"{a.replace('_', ' ')} {dec(v)}" for a, v in (p.membership_auc_by_attack or {}).items())
+        rows.append(("membership audit AUC (best attack)", f"{dec(p.membership_auc)} (95 % CI {interval(p.membership_auc_ci, dec)}); {by}"))
+    rows.append(("units per reference", f"{count(p.n, unit)} ({count(p.n_synthetic, unit)} synthetic)"))
+    parts.append(table(pd.DataFrame(rows, columns=["figure", "value"])))
+    if data.dcr is not None:
+        png = F.dcr_png(data.dcr)
+        key["distance to closest record"] = png
+        parts.append(image(png, "distance to closest record", "a leak shows as synthetic units closer to training"))
+    if data.roc:
+        parts.append(image(F.roc_png(data.roc, p.membership_auc_by_attack or {}), "membership attack ROC curves",
+                           "members (training) vs non-members (holdout), both audit folds pooled"))
+    parts.append("<h3>What selection removed</h3>")
+    if selection:
+        parts.append(table(pd.DataFrame({"figure": list(selection),
+                                         "value": [num(v, 4) if isinstance(v, float) and not float(v).is_integer()
+                                                   else count(v) for v in selection.values()]})))
+    else:
+        parts.append(note("Not recorded: the privacy guard's figures come from a pipeline run."))

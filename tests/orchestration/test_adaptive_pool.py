@@ -1,0 +1,66 @@
+"""The flat graph's candidate pool in adaptive mode, materialised in-process with the real engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from synth_core.generate import read_curve
+from synth_orchestration.assets import flat
+from synth_orchestration.resources import ArtifactStore, MetricStoreResource
+
+POOL_OP = {"ops": {"flat__candidate_pool": {"ops": {"flat_plan_pool": {"config": {
+    "adaptive_pool": True, "min_pool_factor": 2.0, "pool_factor": 4.0, "pool_step_factor": 1.0, "pool_tolerance": 0.0,
+}}}}}}
+
+
+def _materialize(root: Path, run_config: dict):
+    return dg.materialize(
+        flat.ASSETS,
+        selection=[flat.source_data, flat.trained_generator, flat.candidate_pool],
+        partition_key="tiny_flat",
+        resources={"artifacts": ArtifactStore(artifact_root=str(root / "artifacts")),
+                   "metrics": MetricStoreResource(database=str(root / "metrics.duckdb"))},
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
+def _pool_metadata(result) -> dict:
+    return next({k: v.value for k, v in e.materialization.metadata.items()}
+                for e in result.get_asset_materialization_events()
+                if e.materialization.asset_key == dg.AssetKey(["flat", "candidate_pool"]))
+
+
+@pytest.mark.slow
+def test_adaptive_pool_grows_in_the_assembling_step_and_records_its_curve(tmp_path):
+    result = _materialize(tmp_path, POOL_OP)
+    assert result.success
+    # the parallel steps make the 2 x part (target 400: shards of 400 rows), the rest grows one at a time
+    steps = sorted({e.step_key for e in result.all_events if e.step_key and "pool_shard" in e.step_key})
+    assert steps == [f"flat__candidate_pool.flat_pool_shard[shard_{k:05d}]" for k in range(2)]
+    pool = result.output_for_node("flat__candidate_pool")
+    curve = read_curve(pool["dir"])
+    meta = _pool_metadata(result)
+    kept = curve["curve"][-1]["shards"]
+    assert len(pool["shards"]) == kept and pool["n_total"] == 400 * kept
+    assert meta["pool_stop_reason"] == curve["stop_reason"]
+    assert meta["pool_factor_reached"] == pytest.approx(kept)
+    assert "proxy objective" in meta["pool_curve"] and "data:image/png;base64," in meta["pool_curve"]
+    objectives = [p["objective"] for p in curve["curve"]]
+    if curve["stop_reason"] == "tolerance":  # tolerance 0: it stopped because the last shard did not help
+        assert objectives[-1] >= objectives[-2]
+    else:
+        assert kept == 4 and all(b < a for a, b in zip(objectives, objectives[1:]))
+    assert len(pd.concat(pd.read_parquet(p) for p in pool["shards"])) == 400 * kept
+    assert json.loads((Path(pool["dir"]) / "pool.json").read_text())["n_total"] == 1600
+
+    # a re-run resumes: every shard is found on disk, the curve is read back, the same pool results
+    again = _materialize(tmp_path, POOL_OP)
+    assert again.success
+    assert again.output_for_node("flat__candidate_pool")["shards"] == pool["shards"]
+    assert _pool_metadata(again)["shards_reused"] == kept
