@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     full = json.loads((published / "report.json").read_text())
     print(_format_table({"table": full["table"]}))
     print(f"\npublished {report['published']['parquet']} (and .csv, manifest.json)")
+    print(f"quality report: {published / 'report.html'}")
     print(f"demo: done in {elapsed:.0f} s; run {result.run_id} is in the Dagster UI (make ui)")
     return 0
 

@@ -28,8 +28,11 @@ from synth_core.report import _figures as F
 from synth_core.report._data import ReportData, report_data
 from synth_core.report._html import Page, card, count, dec, esc, image, interval, note, num, pct, table
 
-__all__ = ["Report", "ReportData", "build_report", "check_report_path", "count", "dec", "num", "pct", "report_data",
-           "write_report"]
+__all__ = ["Report", "ReportData", "build_report", "check_report_path", "count", "curve_png", "dec", "num", "pct",
+           "report_data", "stages_png", "write_report"]
+
+curve_png = F.curve_png  # the pictures the Dagster metadata shows beside the report's
+stages_png = F.stages_png
 
 REPORT_SUFFIXES = (".html", ".htm")
 

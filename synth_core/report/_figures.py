@@ -57,6 +57,17 @@ def stages_png(stages: pd.DataFrame) -> str:
 
 
 @matplotlib.rc_context(STYLE)
+def curve_png(x, y, xlabel: str, ylabel: str) -> str:
+    """One curve with markers (e.g. a pool's proxy objective against its size)."""
+    fig, ax = _figure(5.0, 2.6)
+    ax.plot(np.asarray(x, dtype=float), np.asarray(y, dtype=float), marker="o")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+@matplotlib.rc_context(STYLE)
 def trend_png(trend: pd.DataFrame) -> str:
     """Overall accuracy of the output and of a random pool sample over the last runs."""
     fig, ax = _figure(5.6, 2.6, bottom=0.18)

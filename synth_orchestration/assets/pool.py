@@ -25,6 +25,7 @@ import numpy as np
 from synth_core.errors import InputError
 from synth_core.io import read_table, write_table
 from synth_core.ops import POOL_ASSET, asset_name
+from synth_core.report import curve_png
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import Stage, merged_settings, selection_keys, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags
@@ -103,27 +104,6 @@ def _grow(context, plan: dict, source_data: dict):
         handle.close()
 
 
-def _curve_png(result) -> str:
-    import base64
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=90)
-    ax.plot([p.factor for p in result.curve], [p.objective for p in result.curve], marker="o")
-    ax.set_xlabel("pool size / target")
-    ax.set_ylabel("proxy objective")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
 def curve_metadata(result, unit: str) -> dict:
     """An adaptive pool's curve as asset metadata: a markdown table and plot, the size reached and why."""
     lines = [f"| shards | {unit} | × target | proxy objective | gain | proxy s |",
@@ -134,7 +114,9 @@ def curve_metadata(result, unit: str) -> dict:
         lines.append(f"| {p.shards} | {p.units:,} | {p.factor:g} | {p.objective:.6f} | {gain} | {p.proxy_s:.1f} |")
         prev = p.objective
     text = "\n".join(lines) + f"\n\nstopped by: {result.stop_reason}\n\n"
-    text += f"![proxy objective vs pool size](data:image/png;base64,{_curve_png(result)})"
+    png = curve_png([p.factor for p in result.curve], [p.objective for p in result.curve], "pool size / target",
+                    "proxy objective")
+    text += f"![proxy objective vs pool size](data:image/png;base64,{png})"
     return {
         "pool_curve": dg.MetadataValue.md(text),
         "pool_factor_reached": dg.MetadataValue.float(float(result.curve[-1].factor)),

@@ -2,8 +2,6 @@
 what the guard left out; publishes the gated output with its HTML quality report
 (:mod:`synth_core.report`) beside it."""
 
-import base64
-import io
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +11,7 @@ import pandas as pd
 
 from synth_core.io import atomic_path
 from synth_core.ops import FINAL_ASSET, REPORT_ASSET, STAGES, asset_name
-from synth_core.report import build_report, dec, num, pct, write_report
+from synth_core.report import build_report, dec, num, pct, stages_png, write_report
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import Stage, spec_for, user_errors, write_json
 from synth_orchestration.deploy_tags import step_tags
@@ -37,26 +35,6 @@ def stage_table(store, run_id: str, dataset: str, kind: str) -> pd.DataFrame:
             "elapsed_s": values.get("elapsed_s"),
         })
     return pd.DataFrame(rows)
-
-
-def _plot_png(table: pd.DataFrame) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=90)
-    for col in ("univariate", "bivariate", "trivariate", "overall"):
-        if table[col].notna().any():
-            ax.plot(table["stage"], table[col], marker="o", label=col)
-    ax.set_ylabel("accuracy vs training")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: dict) -> tuple[str, dict]:
@@ -87,7 +65,7 @@ def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: di
         f"### {kind}/{dataset}: accuracy by stage (against training)",
         _readable(table).to_markdown(index=False),
         "",
-        f"![accuracy by stage](data:image/png;base64,{_plot_png(table)})",
+        f"![accuracy by stage](data:image/png;base64,{stages_png(table)})",
         "",
         "### Against training ∪ holdout (mostlyai-qa definitions)",
         _readable(side).to_markdown(index=False),
