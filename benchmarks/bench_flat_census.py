@@ -336,6 +336,14 @@ def thread_runs(argv: list, out_file: Path, what: str, repeats: int, threads=(1,
     return rows, raw
 
 
+def finish_threads(bench: H.Bench, section, rows: list, raw: list) -> int:
+    """Write a ``--threads`` section: the table of :func:`thread_runs` and the load caveat."""
+    section.add_table("Cold processes", THREAD_HEADERS, rows, "rlrrrrl")
+    section.notes.append("Two cores shared with other work: figures taken at a load above 2 are slowed by it (see "
+                         "the load column).")
+    return bench.finish(section, {"runs": raw})
+
+
 THREAD_HEADERS = ["NUMBA_NUM_THREADS", "numba cache", "wall s", "CPU s", "refine stage s", "load 1 min before", "output sha256"]
 
 
@@ -359,10 +367,7 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
         "The parallel parts are the scoring passes (IPF, trimming, a refinement round's gains); the refinement's "
         "search runs on one thread (`speculate=False`, the default). The output must be byte-identical throughout.",
     )
-    section.add_table("Cold processes", THREAD_HEADERS, rows, "rlrrrrl")
-    section.notes.append("Two cores shared with other work: figures taken at a load above 2 are slowed by it (see "
-                         "the load column).")
-    return bench.finish(section, {"runs": raw})
+    return finish_threads(bench, section, rows, raw)
 
 
 def main(argv: list[str] | None = None) -> int:

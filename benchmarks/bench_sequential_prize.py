@@ -268,7 +268,7 @@ def notes(section: R.Section, m: SimpleNamespace) -> None:
 
 def threads_main(bench: H.Bench, repeats: int) -> int:
     """``--threads``: the select step on the largest cached pool with 1 and 2 numba threads."""
-    from bench_flat_census import THREAD_HEADERS, thread_runs
+    from bench_flat_census import finish_threads, thread_runs
 
     pools = sorted(G.folder(G.scratch_name("prize", False)).glob("pool-*"), key=lambda d: len(list(d.glob("*.parquet"))))
     if not pools:
@@ -286,10 +286,7 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
         "the group search runs on one thread (`speculate=False`, the default). The output must be byte-identical "
         "throughout.",
     )
-    section.add_table("Cold processes", THREAD_HEADERS, rows, "rlrrrrl")
-    section.notes.append("Two cores shared with other work: figures taken at a load above 2 are slowed by it (see "
-                         "the load column).")
-    return bench.finish(section, {"runs": raw})
+    return finish_threads(bench, section, rows, raw)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -527,7 +527,7 @@ def test_pipeline_is_deterministic_under_a_seed(data):
 def test_refine_swaps_identical_for_any_thread_count_and_speculation():
     """The search may compute gains ahead in parallel calls (``speculate``); the swaps, their
     order, the trace and the counters are the same on one thread or two, with or without it."""
-    import numba
+    from tests.threads import runs_by_threads
 
     rng = np.random.default_rng(8)
     train = latent_codes(1500, rng, noise=0.3)
@@ -536,16 +536,8 @@ def test_refine_swaps_identical_for_any_thread_count_and_speculation():
                                     mi.top_triples(train, N_BINS, k=8).triples)
     target = obj.target_counts(train, fs, 300)
     start = np.sort(rng.choice(pool.shape[0], size=300, replace=False))
-    threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
-    before = numba.get_num_threads()
-    runs = {}
-    try:
-        for n in threads:
-            numba.set_num_threads(n)
-            for speculate in (False, True):
-                runs[n, speculate] = refine.refine_swaps(pool, start, fs, target, max_rounds=6, speculate=speculate)
-    finally:
-        numba.set_num_threads(before)
+    runs = runs_by_threads(
+        lambda speculate: refine.refine_swaps(pool, start, fs, target, max_rounds=6, speculate=speculate))
     base = runs[1, False]
     assert base.n_swaps > 50 and base.n_recomputations > 1000 and base.n_ahead == 0
     for key, res in runs.items():

@@ -524,25 +524,15 @@ def test_group_refinement_identical_for_any_thread_count_and_speculation(small):
     """Group refinement may compute gains ahead and evaluate a removal candidate's swaps in
     parallel calls (``speculate``); the swaps, the trace and the counters are the same on one
     thread or two, with or without it, stale rounds included."""
-    import numba
-
     from synth_core.select.sequential import build_problem, random_groups
     from synth_core.select.sequential._group_refine import refine_groups
+    from tests.threads import runs_by_threads
 
     training, pool = small
     p = build_problem(training.iloc[:700], pool.iloc[:3000], KEY, 40)
     start = random_groups(p.n_pool, 40, 7)
     opts = dict(max_swaps=150, swaps_per_round=20, refresh_every=2, top_candidates=60, all_every=2, tol=0.0)
-    threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
-    before = numba.get_num_threads()
-    runs = {}
-    try:
-        for n in threads:
-            numba.set_num_threads(n)
-            for speculate in (False, True):
-                runs[n, speculate] = refine_groups(p, start, speculate=speculate, **opts)
-    finally:
-        numba.set_num_threads(before)
+    runs = runs_by_threads(lambda speculate: refine_groups(p, start, speculate=speculate, **opts))
     base = runs[1, False]
     assert base.n_swaps > 30 and base.n_recomputations > 100 and base.n_ahead == 0
     assert sum(1 for row in base.rounds if row[0] == 0) >= 2  # stale rounds happened
