@@ -31,9 +31,10 @@ Usage: ``python benchmarks/bench_sequential_prize.py [--retrain] [--prepare-only
 1-minute cap, pools of 4,000, 8,000 and 12,000 groups, 2,000 groups selected, one evaluation
 seed, nothing written).
 
-``--threads``: only ``synth select --group-key group_id`` on a cached pool of the prize generator
-(the largest ``pool-*`` folder in the scratch folder), as cold processes with
-``NUMBA_NUM_THREADS=1`` and ``=2`` after one run that compiles the numba cache, alternating,
+``--threads``: only ``synth select --group-key group_id`` on the first 4 shards (80,000 groups,
+the issue's size) of a cached pool of the prize generator (the largest ``pool-*`` folder in the
+scratch folder), as cold processes with ``NUMBA_NUM_THREADS=1``, ``=2`` and ``=2`` with
+``OMP_WAIT_POLICY=ACTIVE`` after one run that compiles the numba cache, alternating,
 ``--repeats`` each: wall time, the refine stage's time, the output's sha256 (identical for every
 thread count, or the run fails). Section ``sequential_prize_threads``.
 """
@@ -58,6 +59,7 @@ TRAIN_BUDGET_MIN = 60.0
 POOL_SEED = 0
 TEMPERATURE = 1.0
 SELECT_SEED = 0
+THREADS_SHARDS = 4  # --threads: the issue's 80,000-group pool (shards of 20,000 groups)
 TARGET_OVERALL = 0.972
 TARGET_COHERENCE = 0.9847
 WALL_80K_S = 300.0
@@ -270,19 +272,24 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
     """``--threads``: the select step on the largest cached pool with 1 and 2 numba threads."""
     from bench_flat_census import finish_threads, thread_runs
 
-    pools = sorted(G.folder(G.scratch_name("prize", False)).glob("pool-*"), key=lambda d: len(list(d.glob("*.parquet"))))
-    if not pools:
-        raise SystemExit("no cached prize pool: run this script with --prepare-only first")
+    pools = sorted((d for d in G.folder(G.scratch_name("prize", False)).glob("pool-*") if d.is_dir()),
+                   key=lambda d: len(list(d.glob("shard-*.parquet"))))
+    shards = sorted(pools[-1].glob("shard-*.parquet")) if pools else []
+    if len(shards) < THREADS_SHARDS:
+        raise SystemExit(f"no cached prize pool of {THREADS_SHARDS} shards: run this script with --prepare-only first")
+    # the issue's size: the first 4 shards (80,000 groups) of the largest cached pool, merged into one file
+    pool, _ = G.merged(SimpleNamespace(shard_paths=shards, out_dir=pools[-1]), THREADS_SHARDS)
     trn = H.shared_file("data", "prize-sequential", "training.csv.gz")
     out_file = H.scratch_dir() / "prize-threads.csv"
-    argv = H.synth_cli("select", "--training", trn, "--pool", pools[-1], "--group-key", GROUP_KEY, "--seed", SELECT_SEED,
+    argv = H.synth_cli("select", "--training", trn, "--pool", pool, "--group-key", GROUP_KEY, "--seed", SELECT_SEED,
                        "--output", out_file, "--force", "--json")
     rows, raw = thread_runs(argv, out_file, "prize select", repeats)
     section = bench.section(
         SECTION + "_threads", "Sequential prize: synth select on 1 and 2 numba threads",
-        f"`synth select --group-key {GROUP_KEY} --seed {SELECT_SEED}` (privacy guard on, 20,000 groups) on the cached "
-        f"pool `{H.rel(pools[-1])}` as cold processes: one that compiles the numba cache, then alternating runs with "
-        "`NUMBA_NUM_THREADS=1` and `=2`. The parallel parts are the gain passes of the coherence and refinement rounds; "
+        f"`synth select --group-key {GROUP_KEY} --seed {SELECT_SEED}` (privacy guard on, 20,000 groups) on the first "
+        f"{THREADS_SHARDS} shards ({THREADS_SHARDS * 20_000:,} groups) of the cached pool `{H.rel(pools[-1])}` as cold "
+        "processes: one that compiles the numba cache, then alternating runs with `NUMBA_NUM_THREADS=1`, `=2` and "
+        "`=2` with `OMP_WAIT_POLICY=ACTIVE`. The parallel parts are the gain passes of the coherence and refinement rounds; "
         "the group search runs on one thread (`speculate=False`, the default). The output must be byte-identical "
         "throughout.",
     )

@@ -2,6 +2,7 @@
 with its manifest, and the evaluation they judge (rules and defaults: :mod:`synth_core.metrics._gate`)."""
 
 import hashlib
+import pickle
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -10,13 +11,14 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from synth_core.io import write_table
+from synth_core.io import atomic_path, write_table
 from synth_core.metrics import GateSettings
 from synth_core.ops import FINAL_ASSET
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import readable, write_json
 
 _GATE = GateSettings()  # the gate's default thresholds, for the check descriptions
+DETAILS_FILE = "evaluation.pkl"  # the output's Evaluation with the report's details, beside evaluation.json
 GATE_KEYS = ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance", "max_membership_auc", "eval_seed")
 
 
@@ -74,7 +76,10 @@ def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, gro
     from synth_core.metrics import GateSettings, accuracy_floor, evaluate, integrity, privacy_gate
 
     gate = GateSettings.from_mapping(settings)
-    ev = evaluate(training, final, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate)
+    # the report's pictures come from this evaluation too (kept with details): the output is evaluated once
+    ev = evaluate(training, final, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate, details=True)
+    with atomic_path(out / DETAILS_FILE) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(ev, fh, protocol=pickle.HIGHEST_PROTOCOL)
     base = evaluate(training, baseline, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate)
     acc, base_acc = ev.accuracy.to_dict(), base.accuracy.to_dict()
     priv, base_priv = ev.privacy.to_dict(), base.privacy.to_dict()
@@ -155,7 +160,7 @@ def finish_output(context: dg.AssetExecutionContext, kind: str, spec, settings: 
     gate = evaluate_and_gate(final, baseline, training, holdout, settings, group_key=spec.group_key, target=target,
                              rows=selected, n_pool=n_pool, out=out)
     figures = {**figures, **gate["figures"]}
-    value = {**paths, "evaluation": str(out / "evaluation.json")}
+    value = {**paths, "evaluation": str(out / "evaluation.json"), "evaluation_details": str(out / DETAILS_FILE)}
     metadata = {
         "stop_reason": dg.MetadataValue.text(stop_reason),
         "output": dg.MetadataValue.path(paths["parquet"]),

@@ -54,21 +54,31 @@ def spec_for(context: dg.AssetExecutionContext, kind: str) -> DatasetSpec:
     raise InputError(f"no {kind} dataset named {name!r} in {CATALOG_PATH}")
 
 
-def merged_settings(config: dg.Config, overrides: dict, allowed: set[str]) -> dict[str, Any]:
+def merged_settings(context, config: dg.Config, overrides: dict, allowed: set[str]) -> dict[str, Any]:
     """Defaults < the dataset's overrides (datasets file) < fields set explicitly in run config."""
     values = config.model_dump()
     unknown = set(overrides) - allowed
     if unknown:
         raise InputError(f"unknown setting {sorted(unknown)[0]!r} in the dataset's overrides (allowed: {', '.join(sorted(allowed))})")
     values.update({k: v for k, v in overrides.items() if k in values})
-    explicitly_set = getattr(config, "model_fields_set", set())
-    values.update({k: getattr(config, k) for k in explicitly_set})
+    values.update({k: getattr(config, k) for k in explicit_keys(context, config) if k in values})
     return values
 
 
-def selection_settings(config: dg.Config, spec: DatasetSpec, kind: str) -> dict[str, Any]:
+def explicit_keys(context, config: dg.Config) -> set[str]:
+    """The config fields this step's run config names, a default value included (the config object
+    alone cannot tell ``adaptive_pool: true`` set in the launchpad from the default ``true``)."""
+    node = (context.run.run_config or {}).get("ops", {})
+    path = list(context.op_handle.path)
+    for name in path[:-1]:  # ops of a graph-backed asset nest under it
+        node = (node.get(name) or {}).get("ops", {})
+    raw = (node.get(path[-1]) or {}).get("config") or {}
+    return set(raw) | set(getattr(config, "model_fields_set", set()))
+
+
+def selection_settings(context, config: dg.Config, spec: DatasetSpec, kind: str) -> dict[str, Any]:
     """A selection asset's settings: its config over the dataset's ``selection`` block."""
-    return merged_settings(config, spec.selection, selection_keys(kind))
+    return merged_settings(context, config, spec.selection, selection_keys(kind))
 
 
 def selection_keys(kind: str) -> set[str]:

@@ -16,7 +16,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from synth_core.generate._pool import AdaptivePool
+from synth_core.generate import AdaptivePool
 from synth_core.metrics import GateSettings
 from synth_core.select import GuardSettings
 from synth_core.select.flat import SelectionSettings

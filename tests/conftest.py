@@ -87,7 +87,8 @@ def _write_test_catalog(root: Path) -> Path:
         "datasets": [
             {"name": "tiny_flat", "kind": "flat", "source": "tiny.csv", "target_size": 400,
              "training": {"max_epochs": 5, "model_size": "small"},
-             "selection": {"pool_factor": 8, "shard_size": 1000, "max_swaps": 2000, "accuracy_floor": 0.65}},
+             "selection": {"pool_factor": 8, "shard_size": 1000, "max_swaps": 2000, "accuracy_floor": 0.65,
+                           "adaptive_pool": False}},
             {"name": "empty_flat", "kind": "flat", "source": "empty.csv", "training": quick},
             {"name": "unknown_column", "kind": "flat", "source": "tiny.csv", "exclude": ["no_such_column"]},
             {"name": "pool_too_small", "kind": "flat", "source": "tiny.csv", "target_size": 400,

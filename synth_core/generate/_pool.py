@@ -66,9 +66,15 @@ def shard_path(out_dir: str | os.PathLike, k: int) -> Path:
     return Path(out_dir) / f"shard-{k:05d}.parquet"
 
 
+# Part of every shard seed, so it must never change: pool folders are resumed shard by shard, and a
+# new namespace would give the missing shards seeds the existing ones were not made with. (It once
+# followed the module's path and changed when the module moved; this is the original.)
+SEED_NAMESPACE = "synth_core.pool"
+
+
 def shard_seed(seed: int, k: int) -> int:
     """The generation ``random_state`` of shard ``k``: a hash of (seed, k), in [0, 2**31)."""
-    digest = hashlib.sha256(f"synth_core.generate._pool:{int(seed)}:{int(k)}".encode()).digest()
+    digest = hashlib.sha256(f"{SEED_NAMESPACE}:{int(seed)}:{int(k)}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
@@ -229,7 +235,10 @@ class AdaptivePool:
     shard size and seed: shard ``k`` keeps its seed, so a resumed run stops at the same shard.
     """
 
-    enabled: bool = False  # the pipelines' default; fixed-size pools otherwise (``pool_factor``)
+    # the pipelines' default: fixed ``pool_factor`` pools. Each generated shard costs a fixed start of
+    # about 10 s on this CPU (benchmarks/RESULTS.md, adaptive_pool: 16,000 rows 12-19 s, 100,000 rows
+    # 15 s), so the small shards of a small target make an adaptive pool slower than a fixed one.
+    enabled: bool = False
     min_factor: float = 4.0
     max_factor: float = 20.0
     step_factor: float = 2.0

@@ -206,11 +206,37 @@ def categorical_categories(values: pd.Series, n_bins: int) -> tuple[str, ...]:
 
 
 def _encode_categorical(values: pd.Series, categories: Sequence[str]) -> np.ndarray:
-    strings = _as_qa_strings(values)
+    by_value = _distinct_values(values)
+    if by_value is not None:  # each distinct value's string once, then a gather: the same codes
+        positions, distinct = by_value
+        table = _category_codes(_as_qa_strings(distinct), categories)
+        return table[positions]
+    return _category_codes(_as_qa_strings(values), categories)
+
+
+def _category_codes(strings: pd.Series, categories: Sequence[str]) -> np.ndarray:
     codes = pd.Index(list(categories), dtype=object).get_indexer(strings.to_numpy(dtype=object, na_value=NA_BIN))
     codes = codes.astype(np.int64)
     codes[codes < 0] = categories.index(OTHER_BIN)
     return codes
+
+
+def _distinct_values(values: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
+    """(position of each value among the distinct ones, the distinct values then a missing one), or
+    None where grouping by value could join values whose strings differ: numbers (0.0 and -0.0
+    are one value, two strings) and object columns holding anything but strings (True == 1)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        if not (pd.api.types.is_string_dtype(dtype.categories.dtype) or dtype.categories.dtype == object):
+            return None
+    elif not pd.api.types.is_string_dtype(dtype):
+        return None
+    positions, distinct = pd.factorize(values, use_na_sentinel=True)
+    distinct = pd.Series(np.asarray(distinct, dtype=object), dtype=object)
+    if not all(isinstance(v, str) for v in distinct):
+        return None
+    positions = np.where(positions < 0, len(distinct), positions)  # missing: the appended last entry
+    return positions, pd.concat([distinct, pd.Series([None], dtype=object)], ignore_index=True)
 
 
 def _interval_labels(breaks: np.ndarray, kind: Kind, style: str) -> tuple[str, ...]:

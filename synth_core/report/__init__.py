@@ -73,7 +73,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def build_report(evaluation, *, title: str = "Quality report", stages: pd.DataFrame | None = None,
-                 trend: pd.DataFrame | None = None, selection: Mapping[str, float] | None = None) -> Report:
+                 trend: pd.DataFrame | None = None, selection: Mapping[str, float] | None = None,
+                 dp: Mapping | None = None) -> Report:
     """Render the report of an evaluation made with ``evaluate(..., details=True)``.
 
     Parameters
@@ -89,6 +90,9 @@ def build_report(evaluation, *, title: str = "Quality report", stages: pd.DataFr
         optionally ``run_id`` and ``recorded_at`` (:func:`synth_core.ops.load_history`'s columns).
     selection : mapping, optional
         What selection's privacy guard removed (figure name → value).
+    dp : mapping, optional
+        A differentially private run's composed statement (``PrivacyStatement.to_dict()`` plus
+        ``covers``, as the run's manifest holds it), shown in the headline.
 
     Returns
     -------
@@ -102,7 +106,7 @@ def build_report(evaluation, *, title: str = "Quality report", stages: pd.DataFr
     # no time of day or elapsed seconds on the page: the same evaluation gives the same bytes
     page = Page(title, f"{sizes} · accuracy as mostlyai-qa defines it")
     key: dict[str, str] = {}
-    _headline(page, evaluation)
+    _headline(page, evaluation, dp)
     _stages(page, stages, trend, key)
     _columns(page, data, key)
     _pairs(page, data)
@@ -120,7 +124,7 @@ def write_report(path: str | os.PathLike, report: Report) -> Path:
     return path
 
 
-def _headline(page: Page, ev) -> None:
+def _headline(page: Page, ev, dp: Mapping | None = None) -> None:
     parts = page.section("headline", "Headline")
     acc = ev.accuracy.to_dict()
     cards = [card("overall accuracy", pct(acc["overall"]), f"max {pct(acc['overall_max'])} (a sample of the real data)")]
@@ -136,7 +140,12 @@ def _headline(page: Page, ev) -> None:
             cards.append(card("membership audit (best attack AUC)", dec(priv.membership_auc),
                               f"95 % CI {interval(priv.membership_auc_ci, dec)}; {priv.membership_attack}; "
                               "0.5 = tells nothing"))
+    if dp is not None:
+        cards.append(_dp_card(dp))
     parts.append(f'<div class="cards">{"".join(cards)}</div>')
+    if dp is not None:
+        parts.append(note("The (ε, δ) covers the published table; the privacy gate above reads training and "
+                          "holdout and is not covered by it."))
     fields = ["univariate", "bivariate", "trivariate", "coherence", "overall"]
     shown = [f for f in fields if acc.get(f) is not None]
     parts.append(table(pd.DataFrame({"part": shown, "accuracy": [pct(acc[f]) for f in shown],
@@ -145,6 +154,16 @@ def _headline(page: Page, ev) -> None:
         parts.append("<ul>" + "".join(f'<li class="fail">{esc(r)}</li>' for r in gate.reasons) + "</ul>")
     for warning in ev.warnings:
         parts.append(note(f"warning: {warning}"))
+
+
+def _dp_card(dp: Mapping) -> str:
+    """The composed (ε, δ) of a differentially private run: generator plus selection (basic composition), or
+    selection's part alone when the pool's generator is not known to be DP."""
+    sel = f"selection ε {dp['selection_epsilon']:.3g} (δ {dp['selection_delta']:.1e})"
+    if dp.get("epsilon") is None:
+        return card("differential privacy", f"ε = {dp['selection_epsilon']:.3g}", f"{sel}; {dp.get('covers', '')}")
+    return card("differential privacy", f"ε = {dp['epsilon']:.3g}, δ = {dp['delta']:.1e}",
+                f"generator ε {dp['generator_epsilon']:.3g} (δ {dp['generator_delta']:.1e}) + {sel}")
 
 
 def _stages(page: Page, stages: pd.DataFrame | None, trend: pd.DataFrame | None, key: dict) -> None:

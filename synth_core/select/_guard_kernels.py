@@ -53,20 +53,25 @@ def embed(cat: np.ndarray, num: np.ndarray, n_codes: np.ndarray, seed: int) -> n
     ndarray of shape (n, n_dims), float32, C-contiguous
     """
     rng = np.random.default_rng(seed)
-    parts = []
-    if num.shape[1]:
+    n = len(cat)
+    flagged = np.isnan(num).any(axis=0) if num.shape[1] else np.zeros(0, dtype=bool)
+    n_dims = num.shape[1] + int(flagged.sum()) + CAT_DIMS * cat.shape[1]
+    if n_dims == 0:
+        return np.zeros((n, 1), dtype=np.float32)
+    # filled column block by column block, cast once per block: no float64 copy of the whole matrix
+    out = np.empty((n, n_dims), dtype=np.float32)
+    d = num.shape[1]
+    if d:
         missing = np.isnan(num)
-        parts.append(np.where(missing, 0.5, num))
-        flagged = missing.any(axis=0)
-        if flagged.any():
-            parts.append(missing[:, flagged].astype(np.float64))
+        out[:, :d] = np.where(missing, 0.5, num)
+        out[:, d:d + int(flagged.sum())] = missing[:, flagged]
+        d += int(flagged.sum())
     for j in range(cat.shape[1]):
         # var 1/(2·CAT_DIMS) per dimension: E|g(a) − g(b)|² = 1, a mismatch's true cost
         table = rng.normal(0.0, math.sqrt(0.5 / CAT_DIMS), size=(int(n_codes[j]) + 1, CAT_DIMS))
-        parts.append(table[cat[:, j] + 1])  # row 0 is "missing" (code −1)
-    if not parts:
-        return np.zeros((len(cat), 1), dtype=np.float32)
-    return np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
+        out[:, d:d + CAT_DIMS] = table[cat[:, j] + 1]  # row 0 is "missing" (code −1)
+        d += CAT_DIMS
+    return out
 
 
 @numba.njit(cache=True)

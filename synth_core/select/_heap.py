@@ -125,6 +125,17 @@ def stale_top(hk, hi, size, ver, cver, version, max_stale, limit, fk, fp, out):
 
 
 @njit(inline="always")
+def cache_gains(cval, cver, js, gains, n, version, tally):
+    """Cache the ``n`` gains computed ahead for heap entries ``js`` (:func:`stale_top`'s pick) as
+    valid at ``version``, and count the parallel call and its gains in ``tally``."""
+    tally[0] += 1
+    tally[1] += n
+    for t in range(n):
+        cval[js[t]] = gains[t]
+        cver[js[t]] = version
+
+
+@njit(inline="always")
 def hold(held_k, held_j, n_held, key, idx, gain, best, best_h):
     """Hold the addition candidate (``key``, ``idx``) popped for the current removal candidate,
     whose swap gain is ``gain``; returns (held count, best gain, position of the best held

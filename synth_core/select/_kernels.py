@@ -36,36 +36,17 @@ from numba import njit, prange  # noqa: E402
 
 from synth_core.select._heap import (  # noqa: E402  # heapify is re-exported for the callers
     better as _better,
-)
-from synth_core.select._heap import (
-    heapify,
-)
-from synth_core.select._heap import (
+    cache_gains as _cache_gains,
+    heapify,  # noqa: F401
     hold as _hold,
-)
-from synth_core.select._heap import (
     load_search as _load_search,
-)
-from synth_core.select._heap import (
     pop as _pop,
-)
-from synth_core.select._heap import (
-    stale_top as _stale_top,
-)
-from synth_core.select._heap import (
     push_held as _push_held,
-)
-from synth_core.select._heap import (
     record_swap as _record_swap,
-)
-from synth_core.select._heap import (
     save_search as _save_search,
-)
-from synth_core.select._heap import (
     second_best as _second_best,
-)
-from synth_core.select._heap import (
     sift_down as _sift_down,
+    stale_top as _stale_top,
 )
 
 ROW_BLOCK = 2048
@@ -372,11 +353,7 @@ def _cached_gain(j, hk, hi, size, ver, version, rows, sign, row_w, weighted, cod
     if cver[j] != version:
         n = _stale_top(hk, hi, size, ver, cver, version, 1, batch, fk, fp, js)
         gains_of(js, n, rows, sign, row_w, codes, resid, fweights, cols, strides, offsets, gbuf)
-        tally[0] += 1
-        tally[1] += n
-        for t in range(n):
-            cval[js[t]] = gbuf[t]
-            cver[js[t]] = version
+        _cache_gains(cval, cver, js, gbuf, n, version, tally)
     return cval[j]
 
 

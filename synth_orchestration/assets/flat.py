@@ -109,7 +109,7 @@ def mi_pairs(
     privacy guard's verdict, pairs and triples ranked by mutual information, targets."""
     spec, stage, out = begin(context, metrics, artifacts, KIND, "mi_pairs")
     with user_errors(cleanup=out):
-        settings = selection_settings(config, spec, KIND)
+        settings = selection_settings(context, config, spec, KIND)
         training = read_source(source_data, "training")
         pool = read_pool_table(candidate_pool["shards"], training)
         budget = spec.privacy_budget
@@ -153,7 +153,7 @@ def ipf_subset(
     """IPF weights matching the pair tables, rounded to an oversized subset (1.25 × target)."""
     spec, stage, out = begin(context, metrics, artifacts, KIND, "ipf_subset")
     with user_errors(cleanup=out):
-        settings = selection_settings(config, spec, KIND)
+        settings = selection_settings(context, config, spec, KIND)
         problem = SelectionProblem.load(mi_pairs["problem"])
         ipf = stage_ipf(problem, flat_settings(settings))
         save_rows(out / "rows.npy", ipf.rows)
@@ -200,7 +200,7 @@ def refined_output(
     """Swap refinement against the unused pool; the final table with its manifest, gated by checks."""
     spec, stage, out = begin(context, metrics, artifacts, KIND, FINAL_ASSET)
     with user_errors(cleanup=out):
-        settings = selection_settings(config, spec, KIND)
+        settings = selection_settings(context, config, spec, KIND)
         selection = flat_settings(settings)
         problem = SelectionProblem.load(mi_pairs["problem"])
         refined = stage_refine(problem, np.load(trimmed_subset["rows"]), selection)

@@ -129,7 +129,7 @@ def _materialize(context: dg.AssetExecutionContext, config, source_data: dict, a
             result = given_pool(spec)
             context.log.info(f"dataset {spec.name!r} brings its own pool ({result['pool']}): no training")
         else:
-            settings = merged_settings(config, spec.training, set(config.model_dump()))
+            settings = merged_settings(context, config, spec.training, set(config.model_dump()))
             result = train_or_reuse(context, artifacts, kind, spec, source_data, settings)
         figures = stage.record({"training_s": result["training_s"], "reused": float(result["reused"])})
     metadata = {

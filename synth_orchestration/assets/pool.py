@@ -27,7 +27,7 @@ from synth_core.io import read_table, write_table
 from synth_core.ops import POOL_ASSET, asset_name
 from synth_core.report import curve_png
 from synth_orchestration.assets.source import read_source
-from synth_orchestration.common import Stage, merged_settings, selection_keys, spec_for, user_errors
+from synth_orchestration.common import Stage, explicit_keys, merged_settings, selection_keys, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
@@ -49,15 +49,25 @@ def _log_progress(context, what: str):
     return report
 
 
-def _adaptive(settings: dict):
-    """The run's :class:`AdaptivePool` (``pool_factor`` is its maximum), None for a fixed pool."""
+def _adaptive(settings: dict, spec, asked: bool = False):
+    """The run's :class:`AdaptivePool` (``pool_factor`` is its maximum), None for a fixed pool.
+
+    Differential privacy keeps the pool fixed: the adaptive rule sizes the pool from objectives on
+    training, a use of training outside the stated budget; ``asked`` (the dataset or the run config
+    names ``adaptive_pool``) turns that into a refusal."""
     from synth_core.generate import AdaptivePool
 
     if not settings.get("adaptive_pool"):
         return None
-    return AdaptivePool(enabled=True, min_factor=float(settings["min_pool_factor"]),
-                        max_factor=float(settings["pool_factor"]), step_factor=float(settings["pool_step_factor"]),
-                        tolerance=float(settings["pool_tolerance"]))
+    if spec.privacy is not None:
+        if asked:
+            raise InputError(f"dataset {spec.name!r}: adaptive_pool reads training to size the pool, outside the "
+                             "differential-privacy budget; set adaptive_pool: false")
+        return None
+    # a pool_factor below the starting size makes a fixed pool of that size (the rule has nothing to decide)
+    top = float(settings["pool_factor"])
+    return AdaptivePool(enabled=True, min_factor=min(float(settings["min_pool_factor"]), top), max_factor=top,
+                        step_factor=float(settings["pool_step_factor"]), tolerance=float(settings["pool_tolerance"]))
 
 
 def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_total: int, settings: dict,
@@ -181,7 +191,7 @@ def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Ca
                   artifacts: ArtifactStore):
         spec = spec_for(context, kind)
         with user_errors():
-            settings = merged_settings(config, spec.selection, selection_keys(kind))
+            settings = merged_settings(context, config, spec.selection, selection_keys(kind))
             if trained_generator.get("pool"):  # the dataset's own pool: one step stores it
                 folder = artifacts.pools_dir(kind, spec.name) / trained_generator["identity"]
                 context.log.info(f"pool given: {trained_generator['pool']}")
@@ -193,7 +203,8 @@ def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Ca
             if n_total < target:
                 raise InputError(f"pool_factor {settings['pool_factor']} gives a pool of {n_total:,} {unit}, "
                                  f"smaller than the target size {target:,}")
-            adaptive, first = _adaptive(settings), None
+            asked = "adaptive_pool" in spec.selection or "adaptive_pool" in explicit_keys(context, config)
+            adaptive, first = _adaptive(settings, spec, asked and bool(settings["adaptive_pool"])), None
             if adaptive is not None:
                 from synth_core.generate import adaptive_plan
 

@@ -3,6 +3,7 @@ what the guard left out; publishes the gated output with its HTML quality report
 (:mod:`synth_core.report`) beside it."""
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -126,22 +127,33 @@ TREND_RUNS = 10  # runs shown in the report's trend
 
 def html_report(store, run_id: str, dataset: str, kind: str, refined_output: dict, source_data: dict,
                 out: Path) -> tuple[Path, dict[str, str]]:
-    """Evaluate the output once more with the pictures' data kept (same seed and gate as the checks:
-    the same figures) and write ``report.html`` into ``out``; returns its path and key pictures."""
-    from synth_core.metrics import GateSettings, evaluate
-
+    """Write ``report.html`` into ``out`` from the evaluation the checks made (kept with the pictures'
+    data by ``refined_output``); returns its path and key pictures. An output materialised before
+    that evaluation was kept is evaluated here, with the checks' seed and gate (the same figures)."""
+    ev = _checked_evaluation(refined_output, source_data)
     manifest = json.loads(Path(refined_output["manifest"]).read_text())
-    gate = GateSettings.from_mapping(manifest["config"]["gate"])
-    training, holdout = read_source(source_data, "training"), read_source(source_data, "holdout")
-    final = pd.read_parquet(refined_output["parquet"])
-    ev = evaluate(training, final, holdout, group_key=manifest.get("group_key"), seed=gate.eval_seed, gate=gate,
-                  details=True)
     trend = store.history(dataset, ["eval_overall", "eval_random_overall"], asset=asset_name(kind, FINAL_ASSET))
     guard = guard_table(store, run_id, dataset, kind)
     report = build_report(ev, title=f"{kind}/{dataset}: quality report of run {run_id[:8]}",
                           stages=stage_table(store, run_id, dataset, kind), trend=trend.tail(TREND_RUNS),
-                          selection=dict(zip(guard["figure"], guard["value"])))
+                          selection=dict(zip(guard["figure"], guard["value"])),
+                          dp=manifest.get("differential_privacy"))
     return write_report(out / "report.html", report), report.key_figures
+
+
+def _checked_evaluation(refined_output: dict, source_data: dict):
+    from synth_core.metrics import GateSettings, evaluate
+
+    kept = Path(refined_output.get("evaluation_details", ""))
+    if kept.is_file():
+        with open(kept, "rb") as fh:
+            return pickle.load(fh)
+    manifest = json.loads(Path(refined_output["manifest"]).read_text())
+    gate = GateSettings.from_mapping(manifest["config"]["gate"])
+    training, holdout = read_source(source_data, "training"), read_source(source_data, "holdout")
+    final = pd.read_parquet(refined_output["parquet"])
+    return evaluate(training, final, holdout, group_key=manifest.get("group_key"), seed=gate.eval_seed, gate=gate,
+                    details=True)
 
 
 def _materialize(context: dg.AssetExecutionContext, refined_output: dict, source_data: dict, artifacts: ArtifactStore,

@@ -110,7 +110,7 @@ def coherence_subset(
     pool groups matching qa's three coherence parts, from a seeded random sample of the candidates."""
     spec, stage, out = begin(context, metrics, artifacts, KIND, "coherence_subset")
     with user_errors(cleanup=out):
-        values = selection_settings(config, spec, KIND)
+        values = selection_settings(context, config, spec, KIND)
         settings = sequential_settings(values)
         training = read_source(source_data, "training")
         pool = read_pool_table(candidate_pool["shards"], training, spec.group_key)
@@ -146,7 +146,7 @@ def refined_output(
     """Group swaps on uni/bi/tri (rows weighted as the metric samples them) with coherence kept in the objective."""
     spec, stage, out = begin(context, metrics, artifacts, KIND, FINAL_ASSET)
     with user_errors(cleanup=out):
-        values = {**selection_settings(config, spec, KIND), **coherence_subset["options"]}  # the plan's own options win
+        values = {**selection_settings(context, config, spec, KIND), **coherence_subset["options"]}  # the plan's own options win
         settings = sequential_settings(values)
         plan = SequentialPlan.load(coherence_subset["plan"])
         groups, details = stage_group_refine(plan, np.load(coherence_subset["groups"]), settings)

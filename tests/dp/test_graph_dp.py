@@ -49,6 +49,8 @@ def test_the_graph_states_the_budget_and_keeps_training_out_of_the_stages(dp_run
     events = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "refined_output"]
     metadata = events[0].materialization.metadata
     assert metadata["differential_privacy"].value["selection_rho"] == pytest.approx(budget.selection_rho)
+    page = Path(_output(result, "quality_report")["published"]["report"]).read_text()
+    assert f"ε = {dp['selection_epsilon']:.3g}" in page and "selection only" in page  # the report states it too
 
 
 def test_the_published_dp_output_equals_synth_select(dp_run, tmp_path, capsys):

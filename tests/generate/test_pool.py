@@ -41,6 +41,18 @@ def test_bad_settings_are_one_line_errors(kwargs, message):
     assert "\n" not in str(err.value)
 
 
+def test_shard_seeds_do_not_depend_on_where_the_code_lives():
+    """Resumed pools need the seeds their first shards were made with, in every release: the
+    namespace is a fixed string (it once followed the module path and changed with a move)."""
+    import hashlib
+
+    def seed_of(seed, k):  # the seeds of pools made before the packages were split
+        return int.from_bytes(hashlib.sha256(f"synth_core.pool:{seed}:{k}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+    assert [shard_seed(s, k) for s in (0, 3) for k in range(3)] == [seed_of(s, k) for s in (0, 3) for k in range(3)]
+    assert len({shard_seed(0, k) for k in range(1000)}) == 1000
+
+
 def test_plan_cuts_the_pool_in_steps_of_the_target():
     plan = adaptive_plan(24_421, AdaptivePool(min_factor=4, max_factor=20, step_factor=2), shard_size=100_000)
     assert (plan.shard_size, plan.n_max, plan.n_shards, plan.min_shards) == (48_842, 488_420, 10, 2)

@@ -77,3 +77,30 @@ def test_transform_names_missing_column():
     binner = Binner().fit(_tables(4, 200))
     with pytest.raises(InputError, match="'category'"):
         binner.transform(_tables(4, 10).drop(columns=["category"]))
+
+
+@pytest.mark.parametrize("dtype", [object, "string[pyarrow]", "string[python]", "category"])
+def test_string_columns_of_any_dtype_equal_qa(dtype):
+    """Strings are encoded once per distinct value (a gather after pd.factorize); the codes are still
+    qa's, missing values, the empty string and unseen values included."""
+    rng = np.random.default_rng(5)
+    words = np.array(["x", "y", "", "z", "Zürich", "w"], dtype=object)
+    reference = pd.DataFrame({"c": pd.Series(rng.choice(words[:5], 2000), dtype=object)})
+    other = pd.DataFrame({"c": pd.Series(rng.choice(words, 1500), dtype=object)})  # "w" is unseen: (other)
+    other.loc[::7, "c"] = None
+    qa_ref, qa_other = _qa_codes(reference, other, 10)
+    binner = Binner(n_bins=10).fit(reference)
+    np.testing.assert_array_equal(binner.transform(other.astype({"c": dtype})), qa_other)
+    np.testing.assert_array_equal(binner.transform(reference.astype({"c": dtype})), qa_ref)
+
+
+def test_values_whose_strings_differ_are_not_grouped():
+    """An object column mixing True, 1 and "1" (equal as values, not as strings) and floats 0.0/-0.0
+    keep the string-by-string path: every value gets its own string's code."""
+    from synth_core.metrics._binning import _distinct_values, _encode_categorical
+
+    mixed = pd.Series([True, 1, "1", "True", None] * 50, dtype=object)
+    assert _distinct_values(mixed) is None and _distinct_values(pd.Series([0.0, -0.0])) is None
+    categories = ("1", "True", "(empty)", OTHER_BIN, "(rare)", NA_BIN)
+    codes = _encode_categorical(mixed, categories)
+    assert list(codes[:5]) == [1, 0, 0, 1, 5]

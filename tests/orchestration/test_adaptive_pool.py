@@ -9,7 +9,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from synth_core.errors import InputError
 from synth_core.generate import read_curve
+from synth_core.ops import DatasetSpec
 from synth_orchestration.assets import flat
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
@@ -38,6 +40,8 @@ def _pool_metadata(result) -> dict:
 
 @pytest.mark.slow
 def test_adaptive_pool_grows_in_the_assembling_step_and_records_its_curve(tmp_path):
+    # tiny_flat's datasets entry sets adaptive_pool: false; the run config's true still wins, as any
+    # field a run config names does (even one equal to its default)
     result = _materialize(tmp_path, POOL_OP)
     assert result.success
     # the parallel steps make the 2 x part (target 400: shards of 400 rows), the rest grows one at a time
@@ -64,3 +68,37 @@ def test_adaptive_pool_grows_in_the_assembling_step_and_records_its_curve(tmp_pa
     assert again.success
     assert again.output_for_node("flat__candidate_pool")["shards"] == pool["shards"]
     assert _pool_metadata(again)["shards_reused"] == kept
+
+
+def _settings(config) -> dict:
+    return {k: getattr(config, k) for k in ("adaptive_pool", "min_pool_factor", "pool_factor", "pool_step_factor",
+                                            "pool_tolerance")}
+
+
+def test_pools_are_fixed_by_default_adaptive_on_request_and_a_small_maximum_is_a_fixed_pool():
+    from synth_core.generate import AdaptivePool
+    from synth_orchestration.assets.pool import _adaptive
+    from synth_orchestration.configs import GroupPoolConfig, PoolConfig
+
+    flat_spec = DatasetSpec(name="t", kind="flat", source="t.csv")
+    seq_spec = DatasetSpec(name="s", kind="sequential", source="s.csv", group_key="g")
+    assert _adaptive(_settings(PoolConfig()), flat_spec) is None
+    assert _adaptive(_settings(GroupPoolConfig()), seq_spec) is None
+    on = {**_settings(PoolConfig()), "adaptive_pool": True}
+    assert _adaptive(on, flat_spec) == AdaptivePool(enabled=True, max_factor=PoolConfig().pool_factor)
+    on_seq = {**_settings(GroupPoolConfig()), "adaptive_pool": True}
+    assert _adaptive(on_seq, seq_spec) == AdaptivePool(enabled=True, max_factor=GroupPoolConfig().pool_factor)
+    # a maximum below the starting size: the pool is that size, not a refusal
+    small = _adaptive({**on, "pool_factor": 3.0}, flat_spec)
+    assert (small.min_factor, small.max_factor) == (3.0, 3.0)
+
+
+def test_differential_privacy_keeps_the_pool_fixed_and_refuses_an_explicit_adaptive_pool():
+    from synth_orchestration.assets.pool import _adaptive
+    from synth_orchestration.configs import PoolConfig
+
+    dp = DatasetSpec(name="d", kind="flat", source="t.csv", privacy={"epsilon": 8, "delta": 1e-6})
+    on = {**_settings(PoolConfig()), "adaptive_pool": True}
+    assert _adaptive(on, dp) is None  # on without being asked for (a changed default): training must not size the pool
+    with pytest.raises(InputError, match=r"dataset 'd': adaptive_pool reads training .* set adaptive_pool: false"):
+        _adaptive(on, dp, asked=True)

@@ -157,3 +157,23 @@ def test_bad_configuration_fails_the_step_with_a_clear_message(tmp_path, partiti
     # no partial output of the failed step
     runs = list((tmp_path / "artifacts").glob(f"flat/{partition}/runs/*/{step}"))
     assert runs == []
+
+
+def test_report_reuses_the_checks_evaluation_and_equals_a_fresh_one(flat_run, tmp_path):
+    """refined_output keeps its evaluation (with the pictures' data) for the report, so the output is
+    evaluated once; a report from a fresh evaluation (what an older run, without it, gets) is identical."""
+    from synth_orchestration.assets.report import html_report
+
+    root, result = flat_run
+    out = result.output_for_node("flat__refined_output")
+    kept = Path(out["evaluation_details"])
+    assert kept.is_file() and kept.parent == Path(out["parquet"]).parent
+    run_id = result.run_id
+    store = MetricStoreResource(database=str(root / "metrics.duckdb")).store()
+    source = result.output_for_node("flat__source_data")
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "fresh").mkdir()
+    page, _ = html_report(store, run_id, "tiny_flat", "flat", out, source, tmp_path / "kept")
+    without = {k: v for k, v in out.items() if k != "evaluation_details"}
+    fresh, _ = html_report(store, run_id, "tiny_flat", "flat", without, source, tmp_path / "fresh")
+    assert page.read_bytes() == fresh.read_bytes()

@@ -128,6 +128,22 @@ def test_pipeline_context_and_no_holdout(flat):
     assert set(report.key_figures) >= {"accuracy by stage"}
 
 
+def test_a_dp_run_states_its_budget_in_the_headline(reports):
+    from synth_core.dp import PrivacyStatement
+
+    ev, plain = reports["fair"]
+    assert "differential privacy" not in _visible(plain.html)
+    composed = PrivacyStatement(0.05, 5e-7, 30.0, 3.9, 5e-7)
+    text = _visible(build_report(ev, dp=composed.to_dict()).html)
+    assert f"ε = {composed.epsilon:.3g}, δ = {composed.delta:.1e}" in text
+    assert f"generator ε 3.9 (δ 5.0e-07) + selection ε {composed.selection_epsilon:.3g} (δ 5.0e-07)" in text
+    assert "not covered by it" in text
+    # a given pool: its generator is not known to be DP, so only selection's part is stated
+    alone = PrivacyStatement(0.05, 5e-7, 30.0, None, None).to_dict() | {"covers": "selection only: unknown generator"}
+    text = _visible(build_report(ev, dp=alone).html)
+    assert f"ε = {composed.selection_epsilon:.3g}" in text and "selection only: unknown generator" in text
+
+
 def test_sequences_show_lengths_and_coherence():
     rng = np.random.default_rng(3)
 
