@@ -71,7 +71,7 @@ def _adaptive(settings: dict, spec, asked: bool = False):
 
 
 def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_total: int, settings: dict,
-          adaptive=None) -> dict:
+          adaptive=None, n_target: int | None = None) -> dict:
     """Where the pool goes and how it is cut; the folder is keyed by generator and settings so a re-run resumes.
     An adaptive pool's folder is keyed by its settings too: it then holds exactly the shards its rule kept."""
     from synth_core.generate import shard_sizes
@@ -84,7 +84,8 @@ def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_
     pool_dir = artifacts.pools_dir(kind, spec.name) / f"{trained_generator['identity']}-{tag}"
     return {"dir": str(pool_dir), "generator": trained_generator["path"], "n_total": n_total,
             "shard_size": params["shard"], "seed": params["seed"], "temperature": params["t"],
-            "n_shards": len(shard_sizes(n_total, params["shard"]))}
+            "n_shards": len(shard_sizes(n_total, params["shard"])),
+            **({"adaptive": params["adaptive"], "n_target": n_target} if adaptive is not None else {})}
 
 
 def _generate(context, plan: dict, only=None):
@@ -204,16 +205,14 @@ def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Ca
                 raise InputError(f"pool_factor {settings['pool_factor']} gives a pool of {n_total:,} {unit}, "
                                  f"smaller than the target size {target:,}")
             asked = "adaptive_pool" in spec.selection or "adaptive_pool" in explicit_keys(context, config)
-            adaptive, first = _adaptive(settings, spec, asked and bool(settings["adaptive_pool"])), None
+            adaptive, first = _adaptive(settings, spec, asked), None
             if adaptive is not None:
                 from synth_core.generate import adaptive_plan
 
                 cut = adaptive_plan(target, adaptive, int(settings["shard_size"]))
                 n_total, first = cut.n_max, cut.min_shards
                 settings = {**settings, "shard_size": cut.shard_size}
-            plan = _plan(artifacts, kind, spec, trained_generator, n_total, settings, adaptive)
-            if adaptive is not None:
-                plan.update(adaptive=adaptive.to_dict(), n_target=target)
+            plan = _plan(artifacts, kind, spec, trained_generator, n_total, settings, adaptive, target)
             _generate(context, plan, only=[])  # writes the pool's manifest, or refuses a mismatching folder
         if first is None:
             context.log.info(f"pool of {n_total:,} {unit} in {plan['n_shards']} shards under {plan['dir']}")

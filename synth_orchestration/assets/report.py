@@ -130,8 +130,8 @@ def html_report(store, run_id: str, dataset: str, kind: str, refined_output: dic
     """Write ``report.html`` into ``out`` from the evaluation the checks made (kept with the pictures'
     data by ``refined_output``); returns its path and key pictures. An output materialised before
     that evaluation was kept is evaluated here, with the checks' seed and gate (the same figures)."""
-    ev = _checked_evaluation(refined_output, source_data)
     manifest = json.loads(Path(refined_output["manifest"]).read_text())
+    ev = _checked_evaluation(refined_output, manifest, source_data)
     trend = store.history(dataset, ["eval_overall", "eval_random_overall"], asset=asset_name(kind, FINAL_ASSET))
     guard = guard_table(store, run_id, dataset, kind)
     report = build_report(ev, title=f"{kind}/{dataset}: quality report of run {run_id[:8]}",
@@ -141,14 +141,13 @@ def html_report(store, run_id: str, dataset: str, kind: str, refined_output: dic
     return write_report(out / "report.html", report), report.key_figures
 
 
-def _checked_evaluation(refined_output: dict, source_data: dict):
+def _checked_evaluation(refined_output: dict, manifest: dict, source_data: dict):
     from synth_core.metrics import GateSettings, evaluate
 
     kept = Path(refined_output.get("evaluation_details", ""))
     if kept.is_file():
         with open(kept, "rb") as fh:
             return pickle.load(fh)
-    manifest = json.loads(Path(refined_output["manifest"]).read_text())
     gate = GateSettings.from_mapping(manifest["config"]["gate"])
     training, holdout = read_source(source_data, "training"), read_source(source_data, "holdout")
     final = pd.read_parquet(refined_output["parquet"])
