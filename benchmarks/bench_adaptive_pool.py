@@ -22,13 +22,20 @@
 
 4. ``shard_cost``: one shard of 16,000, 100,000 and again 16,000 rows from the census generator
    (a fresh folder each): the fixed start of a generation job beside the cost of its rows.
+5. ``census_e2e``: the pipeline's two pool modes run for real in fresh folders from the census
+   generator: the adaptive pool with ``AdaptivePool()`` defaults (``grow_pool``: shards of at
+   least 100,000 rows, proxies included) and the fixed 20 × pool (``generate_pool``), each
+   followed by the full selection and its accuracy. This case judges the census targets.
+6. ``prize_temperature``: fresh prize pools of 4 × the target groups (seed 1) at the same
+   temperatures as step 2, selected and evaluated as in step 3.
 
 Timings are in process, numba cache warm (one untimed warm-up selection first), on a 2-core
 machine shared with other work: the load averages are recorded beside them. Points are cached in
 ``$SYNTH_BENCH_SCRATCH/adaptive_pool/points.json`` (a re-run reuses them and says so). The curves
 are plotted to ``benchmarks/adaptive_pool.png``.
 
-Usage: ``python benchmarks/bench_adaptive_pool.py [--only census|temperature|prize|shard_cost] [--fresh] [--quick] [--no-write]``
+Usage: ``python benchmarks/bench_adaptive_pool.py [--only CASE] [--fresh] [--quick] [--no-write]``
+(CASE: census, census_e2e, temperature, prize, prize_temperature, shard_cost)
 (``--quick``: census prefixes 2, 4, 6 and temperatures 1.0/1.1 on 2 × pools, no prize; nothing written).
 """
 
@@ -37,6 +44,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -48,7 +56,7 @@ import pandas as pd  # noqa: E402
 import results as R  # noqa: E402
 
 SECTION = "adaptive_pool"
-CASES = ("census", "temperature", "prize", "shard_cost")
+CASES = ("census", "census_e2e", "temperature", "prize", "prize_temperature", "shard_cost")
 SHARD_SIZES = (16_000, 100_000, 16_000)  # rows per generated shard: the fixed start shows beside the rows' cost
 CENSUS_FACTORS = (2, 4, 6, 8, 10, 12, 14, 16, 18, 20)
 PRIZE_FACTORS = (2, 3, 4, 5, 6, 8, 10, 12, 15)
@@ -56,7 +64,7 @@ PRIZE_POOL = 300_000  # groups: the issue's fixed 15 x pool (its prefixes are th
 PRIZE_TOLERANCES = (0.01, 0.02, 0.03, 0.05)
 TEMPERATURES = (0.9, 1.0, 1.05, 1.1)
 TEMPERATURE_FACTOR = 4
-TOLERANCES = (0.0, 0.01, 0.05)
+TOLERANCES = (0.0, 0.01, 0.02, 0.05)
 MIN_FACTORS = (2, 4, 8)
 ACCURACY_SLACK = 0.0005  # the issue's accuracy bound: fixed 20 x result - 0.0005
 ISSUE_GEN_RATE = 500_000 / 104.0  # rows/s: the issue's census figure ("about 104 s" for 500 k rows)
@@ -161,6 +169,56 @@ def census_curve(points: Points, factors, quick: bool) -> dict:
     return {"n_target": n, "curve": curve, "generator": info}
 
 
+def census_end_to_end(points: Points) -> dict:
+    """Both pool modes as the pipeline runs them, in fresh folders: the adaptive pool (``AdaptivePool()``
+    defaults, shard size 100,000, seed 0) and the fixed 20 × pool; generation (with the adaptive
+    rule's proxies), then the full selection and its accuracy."""
+    import tempfile
+
+    from synth_core.generate import AdaptivePool, generate_pool, grow_pool
+
+    training, holdout, handle, _, conform = census_data()
+    n = len(training)
+    settings = AdaptivePool()
+    warm = False
+
+    def run(mode: str, settings: AdaptivePool) -> dict:
+        nonlocal warm
+        if not warm:  # JIT compilation out of the timed figures
+            H.log("census e2e: warm-up selection")
+            flat_point(training, holdout, conform(G.pool_table("census", handle, 500_000, shard_size=100_000))
+                       .iloc[: 2 * n], n)
+            warm = True
+        load = R.load_average()
+        with tempfile.TemporaryDirectory(dir=G.folder("census")) as out:
+            t = time.perf_counter()
+            if mode == "adaptive":
+                grown = grow_pool(handle, training, n, out, settings, shard_size=100_000, seed=0)
+                result, extra = grown.pool, {"stop_reason": grown.stop_reason, "proxy_s": grown.proxy_s,
+                                             "curve": [(p.units, p.objective) for p in grown.curve]}
+            else:
+                result = generate_pool(handle, math.ceil(settings.max_factor * n), out, shard_size=100_000, seed=0)
+                extra = {"stop_reason": None, "proxy_s": 0.0, "curve": []}
+            gen_s = time.perf_counter() - t
+            H.log(f"census e2e {mode}: {result.n_total:,} rows in {len(result.shard_paths)} shards, {gen_s:.1f} s")
+            # the adaptive folder holds a prefix of its maximum's shards: read the kept ones
+            pool = conform(pd.concat([pd.read_parquet(p) for p in result.shard_paths], ignore_index=True))
+        point = flat_point(training, holdout, pool, n)
+        return {"mode": mode, "tolerance": settings.tolerance if mode == "adaptive" else None,
+                "shards": len(result.shard_paths), "gen_s": gen_s, "gen_load": load[0], **extra,
+                **{k: point[k] for k in ("units", "select_s", "objective", "overall", "overall_max", "load")}}
+
+    # the default tolerance, the earlier 1 % (within the proxy's noise), and the fixed pool
+    runs = [("adaptive", settings), ("adaptive", replace(settings, tolerance=0.01)), ("fixed", settings)]
+    rows = [points.get(f"census_e2e:{mode}" + (f":{s.tolerance:g}" if mode == "adaptive" else ""),
+                       lambda mode=mode, s=s: run(mode, s)) for mode, s in runs]
+    handle.close()
+    for r in rows:
+        H.log(f"census e2e {r['mode']} {r['tolerance']}: {r['units']:,} rows, generation {r['gen_s']:.1f} s, selection "
+              f"{r['select_s']:.1f} s, overall {r['overall']:.5f}")
+    return {"n_target": n, "rows": rows, "settings": settings.to_dict()}
+
+
 def temperature_study(points: Points, temps, factor: int) -> dict:
     training, holdout, handle, info, conform = census_data()
     n = len(training)
@@ -177,6 +235,40 @@ def temperature_study(points: Points, temps, factor: int) -> dict:
 
         rows.append({"temperature": t, **points.get(f"temperature:{t}:{size}", compute)})
         H.log(f"temperature {t}: overall {rows[-1]['overall']:.5f}")
+    handle.close()
+    return {"n_target": n, "pool_units": size, "rows": rows}
+
+
+def prize_data():
+    from synth_core.conform import conform_table
+    from synth_core.io import read_table
+
+    key = "group_id"
+    training = read_table(H.shared_file("data", "prize-sequential", "training.csv.gz"))
+    holdout = read_table(H.shared_file("data", "prize-sequential", "holdout.csv.gz"))
+    handle, info = G.generator("prize", training, G.training_settings("small", 15.0), group_key=key)
+    return training, holdout, handle, info, key, lambda table: conform_table(table[list(training.columns)], training,
+                                                                              identifiers=(key,))
+
+
+def prize_temperature_study(points: Points, temps, factor: int) -> dict:
+    """Fresh prize pools of ``factor`` × the target groups (seed 1, shards of 20,000 groups) at each
+    temperature; selection and accuracy as in the prize curve."""
+    from synth_core.generate import read_pool
+
+    training, holdout, handle, _, key, conform = prize_data()
+    n = int(training[key].nunique())
+    size = factor * n
+    rows = []
+    for t in temps:
+        def compute(t=t):
+            load = R.load_average()
+            result = G.pool("prize", handle, size, shard_size=20_000, seed=1, temperature=t)
+            gen = {"gen_s": result.elapsed_s if result.shards_generated else None, "gen_load": load[0]}
+            return {**gen, **seq_point(training, holdout, conform(read_pool(result.out_dir)), n, key)}
+
+        rows.append({"temperature": t, **points.get(f"prize_temperature:{t}:{size}", compute)})
+        H.log(f"prize temperature {t}: overall {rows[-1]['overall']:.5f}")
     handle.close()
     return {"n_target": n, "pool_units": size, "rows": rows}
 
@@ -205,13 +297,7 @@ def shard_cost(points: Points) -> list[dict]:
 
 
 def prize_curve(points: Points, factors) -> dict:
-    from synth_core.conform import conform_table
-    from synth_core.io import read_table
-
-    key = "group_id"
-    training = read_table(H.shared_file("data", "prize-sequential", "training.csv.gz"))
-    holdout = read_table(H.shared_file("data", "prize-sequential", "holdout.csv.gz"))
-    handle, info = G.generator("prize", training, G.training_settings("small", 15.0), group_key=key)
+    training, holdout, handle, info, key, conform = prize_data()
     result = G.pool("prize", handle, PRIZE_POOL, shard_size=20_000)
     handle.close()
     n = int(training[key].nunique())
@@ -221,7 +307,7 @@ def prize_curve(points: Points, factors) -> dict:
 
         def compute(shards=shards):
             pool = pd.concat([pd.read_parquet(p) for p in result.shard_paths[:shards]], ignore_index=True)
-            pool = conform_table(pool[list(training.columns)], training, identifiers=(key,))
+            pool = conform(pool)
             H.log(f"prize: prefix of {shards} shards ({f} x)")
             return seq_point(training, holdout, pool, n, key)
 
@@ -297,10 +383,11 @@ def curve_table(section: R.Section, title: str, d: dict) -> None:
                               "overall (seed 1)", "load 1 min"], rows, "rrrrrrrr")
 
 
-def census_report(section: R.Section, census: dict, rate: float, rate_src: str) -> dict:
+def census_report(section: R.Section, census: dict, rate: float, rate_src: str, targets: bool = True) -> dict:
+    """The rule replayed on the 2 ×-step prefix curve: shards of 2 × target (``min_shard_rows`` 0)."""
     from synth_core.generate import AdaptivePool
 
-    d = AdaptivePool()
+    d = AdaptivePool(min_shard_rows=0)
     curve = census["curve"]
     fixed = next((p for p in curve if p["factor"] == 20), curve[-1])
     fixed_s = fixed["units"] / rate + fixed["select_s"]
@@ -318,8 +405,8 @@ def census_report(section: R.Section, census: dict, rate: float, rate_src: str) 
         if tol == d.tolerance and min_factor == d.min_factor:
             chosen = row
     section.add_table(
-        f"Census: the adaptive rule replayed on the curve (max {d.max_factor:g} ×, one check per "
-        f"{d.step_factor:g} × shard); time = generation at {rate:,.0f} rows/s ({rate_src}) + proxies + selection at the stop; "
+        f"Census: the adaptive rule replayed on the curve without the shard floor (max {d.max_factor:g} ×, one check "
+        f"per {d.step_factor:g} × shard, as `min_shard_rows: 0`); time = generation at {rate:,.0f} rows/s ({rate_src}) + proxies + selection at the stop; "
         f"fixed 20 ×: {fixed_s:.0f} s measured, {fixed_idle:.0f} s idle model, overall {fixed['overall']:.5f}",
         ["min factor", "tolerance", "stops at", "stopped by", "time s (measured)", "share of fixed", "time s (idle model)",
          "share of fixed", "overall", "Δ overall vs 20 ×"],
@@ -329,11 +416,13 @@ def census_report(section: R.Section, census: dict, rate: float, rate_src: str) 
           R.fmt(r["stop"]["overall"]), f"{r['d_acc']:+.5f}"] for r in rows],
         "rrrlrrrrrr",
     )
-    section.target("census: pool generation + selection time, adaptive (default settings) vs fixed 20 ×", "≤ 50 %",
+    if not targets:
+        return {"fixed_s": fixed_s, "fixed_idle_s": fixed_idle, "rows": rows, "chosen": chosen}
+    section.target("census: pool generation + selection time, adaptive (2 × shards) vs fixed 20 ×", "≤ 50 %",
                    f"{chosen['share']:.0%} measured ({chosen['spent']:.0f} s vs {fixed_s:.0f} s), {chosen['idle_share']:.0%} "
                    f"in the idle model ({chosen['idle']:.0f} s vs {fixed_idle:.0f} s); stops at {chosen['stop']['factor']:g} ×",
                    max(chosen["share"], chosen["idle_share"]) <= 0.5)
-    section.target("census: overall accuracy, adaptive vs fixed 20 ×", f"≥ fixed − {ACCURACY_SLACK}",
+    section.target("census: overall accuracy, adaptive (2 × shards) vs fixed 20 ×", f"≥ fixed − {ACCURACY_SLACK}",
                    f"{chosen['stop']['overall']:.5f} vs {fixed['overall']:.5f} ({chosen['d_acc']:+.5f})",
                    chosen["d_acc"] >= -ACCURACY_SLACK)
     start = next(p for p in curve if p["factor"] == d.min_factor)
@@ -353,6 +442,46 @@ def census_report(section: R.Section, census: dict, rate: float, rate_src: str) 
         "rows/s (29 s for 500 k), both taken as linear in pool rows, and each proxy at its measured share of the "
         "selection time of the same pool.")
     return {"fixed_s": fixed_s, "fixed_idle_s": fixed_idle, "rows": rows, "chosen": chosen}
+
+
+def census_e2e_report(section: R.Section, e2e: dict) -> None:
+    rows = e2e["rows"]
+    default = e2e["settings"]["tolerance"]
+    a = next(r for r in rows if r["mode"] == "adaptive" and r["tolerance"] == default)
+    f = next(r for r in rows if r["mode"] == "fixed")
+
+    def total(r):
+        return r["gen_s"] + r["select_s"]
+
+    def name(r):
+        if r["mode"] == "fixed":
+            return "fixed 20 ×"
+        return f"adaptive, tolerance {r['tolerance']:g}" + (" (default)" if r["tolerance"] == default else "")
+
+    section.add_table(
+        f"Census end to end: the adaptive pool ({_settings_text(e2e['settings'])}) and the fixed 20 × pool, "
+        "each generated in a fresh folder (shard size 100,000, seed 0), then selected (target "
+        f"{e2e['n_target']:,} rows); generation includes the adaptive rule's proxies",
+        ["pool", "rows", "shards", "stopped by", "proxy curve", "generation s", "of which proxies s", "selection s",
+         "total s", "share of fixed", "overall (seed 1)", "Δ overall vs fixed", "load 1 min"],
+        [[name(r), f"{r['units']:,}", str(r["shards"]), r["stop_reason"] or "",
+          " → ".join(f"{o:.6f}" for _, o in r["curve"]), f"{r['gen_s']:.1f}", f"{r['proxy_s']:.1f}",
+          f"{r['select_s']:.1f}", f"{total(r):.1f}", f"{total(r) / total(f):.0%}", R.fmt(r["overall"]),
+          f"{r['overall'] - f['overall']:+.5f}", f"{r['gen_load']:.2f}"] for r in rows],
+        "lrrllrrrrrrrr",
+    )
+    share = total(a) / total(f)
+    section.target("census: pool generation + selection time, adaptive (defaults) vs fixed 20 ×, end to end", "≤ 50 %",
+                   f"{share:.0%} ({total(a):.0f} s vs {total(f):.0f} s); stops at "
+                   f"{a['units'] / e2e['n_target']:.1f} ×", share <= 0.5)
+    d = a["overall"] - f["overall"]
+    section.target("census: overall accuracy, adaptive (defaults) vs fixed 20 ×, end to end", f"≥ fixed − {ACCURACY_SLACK}",
+                   f"{a['overall']:.5f} vs {f['overall']:.5f} ({d:+.5f})", d >= -ACCURACY_SLACK)
+
+
+def _settings_text(settings: dict) -> str:
+    return (f"{settings['min_factor']:g}–{settings['max_factor']:g} ×, shards of {settings['step_factor']:g} × target "
+            f"but ≥ {settings['min_shard_rows']:,} rows, tolerance {settings['tolerance']:g}")
 
 
 def per_shard_gain(a: dict, b: dict, shard: int) -> float:
@@ -421,15 +550,17 @@ def shard_report(section: R.Section, rows: list[dict]) -> None:
     section.notes.append(
         f"Shard cost: {min(SHARD_SIZES):,} rows took {min(small):.1f}–{max(small):.1f} s and {large['rows']:,} rows "
         f"{large['s']:.1f} s, so most of a small shard's time is the generation job's fixed start. An adaptive pool "
-        "grows by shards of `step_factor` × target; for small targets those shards are small and the fixed starts "
-        "eat the saving, which is why fixed pools stay the pipelines' default (`AdaptivePool.enabled`).")
+        "grows by shards of `step_factor` × target; for small targets those shards would be small and the fixed "
+        "starts would eat the saving, which is why its shards hold at least `min_shard_rows` (100,000) rows, and a "
+        "maximum only one such shard past the start makes a fixed pool (nothing to decide).")
 
 
-def temperature_report(section: R.Section, temp: dict, census: dict | None) -> str:
+def temperature_table(section: R.Section, title: str, temp: dict) -> dict:
+    """One table of a temperature study; returns the row at 1.0 and the best row."""
     rows = temp["rows"]
     base = next((r for r in rows if r["temperature"] == 1.0), rows[0])
     section.add_table(
-        f"Census: sampling temperature, fresh pools of {temp['pool_units']:,} rows ({TEMPERATURE_FACTOR} × target, seed 1)",
+        title,
         ["temperature", "generation s", "load 1 min", "proxy objective", "refined objective", "overall (seed 1)",
          "Δ overall vs 1.0"],
         [[f"{r['temperature']:g}", R.NA if r["gen_s"] is None else f"{r['gen_s']:.1f}", f"{r['gen_load']:.2f}",
@@ -437,18 +568,49 @@ def temperature_report(section: R.Section, temp: dict, census: dict | None) -> s
          for r in rows],
         "rrrrrrr",
     )
-    best = max(rows, key=lambda r: r["overall"])
-    same = next((p for p in (census or {}).get("curve", []) if p["units"] == temp["pool_units"]), None)
-    seed_note = "" if same is None else (
-        f" Pool-seed noise, one sample: the seed-0 pool of the same size at 1.0 (the census prefix) reaches "
-        f"{same['overall']:.5f}, {same['overall'] - base['overall']:+.5f} from the seed-1 pool.")
-    if best is base:
-        return (f"Temperature: no other temperature beats 1.0 on census ({base['overall']:.5f}; one pool per "
-                "temperature), so the default stays 1.0." + seed_note)
-    return (f"Temperature: the best census pool is t = {best['temperature']:g} ({best['overall']:.5f} vs "
-            f"{base['overall']:.5f} at 1.0, {best['overall'] - base['overall']:+.5f}; one pool per temperature)."
-            + seed_note + " The default stays 1.0: the issue adopts a temperature only where both the census and the "
-            "prize benchmarks gain, and the prize temperature study was not run.")
+    return {"base": base, "best": max(rows, key=lambda r: r["overall"])}
+
+
+def temperature_report(section: R.Section, temp: dict | None, census: dict | None, prize_temp: dict | None,
+                       prize: dict | None) -> str:
+    """Both temperature tables and the verdict: a temperature is adopted only where census and prize gain."""
+    found, parts = {}, []
+    if temp:
+        found["census"] = temperature_table(
+            section, f"Census: sampling temperature, fresh pools of {temp['pool_units']:,} rows "
+            f"({TEMPERATURE_FACTOR} × target, seed 1)", temp)
+        same = next((p for p in (census or {}).get("curve", []) if p["units"] == temp["pool_units"]), None)
+        if same is not None:
+            parts.append(f"Pool-seed noise, census: the seed-0 pool of the same size at 1.0 (the census prefix) "
+                         f"reaches {same['overall']:.5f}, {same['overall'] - found['census']['base']['overall']:+.5f} "
+                         "from the seed-1 pool.")
+    if prize_temp:
+        found["prize"] = temperature_table(
+            section, f"Prize (sequential): sampling temperature, fresh pools of {prize_temp['pool_units']:,} groups "
+            f"({TEMPERATURE_FACTOR} × target, seed 1, shards of 20,000)", prize_temp)
+        same = next((p for p in (prize or {}).get("curve", []) if p["units"] == prize_temp["pool_units"]), None)
+        if same is not None:
+            parts.append(f"Pool-seed noise, prize: the seed-0 pool of the same size at 1.0 (the prize prefix) reaches "
+                         f"{same['overall']:.5f}, {same['overall'] - found['prize']['base']['overall']:+.5f} from "
+                         "the seed-1 pool.")
+    verdict = []
+    for name, f in found.items():
+        gain = f["best"]["overall"] - f["base"]["overall"]
+        verdict.append(f"{name}: best t = {f['best']['temperature']:g} ({gain:+.5f} vs 1.0)" if gain > 0
+                       else f"{name}: no temperature beats 1.0 ({f['base']['overall']:.5f})")
+    winners = {f["best"]["temperature"] for f in found.values() if f["best"]["overall"] > f["base"]["overall"]}
+    both = len(found) == 2 and len(winners) == 1 and all(f["best"]["overall"] > f["base"]["overall"]
+                                                          for f in found.values())
+    if both:
+        decision = (f"Both benchmarks gain at t = {winners.pop():g} (one pool per temperature): the candidate for "
+                    "the default.")
+    elif len(found) < 2:
+        decision = "The default stays 1.0: the issue adopts a temperature only where both benchmarks gain, and only one was run."
+    else:
+        decision = ("The default stays 1.0: the issue adopts a temperature only where both the census and the prize "
+                    "benchmarks gain, and they do not gain at the same temperature.")
+    return "Temperature (one pool per temperature): " + "; ".join(verdict) + ". " + decision + (
+        " " + " ".join(parts) if parts else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,11 +624,15 @@ def main(argv: list[str] | None = None) -> int:
     res: dict = {}
     if "census" in cases:
         res["census"] = census_curve(points, CENSUS_FACTORS[:3] if args.quick else CENSUS_FACTORS, args.quick)
+    if "census_e2e" in cases:
+        res["census_e2e"] = census_end_to_end(points)
     if "temperature" in cases:
         temps = (1.0, 1.1) if args.quick else TEMPERATURES
         res["temperature"] = temperature_study(points, temps, 2 if args.quick else TEMPERATURE_FACTOR)
     if "prize" in cases:
         res["prize"] = prize_curve(points, PRIZE_FACTORS)
+    if "prize_temperature" in cases:
+        res["prize_temperature"] = prize_temperature_study(points, TEMPERATURES, TEMPERATURE_FACTOR)
     if "shard_cost" in cases:
         res["shard_cost"] = shard_cost(points)
     section = bench.section(SECTION, "Adaptive pool size and sampling temperature",
@@ -475,27 +641,32 @@ def main(argv: list[str] | None = None) -> int:
     t1 = next((r for r in res.get("temperature", {}).get("rows", []) if r["temperature"] == 1.0 and r["gen_s"]), None)
     if t1:
         rate, rate_src = res["temperature"]["pool_units"] / t1["gen_s"], f"measured at t = 1.0, load {t1['gen_load']:.2f}"
+    if "census_e2e" in res:
+        census_e2e_report(section, res["census_e2e"])
     if "census" in res:
-        res["census_rule"] = census_report(section, res["census"], rate, rate_src)
+        res["census_rule"] = census_report(section, res["census"], rate, rate_src, targets="census_e2e" not in res)
     if "prize" in res:
         res["prize_rule"] = prize_report(section, res["prize"])
     if "shard_cost" in res:
         shard_report(section, res["shard_cost"])
-    if "temperature" in res:
-        section.notes.append(temperature_report(section, res["temperature"], res.get("census")))
+    if "temperature" in res or "prize_temperature" in res:
+        section.notes.append(temperature_report(section, res.get("temperature"), res.get("census"),
+                                                res.get("prize_temperature"), res.get("prize")))
     path = plot(res.get("census"), res.get("prize"))
     if path is not None and not args.no_write:
         section.notes.append(f"Curves: ![proxy objective and accuracy vs pool size]({path.name}) (`benchmarks/{path.name}`).")
     if points.reused:
         section.notes.append(f"Reused cached points (timings from their own run): {', '.join(sorted(points.reused))}.")
-    section.notes.append("Cached shards and seeds: the prize pool's shards 5-14 and the temperature pools were generated on "
+    section.notes.append("Cached shards and seeds: the prize pool's shards 5-14 and the census temperature pools were generated on "
                          "2026-12-01 while shard seeds were hashed under the namespace `synth_core.generate._pool` (the "
                          "module's path after the package split), since restored to the original `synth_core.pool` "
                          "(`synth_core.generate._pool.SEED_NAMESPACE`). A run without these caches regenerates them with "
                          "the original seeds: pools of the same generator and size, statistically but not byte-equal.")
     section.notes.append("Timings are in process on 2 shared CPU cores; each point carries the 1-min load average "
-                         "taken before it. Prefix pools are statistically, not byte-, equal to the adaptive pool of "
-                         "the same size (its shards have other seeds).")
+                         "taken before it. The 2 × prefixes cut the census pool inside its 100,000-row shards: "
+                         "statistically, not byte-, equal to a pool generated in shards of that size. The end-to-end "
+                         "adaptive run's shards are those of the cached pool (same seed, shard size and shard seeds), "
+                         "and its proxies at 100,000 and 200,000 rows equal the ones computed on its prefixes.")
     return bench.finish(section, res)
 
 

@@ -57,6 +57,9 @@ class PoolConfig(dg.Config):
     pool_tolerance: float = Field(default=_POOL.tolerance, ge=0.0,
                                   description="adaptive: stop when a shard lowers the proxy objective by no more "
                                   "than this share")
+    pool_min_shard_rows: int = Field(default=_POOL.min_shard_rows, ge=0,
+                                     description="adaptive: table rows per added shard at least (each generation "
+                                     "job has a fixed start); a maximum one shard past the start is a fixed pool")
 
 
 class GuardConfig(dg.Config):

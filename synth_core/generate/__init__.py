@@ -13,6 +13,7 @@ from synth_core.generate._pool import (
     proxy_objective,
     read_curve,
     read_pool,
+    rows_per_unit,
     shard_sizes,
     stop_reason,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "proxy_objective",
     "read_curve",
     "read_pool",
+    "rows_per_unit",
     "shard_sizes",
     "stop_reason",
     "train_flat",

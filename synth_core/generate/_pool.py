@@ -225,24 +225,27 @@ CURVE_FILE = "adaptive.json"  # beside the shards: the growth curve of an adapti
 class AdaptivePool:
     """Settings of an adaptive pool: grow shard by shard while a shard still pays.
 
-    The pool starts at ``min_factor`` × target units and grows by shards of at most
-    ``step_factor`` × target units (and at most the caller's shard size) up to ``max_factor`` ×
-    target. After each shard from ``min_factor`` on, the selection's cheap proxy objective of the
-    pool so far (:func:`proxy_objective`) is computed; growth stops once the last shard lowered it
-    by no more than ``tolerance`` relative to the previous value.
+    The pool starts at ``min_factor`` × target units and grows by shards of ``step_factor`` ×
+    target units, but of at least ``min_shard_rows`` table rows and at most the caller's shard
+    size, up to ``max_factor`` × target. After each shard from ``min_factor`` on, the selection's
+    cheap proxy objective of the pool so far (:func:`proxy_objective`) is computed; growth stops
+    once the last shard lowered it by no more than ``tolerance`` relative to the previous value.
 
     The pool is always a prefix of the fixed pool of ``max_factor`` × target units with the same
     shard size and seed: shard ``k`` keeps its seed, so a resumed run stops at the same shard.
     """
 
-    # the pipelines' default: fixed ``pool_factor`` pools. Each generated shard costs a fixed start of
-    # about 10 s on this CPU (benchmarks/RESULTS.md, adaptive_pool: 16,000 rows 12-19 s, 100,000 rows
-    # 15 s), so the small shards of a small target make an adaptive pool slower than a fixed one.
-    enabled: bool = False
+    enabled: bool = True
     min_factor: float = 4.0
     max_factor: float = 20.0
     step_factor: float = 2.0
-    tolerance: float = 0.01
+    # above the proxy's own noise: on census it moves by up to 2.2 % from one 2 x shard to the next
+    # with no trend (benchmarks/RESULTS.md, adaptive_pool), so a 1 % gain is indistinguishable from chance
+    tolerance: float = 0.02
+    # every generation job pays a fixed start of about 10 s on this CPU (benchmarks/RESULTS.md,
+    # adaptive_pool: 16,000 rows 12-19 s, 100,000 rows 15 s); shards this large keep that start small
+    # beside their rows, so that growing in shards never costs much more than one fixed pool
+    min_shard_rows: int = 100_000
 
     def __post_init__(self) -> None:
         for name in ("min_factor", "max_factor", "step_factor"):
@@ -253,9 +256,13 @@ class AdaptivePool:
             raise InputError(f"adaptive pool: min_factor {self.min_factor!r} exceeds max_factor {self.max_factor!r}")
         if not isinstance(self.tolerance, numbers.Real) or not self.tolerance >= 0:
             raise InputError(f"adaptive pool: tolerance must be a number >= 0, got {self.tolerance!r}")
+        value = self.min_shard_rows
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+            raise InputError(f"adaptive pool: min_shard_rows must be an integer >= 0, got {value!r}")
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("enabled", "min_factor", "max_factor", "step_factor", "tolerance")}
+        return {k: getattr(self, k) for k in ("enabled", "min_factor", "max_factor", "step_factor", "tolerance",
+                                              "min_shard_rows")}
 
 
 @dataclass(frozen=True)
@@ -268,6 +275,12 @@ class AdaptivePlan:
     n_max: int
     n_shards: int
     min_shards: int
+
+    @property
+    def decides(self) -> bool:
+        """Whether the rule can stop before the maximum: it compares two shards past the minimum's
+        point, so with at most one shard beyond the minimum the pool is the fixed maximum."""
+        return self.n_shards > self.min_shards + 1
 
 
 @dataclass
@@ -288,17 +301,29 @@ class AdaptiveResult:
     proxy_s: float  # time spent on proxy objectives in this call (cached points cost nothing)
 
 
-def adaptive_plan(n_target: int, settings: AdaptivePool, shard_size: int) -> AdaptivePlan:
-    """The shard cut of an adaptive pool (see :class:`AdaptivePool`)."""
+def adaptive_plan(n_target: int, settings: AdaptivePool, shard_size: int, rows_per_unit: float = 1.0) -> AdaptivePlan:
+    """The shard cut of an adaptive pool (see :class:`AdaptivePool`).
+
+    ``rows_per_unit``: table rows per pool unit (1 for a flat pool; training's mean group length
+    for a sequential one), to turn ``min_shard_rows`` into units.
+    """
     if not isinstance(n_target, numbers.Integral) or isinstance(n_target, bool) or n_target < 1:
         raise InputError(f"target size must be a positive integer, got {n_target!r}")
     n_target = int(n_target)
-    shard = max(1, min(int(shard_size), math.ceil(settings.step_factor * n_target)))
+    step = max(math.ceil(settings.step_factor * n_target), math.ceil(settings.min_shard_rows / max(rows_per_unit, 1.0)))
+    shard = max(1, min(int(shard_size), step))
     n_max = max(n_target, math.ceil(settings.max_factor * n_target))
     sizes = shard_sizes(n_max, shard)
     n_min = min(n_max, max(n_target, math.ceil(settings.min_factor * n_target)))
     min_shards = next(k + 1 for k in range(len(sizes)) if sum(sizes[: k + 1]) >= n_min)
     return AdaptivePlan(n_target, shard, n_max, len(sizes), min_shards)
+
+
+def rows_per_unit(training: pd.DataFrame, group_key: str | None = None) -> float:
+    """Table rows per pool unit: 1 for a flat table, training's mean group length for a sequential one."""
+    if group_key is None or len(training) == 0:
+        return 1.0
+    return len(training) / max(1, int(training[group_key].nunique()))
 
 
 def stop_reason(objectives: Sequence[float], n_left: int, tolerance: float) -> str | None:
@@ -363,7 +388,7 @@ def grow_pool(
     at the same shard. ``proxy`` defaults to :func:`proxy_objective` (with the generator's group
     key and ``seed``). Returns the kept shards, the curve and why growth stopped.
     """
-    plan = adaptive_plan(n_target, settings, shard_size)
+    plan = adaptive_plan(n_target, settings, shard_size, rows_per_unit(training, handle.group_key))
     if proxy is None:
         def proxy(trn, pool, n):
             return proxy_objective(trn, pool, n, group_key=handle.group_key, seed=seed)
@@ -443,5 +468,6 @@ def _write_curve(out_dir: Path, settings: AdaptivePool, plan: AdaptivePlan, curv
 
 
 __all__ = ["AdaptivePlan", "AdaptivePool", "AdaptiveResult", "CURVE_FILE", "CurvePoint", "PoolResult", "adaptive_plan",
-           "generate_pool", "grow_pool", "proxy_objective", "read_curve", "read_pool", "shard_seed", "shard_sizes",
+           "generate_pool", "grow_pool", "proxy_objective", "read_curve", "read_pool", "rows_per_unit", "shard_seed",
+           "shard_sizes",
            "shard_path", "stop_reason"]

@@ -67,7 +67,18 @@ def _adaptive(settings: dict, spec, asked: bool = False):
     # a pool_factor below the starting size makes a fixed pool of that size (the rule has nothing to decide)
     top = float(settings["pool_factor"])
     return AdaptivePool(enabled=True, min_factor=min(float(settings["min_pool_factor"]), top), max_factor=top,
-                        step_factor=float(settings["pool_step_factor"]), tolerance=float(settings["pool_tolerance"]))
+                        step_factor=float(settings["pool_step_factor"]), tolerance=float(settings["pool_tolerance"]),
+                        min_shard_rows=int(settings["pool_min_shard_rows"]))
+
+
+def _rows_per_unit(source_data: dict) -> float:
+    """Training's table rows per pool unit as :func:`grow_pool` counts them, from the key column only."""
+    import pandas as pd
+
+    from synth_core.generate import rows_per_unit
+
+    key = source_data.get("group_key")
+    return rows_per_unit(pd.read_parquet(source_data["training"], columns=[key]), key) if key else 1.0
 
 
 def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_total: int, settings: dict,
@@ -209,9 +220,15 @@ def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Ca
             if adaptive is not None:
                 from synth_core.generate import adaptive_plan
 
-                cut = adaptive_plan(target, adaptive, int(settings["shard_size"]))
-                n_total, first = cut.n_max, cut.min_shards
-                settings = {**settings, "shard_size": cut.shard_size}
+                cut = adaptive_plan(target, adaptive, int(settings["shard_size"]), _rows_per_unit(source_data))
+                if cut.decides:
+                    n_total, first = cut.n_max, cut.min_shards
+                    settings = {**settings, "shard_size": cut.shard_size}
+                else:
+                    context.log.info(f"adaptive pool: {n_total:,} {unit} are at most one shard of "
+                                     f"{cut.shard_size:,} past the starting {cut.min_shards}, so the rule has nothing "
+                                     "to decide: a fixed pool")
+                    adaptive = None
             plan = _plan(artifacts, kind, spec, trained_generator, n_total, settings, adaptive, target)
             _generate(context, plan, only=[])  # writes the pool's manifest, or refuses a mismatching folder
         if first is None:

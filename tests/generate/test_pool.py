@@ -32,6 +32,8 @@ TARGET = 150
         ({"tolerance": -0.01}, "tolerance must be a number >= 0"),
         ({"step_factor": 0}, "step_factor must be a positive number"),
         ({"min_factor": -1.0}, "min_factor must be a positive number"),
+        ({"min_shard_rows": 1.5}, "min_shard_rows must be an integer >= 0"),
+        ({"min_shard_rows": -1}, "min_shard_rows must be an integer >= 0"),
     ],
 )
 def test_bad_settings_are_one_line_errors(kwargs, message):
@@ -54,11 +56,36 @@ def test_shard_seeds_do_not_depend_on_where_the_code_lives():
 
 
 def test_plan_cuts_the_pool_in_steps_of_the_target():
-    plan = adaptive_plan(24_421, AdaptivePool(min_factor=4, max_factor=20, step_factor=2), shard_size=100_000)
+    free = AdaptivePool(min_factor=4, max_factor=20, step_factor=2, min_shard_rows=0)
+    plan = adaptive_plan(24_421, free, shard_size=100_000)
     assert (plan.shard_size, plan.n_max, plan.n_shards, plan.min_shards) == (48_842, 488_420, 10, 2)
     # the caller's shard size bounds memory even when a step is larger
     plan = adaptive_plan(1000, AdaptivePool(min_factor=3, max_factor=10, step_factor=5), shard_size=800)
     assert (plan.shard_size, plan.n_max, plan.n_shards, plan.min_shards) == (800, 10_000, 13, 4)
+
+
+def test_shards_have_a_floor_in_rows_and_a_short_range_is_a_fixed_pool():
+    # census-sized target: the default floor of 100,000 rows beats 2 x target (48,842 rows)
+    plan = adaptive_plan(24_421, AdaptivePool(), shard_size=100_000)
+    assert (plan.shard_size, plan.n_shards, plan.min_shards, plan.decides) == (100_000, 5, 1, True)
+    # the demo's 8,000 rows: the 20 x maximum is one 100,000-row shard past the 4 x start, nothing to decide
+    plan = adaptive_plan(8_000, AdaptivePool(), shard_size=100_000)
+    assert (plan.shard_size, plan.n_shards, plan.min_shards, plan.decides) == (100_000, 2, 1, False)
+    # groups: the floor counts table rows, so ~7.7 rows per group make 13,000 groups (2 x target is larger here)
+    plan = adaptive_plan(5_000, AdaptivePool(max_factor=10), shard_size=20_000, rows_per_unit=7.7)
+    assert (plan.shard_size, plan.n_shards) == (12_988, 4)
+    plan = adaptive_plan(20_000, AdaptivePool(max_factor=10), shard_size=20_000, rows_per_unit=7.7)
+    assert (plan.shard_size, plan.n_shards, plan.min_shards, plan.decides) == (20_000, 10, 4, True)
+    # without a floor the small target's shards are 2 x target, and the rule decides again
+    assert adaptive_plan(8_000, AdaptivePool(min_shard_rows=0), shard_size=100_000).decides
+
+
+def test_rows_per_unit_is_the_mean_group_length():
+    from synth_core.generate import rows_per_unit
+
+    table = pd.DataFrame({"g": [1, 1, 1, 2, 3, 3], "x": range(6)})
+    assert rows_per_unit(table, "g") == 2.0
+    assert rows_per_unit(table) == 1.0
     with pytest.raises(InputError, match="target size must be a positive integer"):
         adaptive_plan(0, AdaptivePool(), 100)
 
@@ -91,7 +118,8 @@ def tiny(tmp_path_factory):
 
 def _grow(tiny, out, **settings):
     training, handle = tiny
-    defaults = dict(min_factor=2.0, max_factor=4.0, step_factor=1.0, tolerance=0.0)
+    # shards of 1 x target (no row floor): a few small generation jobs make a curve of several points
+    defaults = dict(min_factor=2.0, max_factor=4.0, step_factor=1.0, tolerance=0.0, min_shard_rows=0)
     return grow_pool(handle, training, TARGET, out, AdaptivePool(**{**defaults, **settings}), shard_size=1000, seed=3)
 
 
@@ -152,7 +180,7 @@ def test_stops_early_when_a_shard_adds_nothing(tiny, grown, tmp_path):
 
     pool = _copy_shards(grown, tmp_path / "pool", 3)
     result = grow_pool(handle, training, TARGET, pool, AdaptivePool(min_factor=2.0, max_factor=4.0, step_factor=1.0,
-                       tolerance=0.0), shard_size=1000, seed=3, proxy=first_shards_only)
+                       tolerance=0.0, min_shard_rows=0), shard_size=1000, seed=3, proxy=first_shards_only)
     assert result.stop_reason == "tolerance"
     assert [p.shards for p in result.curve] == [2, 3]
     assert result.curve[0].objective == result.curve[1].objective == grown[1].curve[0].objective
