@@ -2,7 +2,12 @@
 
 The MOSTLY AI SDK (``mostlyai``) runs in LOCAL mode: ``MostlyAI(local=True, local_dir=...)``
 starts an in-process HTTP server on a Unix socket whose home directory we place under the
-caller's ``workdir``. Training and generation jobs run as child processes of that server.
+caller's ``workdir``. Training jobs run as child processes of that server. Generation jobs
+are created through the server but run in this process (the SDK's own job function, called
+directly): a child process spends about 8 s importing torch and the engine before each job,
+most of a shard's time for small shards, and the output is byte-identical either way (tested).
+When the job must not see a GPU that this process sees (``device="cpu"`` on a CUDA machine),
+generation keeps the child process.
 
 ``mostlyai`` (and through it torch) is imported lazily inside functions only: importing this
 module stays cheap, so the evaluation CLI can import ``synth_core`` without pulling in torch.
@@ -106,6 +111,7 @@ PROGRESS_SECONDS = 15.0  # interval of training progress reports
 # progress(epochs trained so far or None, elapsed seconds, estimated seconds left or None)
 TrainingProgressFn = Callable[[float | None, float, float | None], None]
 POLL_SECONDS = 1.0  # job polling interval (the SDK's default is 2 s, its minimum 1 s)
+ENGINE_SEED_ENV = "MOSTLYAI_ENGINE_SEED"  # set by the engine's seeding for its worker processes
 
 
 @dataclass
@@ -733,8 +739,53 @@ def _current_epoch(model_dir: Path) -> float | None:
     return None
 
 
-def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: float) -> dict[str, pd.DataFrame]:
-    """Run one SDK generation job and return its raw tables; the job's files are deleted after."""
+def _generate_here(device: str) -> bool:
+    """Whether a generation job may run in this process (module docstring): not where it must be
+    kept off a GPU this process sees, and only while the SDK has the job function we call."""
+    try:
+        from mostlyai.sdk._local.execution.jobs import execute_generation_job  # noqa: F401
+    except ImportError:
+        return False
+    if device == "cpu":
+        import torch
+
+        return not torch.cuda.is_available()
+    return True
+
+
+def _run_generation_job(sd_id: str, home: Path) -> str | None:
+    """The SDK's generation job for ``sd_id``, run here; returns the job's error, if any (it also
+    marks the dataset failed: the caller reads the status). What it changes in this process is
+    put back: the root logger (``logging.basicConfig`` to its job log) and the engine's seed
+    variable, which child processes started later would inherit."""
+    import logging
+
+    from mostlyai.sdk._local.execution.jobs import execute_generation_job
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    seed_env = os.environ.get(ENGINE_SEED_ENV)
+    try:
+        execute_generation_job(sd_id, Path(home))
+    except Exception as exc:  # the job has marked itself failed; the caller reports it
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        for added in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(added)
+            added.close()
+        root.setLevel(level)
+        if seed_env is None:
+            os.environ.pop(ENGINE_SEED_ENV, None)
+        else:
+            os.environ[ENGINE_SEED_ENV] = seed_env
+    return None
+
+
+def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: float,
+                     in_process: bool | None = None) -> dict[str, pd.DataFrame]:
+    """Run one SDK generation job and return its raw tables; the job's files are deleted after.
+    ``in_process``: run the job here (True) or in the server's child process (False); None
+    decides by :func:`_generate_here`."""
     client = handle.client()
     subject = FLAT_TABLE if handle.kind == "flat" else SUBJECT_TABLE
     table_cfgs = [
@@ -755,15 +806,21 @@ def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: fl
             }
         )
     config = {"name": f"{handle.name}-pool", "random_state": seed, "tables": table_cfgs}
+    here = _generate_here(handle.settings.device) if in_process is None else in_process
     with _device_env(handle.settings.device), _quiet():
-        sd = client.generate(handle.generator_id, config=config, start=True, wait=False, progress_bar=False)
-        sd.generation.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads sd
+        sd = client.generate(handle.generator_id, config=config, start=not here, wait=False, progress_bar=False)
+        error = None
+        if here:
+            error = _run_generation_job(sd.id, handle.sdk_home)
+            sd.reload()
+        else:
+            sd.generation.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads sd
     try:
         status = str(getattr(sd.generation_status, "value", sd.generation_status))
         if status != "DONE":
             raise RuntimeError(
-                f"generation {sd.id} from generator {handle.generator_id} ended with status {status}; "
-                f"logs under {handle.sdk_home / 'synthetic-datasets' / sd.id}"
+                f"generation {sd.id} from generator {handle.generator_id} ended with status {status}"
+                + (f" ({error})" if error else "") + f"; logs under {handle.sdk_home / 'synthetic-datasets' / sd.id}"
             )
         return _read_synthetic(handle.sdk_home / "synthetic-datasets" / sd.id, sd)
     finally:

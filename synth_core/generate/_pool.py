@@ -242,8 +242,8 @@ class AdaptivePool:
     # above the proxy's own noise: on census it moves by up to 2.2 % from one 2 x shard to the next
     # with no trend (benchmarks/RESULTS.md, adaptive_pool), so a 1 % gain is indistinguishable from chance
     tolerance: float = 0.02
-    # every generation job pays a fixed start of about 10 s on this CPU (benchmarks/RESULTS.md,
-    # adaptive_pool: 16,000 rows 12-19 s, 100,000 rows 15 s); shards this large keep that start small
+    # every generation job pays a fixed part of about 5 s on this CPU (benchmarks/RESULTS.md,
+    # adaptive_pool: 16,000 rows 6.3-6.7 s, 100,000 rows 10.5 s); shards this large keep it small
     # beside their rows, so that growing in shards never costs much more than one fixed pool
     min_shard_rows: int = 100_000
 

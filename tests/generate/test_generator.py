@@ -240,6 +240,29 @@ def test_sequential_pool(seq_case):
     assert "wks" in handle.na_helpers and 0 < pool["wks"].isna().mean() < 0.2
 
 
+@pytest.mark.slow
+def test_generation_in_this_process_equals_the_servers_child_process(flat_handle, seq_case):
+    """Generation jobs run in this process (no child process importing torch per job); the SDK's
+    own child process gives the same tables byte for byte, flat and sequential, and the process
+    is left as it was: no root log handler or engine seed variable stays behind."""
+    import logging
+    import os
+
+    from synth_core.generate._generator import ENGINE_SEED_ENV, _generate_here, _generate_tables
+
+    assert _generate_here("auto") and _generate_here("cpu")  # this machine has no GPU
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, os.environ.get(ENGINE_SEED_ENV))
+    for handle, n in ((flat_handle, 300), (seq_case[2], 40)):
+        here = _generate_tables(handle, n, seed=11, temperature=1.0, in_process=True)
+        child = _generate_tables(handle, n, seed=11, temperature=1.0, in_process=False)
+        assert sorted(here) == sorted(child)
+        for name in here:
+            pd.testing.assert_frame_equal(here[name], child[name])
+            assert here[name].to_parquet() == child[name].to_parquet()
+    assert (list(root.handlers), root.level, os.environ.get(ENGINE_SEED_ENV)) == before
+
+
 # --------------------------------------------------------------------------------- no engine
 
 
