@@ -657,24 +657,19 @@ def temperature_report(section: R.Section, temp: dict | None, census: dict | Non
                        prize: dict | None) -> str:
     """Both temperature tables and the verdict: a temperature is adopted only where census and prize gain."""
     found, parts = {}, []
-    if temp:
-        found["census"] = temperature_table(
-            section, f"Census: sampling temperature, fresh pools of {temp['pool_units']:,} rows "
-            f"({TEMPERATURE_FACTOR} × target, seed 1)", temp)
-        same = next((p for p in (census or {}).get("curve", []) if p["units"] == temp["pool_units"]), None)
+    studies = (("census", temp, census, "rows", ""), ("prize", prize_temp, prize, "groups", ", shards of 20,000"))
+    for name, study, curve, unit, extra in studies:
+        if not study:
+            continue
+        title = "Census" if name == "census" else "Prize (sequential)"
+        found[name] = temperature_table(
+            section, f"{title}: sampling temperature, fresh pools of {study['pool_units']:,} {unit} "
+            f"({TEMPERATURE_FACTOR} × target, seed 1{extra})", study)
+        same = next((p for p in (curve or {}).get("curve", []) if p["units"] == study["pool_units"]), None)
         if same is not None:
-            parts.append(f"Pool-seed noise, census: the seed-0 pool of the same size at 1.0 (the census prefix) "
-                         f"reaches {same['overall']:.5f}, {same['overall'] - found['census']['base']['overall']:+.5f} "
+            parts.append(f"Pool-seed noise, {name}: the seed-0 pool of the same size at 1.0 (the {name} prefix) "
+                         f"reaches {same['overall']:.5f}, {same['overall'] - found[name]['base']['overall']:+.5f} "
                          "from the seed-1 pool.")
-    if prize_temp:
-        found["prize"] = temperature_table(
-            section, f"Prize (sequential): sampling temperature, fresh pools of {prize_temp['pool_units']:,} groups "
-            f"({TEMPERATURE_FACTOR} × target, seed 1, shards of 20,000)", prize_temp)
-        same = next((p for p in (prize or {}).get("curve", []) if p["units"] == prize_temp["pool_units"]), None)
-        if same is not None:
-            parts.append(f"Pool-seed noise, prize: the seed-0 pool of the same size at 1.0 (the prize prefix) reaches "
-                         f"{same['overall']:.5f}, {same['overall'] - found['prize']['base']['overall']:+.5f} from "
-                         "the seed-1 pool.")
     verdict = []
     for name, f in found.items():
         gain = f["best"]["overall"] - f["base"]["overall"]
@@ -689,8 +684,10 @@ def temperature_report(section: R.Section, temp: dict | None, census: dict | Non
     elif len(found) < 2:
         decision = "The default stays 1.0: the issue adopts a temperature only where both benchmarks gain, and only one was run."
     else:
+        none = [name for name, f in found.items() if f["best"]["overall"] <= f["base"]["overall"]]
         decision = ("The default stays 1.0: the issue adopts a temperature only where both the census and the prize "
-                    "benchmarks gain, and they do not gain at the same temperature.")
+                    "benchmarks gain, and " + (f"{' and '.join(none)} gains at none." if none else
+                                               "they do not gain at the same temperature."))
     return "Temperature (one pool per temperature): " + "; ".join(verdict) + ". " + decision + (
         " " + " ".join(parts) if parts else "")
 

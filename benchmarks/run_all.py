@@ -33,7 +33,7 @@ BENCHMARKS = {
     "privacy_guard": "bench_privacy_guard.py",  # guard on/off on 5 pools; census/diamonds/prize generators trained once (~45 min)
     "stage_reuse": "bench_reuse.py",  # needs privacy_guard's census and prize pools (~1 min)
     "report": "bench_report.py",  # synth evaluate --report on census and prize, cold (~2 min)
-    "adaptive_pool": "bench_adaptive_pool.py",  # pool-size curves on prefixes of the cached pools, temperature study
+    "adaptive_pool": "bench_adaptive_pool.py",  # pool-size curves, census end to end, temperature, two generators
     "dp": "bench_dp.py",  # DP generators (epsilon 1, 4, 16) and DP selection on census
     "scale_80": "bench_scale.py",  # 100 k from 250 k / 1 M / 2.5 M x 80 columns (~15 min on 2 cores)
     "sequential_prize": "bench_sequential_prize.py",  # train ≤ 60 min, 300 k-group pool, 4 selections

@@ -4,7 +4,7 @@ The MOSTLY AI SDK (``mostlyai``) runs in LOCAL mode: ``MostlyAI(local=True, loca
 starts an in-process HTTP server on a Unix socket whose home directory we place under the
 caller's ``workdir``. Training jobs run as child processes of that server. Generation jobs
 are created through the server but run in this process (the SDK's own job function, called
-directly): a child process spends about 8 s importing torch and the engine before each job,
+directly): a child process spends 8-10 s importing torch and the engine before each job,
 most of a shard's time for small shards, and the output is byte-identical either way (tested).
 When the job must not see a GPU that this process sees (``device="cpu"`` on a CUDA machine),
 generation keeps the child process.
@@ -65,7 +65,8 @@ The SDK offers no device switch in LOCAL mode; its engine uses CUDA whenever
 ``torch.cuda.is_available()``. ``device="auto"`` keeps that; ``device="cpu"`` hides GPUs from the
 job processes by setting ``CUDA_VISIBLE_DEVICES=""`` in this process's environment while a job is
 being started (jobs are child processes and inherit it), restoring it afterwards - not safe for
-concurrent threads starting CUDA work. ``device="cuda"`` fails fast when no GPU is visible.
+concurrent threads starting CUDA work; it is also why such a generation job on a GPU machine runs
+in a child process, not in this one. ``device="cuda"`` fails fast when no GPU is visible.
 """
 
 from __future__ import annotations
@@ -649,7 +650,7 @@ def _resolve_device(device: str) -> str:
 
 @contextlib.contextmanager
 def _device_env(device: str) -> Iterator[None]:
-    """Jobs are child processes of the SDK server: steer their device through the environment."""
+    """Jobs in the SDK server's child processes: steer their device through the environment."""
     if device != "cpu":
         _resolve_device(device)
         yield

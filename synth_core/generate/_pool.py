@@ -469,5 +469,4 @@ def _write_curve(out_dir: Path, settings: AdaptivePool, plan: AdaptivePlan, curv
 
 __all__ = ["AdaptivePlan", "AdaptivePool", "AdaptiveResult", "CURVE_FILE", "CurvePoint", "PoolResult", "adaptive_plan",
            "generate_pool", "grow_pool", "proxy_objective", "read_curve", "read_pool", "rows_per_unit", "shard_seed",
-           "shard_sizes",
-           "shard_path", "stop_reason"]
+           "shard_sizes", "shard_path", "stop_reason"]

@@ -225,9 +225,9 @@ def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Ca
                     n_total, first = cut.n_max, cut.min_shards
                     settings = {**settings, "shard_size": cut.shard_size}
                 else:
-                    context.log.info(f"adaptive pool: {n_total:,} {unit} are at most one shard of "
-                                     f"{cut.shard_size:,} past the starting {cut.min_shards}, so the rule has nothing "
-                                     "to decide: a fixed pool")
+                    context.log.info(f"adaptive pool: the maximum of {n_total:,} {unit} is at most one shard of "
+                                     f"{cut.shard_size:,} past the {cut.min_shards}-shard start, so the rule has "
+                                     "nothing to decide: a fixed pool")
                     adaptive = None
             plan = _plan(artifacts, kind, spec, trained_generator, n_total, settings, adaptive, target)
             _generate(context, plan, only=[])  # writes the pool's manifest, or refuses a mismatching folder
