@@ -150,9 +150,20 @@ def accuracy_max(expected_l1) -> np.ndarray:
     return to_accuracy(np.minimum(np.asarray(expected_l1, dtype=np.float64), MAX_L1))
 
 
+def _sorted_distinct(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """``np.unique(keys)`` for non-negative int64 keys below ``n_keys``: marked in a boolean table
+    when that is not much larger than ``keys`` (linear instead of a sort), else sorted."""
+    if n_keys > 8 * len(keys) + 1024:
+        return np.unique(keys)
+    seen = np.zeros(n_keys, dtype=bool)
+    seen[keys] = True
+    return np.flatnonzero(seen)
+
+
 def _pairs_codes(group: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Distinct (group, code) pairs as one int64 per pair."""
-    return np.unique(group.astype(np.int64) * n_codes + codes.astype(np.int64))
+    """Distinct (group, code) pairs as one int64 per pair, sorted."""
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    return _sorted_distinct(group.astype(np.int64) * n_codes + codes.astype(np.int64), n_groups * n_codes)
 
 
 def _uni_bi_tri(ref_codes, syn_codes, n_codes, names, *, seed: int, max_triples: int):
@@ -265,7 +276,8 @@ def _sequences_per_category(col, ref_pairs: np.ndarray, syn_pairs: np.ndarray) -
 
     def side(pairs: np.ndarray) -> dict[str, int]:
         groups, codes = pairs // m, pairs % m
-        merged = np.unique(groups * (m + 1) + mapped[codes]) % (m + 1)
+        n_groups = int(groups.max()) + 1 if len(groups) else 0
+        merged = _sorted_distinct(groups * (m + 1) + mapped[codes], n_groups * (m + 1)) % (m + 1)
         counts = np.bincount(merged, minlength=m + 1)
         if (~in_top[codes]).any():  # qa drops the categories left empty after merging
             keep = [k for k in range(m + 1) if counts[k] > 0]

@@ -121,3 +121,14 @@ def test_pairwise_sum_is_numpy_sum_bit_for_bit():
     for n in [0, 1, 7, 8, 9, 127, 128, 129, 1000, 1331, 65_536 + 3]:
         values = rng.random(n) * 1e3
         assert pairwise_sum(values) == np.sum(values)
+
+
+@pytest.mark.parametrize("n_keys", [50, 5_000, 10_000_000])  # dense table, and the sort above 8 keys per value
+def test_sorted_distinct_equals_numpy_unique(n_keys):
+    from synth_core.metrics._accuracy import _sorted_distinct
+
+    keys = np.random.default_rng(n_keys).integers(0, n_keys, 2_000, dtype=np.int64)
+    got = _sorted_distinct(keys, n_keys)
+    want = np.unique(keys)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert _sorted_distinct(keys[:0], 0).shape == (0,)
