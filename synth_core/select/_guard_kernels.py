@@ -53,19 +53,18 @@ def embed(cat: np.ndarray, num: np.ndarray, n_codes: np.ndarray, seed: int) -> n
     ndarray of shape (n, n_dims), float32, C-contiguous
     """
     rng = np.random.default_rng(seed)
-    n = len(cat)
-    flagged = np.isnan(num).any(axis=0) if num.shape[1] else np.zeros(0, dtype=bool)
-    n_dims = num.shape[1] + int(flagged.sum()) + CAT_DIMS * cat.shape[1]
+    n, d = len(cat), num.shape[1]
+    missing = np.isnan(num)
+    flagged = missing.any(axis=0)
+    n_flagged = int(flagged.sum())
+    n_dims = d + n_flagged + CAT_DIMS * cat.shape[1]
     if n_dims == 0:
         return np.zeros((n, 1), dtype=np.float32)
     # filled column block by column block, cast once per block: no float64 copy of the whole matrix
     out = np.empty((n, n_dims), dtype=np.float32)
-    d = num.shape[1]
-    if d:
-        missing = np.isnan(num)
-        out[:, :d] = np.where(missing, 0.5, num)
-        out[:, d:d + int(flagged.sum())] = missing[:, flagged]
-        d += int(flagged.sum())
+    out[:, :d] = np.where(missing, 0.5, num)
+    out[:, d:d + n_flagged] = missing[:, flagged]
+    d += n_flagged
     for j in range(cat.shape[1]):
         # var 1/(2·CAT_DIMS) per dimension: E|g(a) − g(b)|² = 1, a mismatch's true cost
         table = rng.normal(0.0, math.sqrt(0.5 / CAT_DIMS), size=(int(n_codes[j]) + 1, CAT_DIMS))
