@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # e.g. `make bench BENCH_ARGS=--quick` (small sizes, writes nothing) or `BENCH_ARGS="--only scale_80"`
 BENCH_ARGS ?=
 
-.PHONY: setup test demo demo-sequential ui bench clean
+.PHONY: setup test demo demo-sequential run ui bench clean
 
 setup:
 	@bash scripts/setup_venv.sh
@@ -29,6 +29,19 @@ demo: setup
 # The sequential graph on the embedded panel (plm's Wages: 595 workers x 7 years)
 demo-sequential: setup
 	$(VENV)/bin/python -m synth_orchestration.demo --kind sequential
+
+# One dataset's graph (its kind read from the datasets file), headless, e.g. make run DATASET=diamonds.
+# Mistakes are refused in one line by make itself ($(error)) before anything runs.
+ifneq ($(filter run,$(MAKECMDGOALS)),)
+ifeq ($(strip $(DATASET)),)
+$(error run: name the dataset: make run DATASET=NAME (the names are in datasets.yaml))
+endif
+endif
+RUN_DATASET = '$(subst ','\'',$(DATASET))'
+run: setup
+	$(eval RUN_PROBLEM := $(shell $(VENV)/bin/python -m synth_orchestration.demo --label run --check --dataset $(RUN_DATASET)))
+	$(if $(filter-out 0,$(.SHELLSTATUS)),$(error $(or $(RUN_PROBLEM),run: cannot check dataset $(RUN_DATASET))))
+	$(VENV)/bin/python -m synth_orchestration.demo --label run --dataset $(RUN_DATASET)
 
 ui: setup
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

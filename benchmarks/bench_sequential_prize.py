@@ -247,8 +247,9 @@ def notes(section: R.Section, m: SimpleNamespace) -> None:
             section.notes.append(f"Privacy of '{label}' fails for seed(s) {failed}: " + "; ".join(reasons) + ".")
     section.notes.append(
         "`exact_copy_*` are shares of all rows (or whole sequences) equal to some row (sequence) of the full training / "
-        "holdout table, the same for every seed; `privacy_gate` fails when the training share exceeds the holdout's by "
-        "more than `exact_copy_tolerance` (0.001 by default), for rows and for whole sequences alike."
+        "holdout table, the same for every seed; `privacy_gate` fails when training's share, size-matched to the holdout, "
+        "exceeds the holdout's at 95 % confidence (`exact_copy_excess_ci` above `exact_copy_tolerance`, 0 by default), "
+        "for rows and for whole sequences alike."
     )
     section.notes.append(f"The two {m.plan.pools[0][0]} runs wrote {'byte-identical' if m.same_output else 'DIFFERENT'} output files.")
     section.notes.append(

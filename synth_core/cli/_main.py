@@ -45,6 +45,24 @@ def _add_drop(p) -> None:
         help="leave out this column, e.g. an identifier (repeatable); columns unique per training "
         "row are left out of the privacy figures anyway, with a warning",
     )
+    p.add_argument(
+        "--column", action="append", default=[], metavar="NAME=KIND",
+        help="state a column's kind instead of inferring it (repeatable): categorical, integer, float, datetime, "
+        "boolean or drop, as a dataset's columns: block; date-like text is detected by itself",
+    )
+
+
+def typed_tables(args, training, **others):
+    """Type every table as a dataset's are (``synth_core.schema``; ``--column`` states kinds): training
+    decides, the others follow. Returns the schema and the tables in the order given."""
+    from synth_core.schema import infer_schema, parse_overrides
+
+    schema = infer_schema(training, overrides=parse_overrides(getattr(args, "column", None) or []), group_key=args.group_key,
+                          what=str(args.training))
+    typed = {"training": schema.apply(training, what=str(args.training), drop_inferred=False)}
+    for name, frame in others.items():
+        typed[name] = None if frame is None else schema.apply(frame, what=str(getattr(args, name)), drop_inferred=False)
+    return schema, typed
 
 
 def _cmd_evaluate(args) -> int:
@@ -59,6 +77,8 @@ def _cmd_evaluate(args) -> int:
     training = read_table(args.training, what="training")
     synthetic = read_table(args.synthetic, what="synthetic")
     holdout = read_table(args.holdout, what="holdout") if args.holdout else None
+    schema, typed = typed_tables(args, training, synthetic=synthetic, holdout=holdout)
+    training, synthetic, holdout = typed["training"], typed["synthetic"], typed["holdout"]
     names = {"training": str(args.training), "synthetic": str(args.synthetic), "holdout": str(args.holdout)}
     ev = evaluate(training, synthetic, holdout, group_key=args.group_key, seed=args.seed, names=names, drop=args.drop,
                   details=bool(args.report))
@@ -67,7 +87,8 @@ def _cmd_evaluate(args) -> int:
 
         from synth_core.report import build_report, write_report
 
-        write_report(args.report, build_report(ev, title=f"Quality report: {Path(args.synthetic).name}"))
+        write_report(args.report, build_report(ev, title=f"Quality report: {Path(args.synthetic).name}",
+                                               schema=schema.records()))
         print(f"synth evaluate: wrote the report to {args.report}", file=sys.stderr)
     for note in ev.warnings:
         print(f"synth evaluate: warning: {note}", file=sys.stderr)

@@ -63,6 +63,10 @@ def read_inputs(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
         training = training.drop(columns=drop)
         pool = pool.drop(columns=drop, errors="ignore")
         holdout = holdout.drop(columns=drop, errors="ignore") if holdout is not None else None
+    from synth_core.cli._main import typed_tables
+
+    args.schema, typed = typed_tables(args, training, pool=pool, holdout=holdout)
+    training, pool, holdout = typed["training"], typed["pool"], typed["holdout"]
     names = {"training": str(args.training), "synthetic": str(args.pool), "holdout": str(args.holdout)}
     check_inputs(training, pool, holdout, group_key=args.group_key, names=names)
     keys = (args.group_key,) if args.group_key else ()
@@ -193,8 +197,9 @@ def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, 
               "integrity": integrity(final, training, target=target, rows=selected, n_pool=n_pool, group_key=key)}
     passed = all(c is None or c.passed for c in checks.values())
     written = passed or bool(getattr(args, "force", False))
-    if written:
-        write_table(final, args.output)
+    if written:  # date-like text back in the source's format
+        schema = getattr(args, "schema", None)
+        write_table(final if schema is None else schema.restore(final), args.output)
     total = time.perf_counter() - started
     verdicts = {name: (c.to_dict() if c is not None else None) for name, c in checks.items()}
     if args.json:
@@ -232,7 +237,8 @@ def guard_line(guard, closeness_error: float | None) -> str:
         return f"privacy guard: off{seen}: selection may use copies and fit training's noise"
     line = (f"privacy guard: {guard.replicas:,} replicas and {guard.near_copies:,} near-copies (distance <= "
             f"{guard.threshold:.4g}) of {guard.n_pool:,} pool units removed")
-    return line + (f"; closeness error {closeness_error:.4f}" if closeness_error is not None else "")
+    line += f"; closeness error {closeness_error:.4f}" if closeness_error is not None else ""
+    return line + (f"\nprivacy guard remedy: {guard.remedy_note}" if guard.remedy_note else "")
 
 
 def _print_privacy(first: dict, last: dict) -> None:

@@ -3,7 +3,7 @@ from it in resumable shards (``_pool``), of a fixed size or grown until one more
 improves the selection's proxy objective (``AdaptivePool``, ``grow_pool``).
 """
 
-from synth_core.generate._generator import GeneratorHandle, TrainingSettings, train_flat, train_sequential
+from synth_core.generate._generator import EngineError, GeneratorHandle, TrainingSettings, train_flat, train_sequential
 from synth_core.generate._pool import (
     AdaptivePool,
     AdaptiveResult,
@@ -21,6 +21,7 @@ from synth_core.generate._pool import (
 __all__ = [
     "AdaptivePool",
     "AdaptiveResult",
+    "EngineError",
     "GeneratorHandle",
     "TrainingSettings",
     "adaptive_plan",

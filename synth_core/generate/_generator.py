@@ -19,7 +19,9 @@ Layout of a ``workdir`` after training::
                                         # settings, timings, relative model path
         mostlyai/                       # the SDK's local home (local_dir)
             generators/<id>/ModelStore  # the trained model(s)
-            synthetic-datasets/         # generation jobs; each is deleted once read
+            generators/<id>/job-output.log  # the training job's stderr: the engine's traceback on failure
+            synthetic-datasets/         # generation jobs; each is deleted once read, a failed one
+                                        # kept for its log (job-output.log)
 
 ``GeneratorHandle.load(workdir)`` reopens it in a later process (paths are stored relative to
 ``workdir``, so the directory may be moved as a whole).
@@ -79,6 +81,7 @@ import os
 import shutil
 import threading
 import time
+import traceback
 import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -90,6 +93,7 @@ import pandas as pd
 
 from synth_core.errors import InputError
 from synth_core.io import atomic_path
+from synth_core.schema import ENGINE_ENCODINGS, engine_encoding
 
 MODEL_NAMES = {
     "small": "MOSTLY_AI/Small",
@@ -494,7 +498,8 @@ def _table_config(name: str, data: pd.DataFrame, primary_key: str, na_helpers: d
     table: dict[str, Any] = {"name": name, "data": data, "primary_key": primary_key}
     if foreign_keys is not None:
         table["foreign_keys"] = foreign_keys
-    table["columns"] = _column_configs(data.columns, na_helpers)
+    keys = [primary_key, *(fk["column"] for fk in foreign_keys or ())]
+    table["columns"] = _column_configs(data, na_helpers, keys)
     table["tabular_model_configuration"] = model_configuration
     return table
 
@@ -566,8 +571,10 @@ def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingPr
     client = _client(workdir / SDK_DIR)
     started = time.monotonic()
     with _device_env(handle.settings.device), _quiet():
-        g = client.train(config=config, start=True, wait=False, progress_bar=False)
+        g = client.train(config=config, start=False, wait=False, progress_bar=False)
         handle.generator_id = g.id
+        with _stderr_to(_job_dir(handle.sdk_home, SDK_GENERATORS_DIR, g.id) / JOB_OUTPUT_LOG):
+            g.training.start()  # the job process inherits this stderr: the engine's traceback lands in the file
         with _reporting(handle, progress, started):
             g.training.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads g
         _wait_for_job_process(g.id)
@@ -575,7 +582,8 @@ def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingPr
     handle.generator_id = g.id
     status = str(getattr(g.training_status, "value", g.training_status))
     if status != "DONE":
-        raise RuntimeError(f"training of generator {g.id} ended with status {status}; logs under {handle.model_dir / 'Logs'}")
+        raise _job_failure(f"training of generator {g.id}", _job_dir(handle.sdk_home, SDK_GENERATORS_DIR, g.id),
+                           status, replay=True)
     handle.epochs, handle.engine_training_seconds = _training_progress(handle.model_dir)
     if handle.dp is not None:
         handle.dp_epsilon, handle.dp_delta = _dp_spent(handle.model_dir)
@@ -590,9 +598,116 @@ def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingPr
 # SDK plumbing
 # ---------------------------------------------------------------------------------------------
 
+# The SDK's local home (mostlyai 6.2.0): generators/<id>/ and synthetic-datasets/<id>/ hold a
+# training and a generation job. Its job writes job.log there, tracebacks included, but only
+# while the job process's root logger is unconfigured; opacus configures it (to stderr) when the
+# engine is imported, so the engine's traceback usually reaches only the job's stderr, which we
+# capture in JOB_OUTPUT_LOG beside it.
+SDK_GENERATORS_DIR = "generators"
+SDK_DATASETS_DIR = "synthetic-datasets"
+SDK_JOB_LOG = "job.log"
+JOB_OUTPUT_LOG = "job-output.log"
+TRACEBACK_HEADER = "Traceback (most recent call last):"
+MAX_REASON_CHARS = 300  # an engine message can quote whole values: the one-line reason is cut here
+
 _CLIENTS: dict[Path, Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 _ENV_LOCK = threading.Lock()
+_STDERR_LOCK = threading.Lock()
+
+
+class EngineError(RuntimeError):
+    """A training or generation job of the engine failed. The message is one line: the job, the
+    engine's own reason (the last line of the exception it raised) and the job's log (``log``)."""
+
+    def __init__(self, message: str, log: Path | None = None) -> None:
+        super().__init__(message)
+        self.log = log
+
+    def moved(self, log: Path) -> "EngineError":
+        """The same error naming ``log``, where the job's log was kept."""
+        text = str(self)
+        if self.log is not None:
+            text = text.replace(f"; log: {self.log}", f"; log: {log}")
+        return EngineError(text, log)
+
+
+def _job_dir(home: Path, kind_dir: str, job_id: str) -> Path:
+    return Path(home) / kind_dir / str(job_id)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Point this process's stderr (file descriptor 2) at ``path`` while a job process is started,
+    so that the job inherits it. Other threads' stderr output in this window (one local HTTP call)
+    goes to the file too."""
+    import sys
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _STDERR_LOCK, open(path, "ab") as log:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable stderr to redirect: start the job as it is
+            saved = None
+        if saved is None:
+            yield
+            return
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _engine_reason(log: Path) -> str | None:
+    """The last line of the last traceback in a job's log, its exception named without the module
+    (``OutOfBoundsDatetime: Out of bounds ...``); None when the log holds no traceback."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    reason, in_frames = None, False
+    for line in lines:
+        if TRACEBACK_HEADER in line:  # log lines carry a prefix: "<time>:ERROR:Traceback ..."
+            in_frames = True
+        elif in_frames and line.strip() and not line[0].isspace():  # frames are indented, the exception is not
+            reason, in_frames = line.strip(), False
+    if reason is None:
+        return None
+    name, sep, message = reason.partition(": ")
+    if all(part.isidentifier() for part in name.split(".")):
+        reason = name.rsplit(".", 1)[-1] + sep + message
+    return _one_line(reason)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+
+
+def _job_failure(what: str, job_dir: Path, status: str, *, error: str | None = None,
+                 replay: bool = False) -> EngineError:
+    """The error for a job that ended with ``status``: ``what`` failed, the engine's reason (from
+    the job's logs; else ``error``, the exception caught in this process) and the log to read.
+    ``replay``: copy the captured job output to this process's stderr, where it used to go."""
+    logs = [job_dir / name for name in (JOB_OUTPUT_LOG, SDK_JOB_LOG) if (job_dir / name).is_file()]
+    found = [(reason, path) for path in logs if (reason := _engine_reason(path))]
+    reason, log = found[0] if found else (error, logs[0] if logs else job_dir)
+    if replay and (job_dir / JOB_OUTPUT_LOG).is_file():
+        import sys
+
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write((job_dir / JOB_OUTPUT_LOG).read_text(errors="replace"))
+            sys.stderr.flush()
+    if reason:
+        reason = _one_line(reason)
+        head = f"{what} failed" if status == "FAILED" else f"{what} ended with status {status}"
+        return EngineError(f"{head}: {reason}; log: {log}", log)
+    return EngineError(f"{what} ended with status {status} and left no exception in its log; log: {log}", log)
 
 
 def _client(home: Path):
@@ -769,6 +884,10 @@ def _run_generation_job(sd_id: str, home: Path) -> str | None:
     try:
         execute_generation_job(sd_id, Path(home))
     except Exception as exc:  # the job has marked itself failed; the caller reports it
+        # the SDK's job.log exists only when the root logger was unconfigured: keep the traceback
+        with contextlib.suppress(OSError):
+            with open(_job_dir(Path(home), SDK_DATASETS_DIR, sd_id) / JOB_OUTPUT_LOG, "a") as log:
+                log.write(traceback.format_exc())
         return f"{type(exc).__name__}: {exc}"
     finally:
         for added in [h for h in root.handlers if h not in handlers]:
@@ -809,21 +928,24 @@ def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: fl
     config = {"name": f"{handle.name}-pool", "random_state": seed, "tables": table_cfgs}
     here = _generate_here(handle.settings.device) if in_process is None else in_process
     with _device_env(handle.settings.device), _quiet():
-        sd = client.generate(handle.generator_id, config=config, start=not here, wait=False, progress_bar=False)
+        sd = client.generate(handle.generator_id, config=config, start=False, wait=False, progress_bar=False)
+        job_dir = _job_dir(handle.sdk_home, SDK_DATASETS_DIR, sd.id)
         error = None
         if here:
             error = _run_generation_job(sd.id, handle.sdk_home)
             sd.reload()
         else:
+            with _stderr_to(job_dir / JOB_OUTPUT_LOG):
+                sd.generation.start()
             sd.generation.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads sd
+    status = str(getattr(sd.generation_status, "value", sd.generation_status))
+    if status != "DONE":  # the job's folder stays: the message names its log
+        if not here:
+            _wait_for_job_process(sd.id)  # the job writes its traceback after marking itself failed
+        raise _job_failure(f"generation {sd.id} from generator {handle.generator_id}", job_dir, status,
+                           error=error, replay=not here)
     try:
-        status = str(getattr(sd.generation_status, "value", sd.generation_status))
-        if status != "DONE":
-            raise RuntimeError(
-                f"generation {sd.id} from generator {handle.generator_id} ended with status {status}"
-                + (f" ({error})" if error else "") + f"; logs under {handle.sdk_home / 'synthetic-datasets' / sd.id}"
-            )
-        return _read_synthetic(handle.sdk_home / "synthetic-datasets" / sd.id, sd)
+        return _read_synthetic(job_dir, sd)
     finally:
         with contextlib.suppress(Exception):
             sd.delete()
@@ -897,11 +1019,17 @@ def _with_helpers(df: pd.DataFrame, helpers: dict[str, dict[str, Any]], seed: in
     return out
 
 
-def _column_configs(columns: Sequence[str], helpers: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+def _column_configs(data: pd.DataFrame, helpers: dict[str, dict[str, Any]], keys: Sequence[str]) -> list[dict[str, str]]:
+    """Each column's encoding, stated: the engine's own guess (AUTO) takes month names for dates.
+    Key columns are not modelled and keep AUTO."""
     helper_names = {info["helper"] for info in helpers.values()}
-    return [
-        {"name": c, "model_encoding_type": "TABULAR_CATEGORICAL" if c in helper_names else "AUTO"} for c in columns
-    ]
+
+    def encoding(c: str) -> str:
+        if c in keys:
+            return "AUTO"
+        return ENGINE_ENCODINGS["categorical"] if c in helper_names else engine_encoding(data[c])
+
+    return [{"name": c, "model_encoding_type": encoding(c)} for c in data.columns]
 
 
 def _apply_na_helpers(df: pd.DataFrame, helpers: dict[str, dict[str, Any]], table: str) -> pd.DataFrame:
@@ -1012,6 +1140,7 @@ def _json_default(value: Any) -> Any:
 
 
 __all__ = [
+    "EngineError",
     "GeneratorHandle",
     "DPTraining",
     "TrainingSettings",

@@ -15,7 +15,7 @@ from synth_core.metrics._binning import NA_BIN, OTHER_BIN, Binner, ColumnBins, c
 from synth_core.metrics._evaluate import check_inputs, evaluate, format_evaluation
 from synth_core.metrics._gate import GateSettings, accuracy_floor, integrity, privacy_gate
 from synth_core.metrics._membership import near_copies
-from synth_core.metrics._privacy import privacy_metrics
+from synth_core.metrics._privacy import exact_copies, privacy_metrics
 from synth_core.metrics._sampling import MAX_COLUMNS, SEQUENCE_LENGTH, coerce_like, harmonise
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "coerce_like",
     "column_kind",
     "evaluate",
+    "exact_copies",
     "fit_column",
     "format_evaluation",
     "harmonise",

@@ -8,10 +8,15 @@ or fails the same way everywhere. Each check returns a :class:`CheckResult`.
     ``overall`` ≥ the floor (``accuracy_floor``, or ``overall_max − floor_margin`` when unset)
     and ≥ the overall accuracy of a random pool sample of the same size (when given).
 ``privacy_gate``
-    * ``dcr_share`` ≤ ``max_dcr_share`` (0.52, the MOSTLY AI Prize's rule);
+    * ``dcr_share`` ≤ ``max_dcr_share`` (0.52, the MOSTLY AI Prize's rule), judged only when the
+      share's 95 % interval lies above 0.5, so that small holdouts do not fail by chance;
     * ``nndr_ratio`` ≥ ``min_nndr_ratio`` (0.5, the Prize's rule);
-    * ``exact_copy_training`` ≤ ``exact_copy_holdout`` + ``exact_copy_tolerance`` (0.001), and
-      the same for whole sequences;
+    * exact copies: fails when the data show, at 95 % confidence, more copies of training than
+      of the holdout once both are size-matched (the lower end of ``exact_copy_excess_ci`` above
+      ``exact_copy_tolerance``, 0), for rows and for whole sequences. Raw shares are no rule:
+      a larger training table holds more of the values discrete data repeat, and a holdout of a
+      few hundred units leaves a share ±0.02 of noise. Calibration:
+      ``benchmarks/bench_exact_copy_gate.py``;
     * the membership audit: fails when the lower end of ``membership_auc_ci`` exceeds
       ``max_membership_auc`` (0.52), i.e. when the data show with 95 % confidence that an
       attacker holding the synthetic table separates training records from unseen ones better
@@ -49,9 +54,9 @@ class GateSettings:
         the default floor lies.
     max_dcr_share : float, default 0.52
     min_nndr_ratio : float, default 0.5
-    exact_copy_tolerance : float, default 0.001
-        Exact copies of training (rows, and whole sequences) may exceed those of holdout by this
-        share: discrete data produce coincidental copies, more of them in a larger table.
+    exact_copy_tolerance : float, default 0.0
+        Fail on exact copies (rows, and whole sequences) when the 95 % interval of the
+        size-matched excess of training's copies over the holdout's lies entirely above it.
     max_membership_auc : float, default 0.52
         Fail when the 95 % interval of the membership AUC lies entirely above it.
     eval_seed : int, default 1
@@ -62,7 +67,7 @@ class GateSettings:
     floor_margin: float = 0.03
     max_dcr_share: float = 0.52
     min_nndr_ratio: float = 0.5
-    exact_copy_tolerance: float = 0.001
+    exact_copy_tolerance: float = 0.0
     max_membership_auc: float = 0.52
     eval_seed: int = 1
 
@@ -153,8 +158,9 @@ def privacy_gate(privacy, settings: GateSettings | None = None) -> CheckResult:
     ----------
     privacy : PrivacyResult or mapping
         From :func:`synth_core.metrics._privacy.privacy_metrics` (or its ``to_dict()``). Figures that
-        are None (whole-sequence copies of flat data; the audit when the holdout has fewer than
-        four units) are not judged.
+        are None or missing (whole-sequence copies of flat data; the audit when the holdout has
+        fewer than four units; the copy interval of a result from before it existed) are not
+        judged.
     settings : GateSettings, optional
 
     Returns
@@ -165,17 +171,18 @@ def privacy_gate(privacy, settings: GateSettings | None = None) -> CheckResult:
     p = privacy if isinstance(privacy, Mapping) else privacy.to_dict()
     tol = settings.exact_copy_tolerance
     reasons = []
-    if p["dcr_share"] > settings.max_dcr_share:
-        reasons.append(f"dcr_share {p['dcr_share']:.4f} > max_dcr_share {settings.max_dcr_share}")
+    dcr_low = (p.get("dcr_share_ci") or (None, None))[0]
+    # the Prize's value rule, powered: a share above it fails only when its 95 % interval also
+    # excludes 0.5 (a holdout of 50 rows leaves ±0.14 of noise; at 20,000 units the two agree)
+    if p["dcr_share"] > settings.max_dcr_share and (dcr_low is None or dcr_low > 0.5):
+        interval = "" if dcr_low is None else f" (95% CI {dcr_low:.4f}–{p['dcr_share_ci'][1]:.4f}, above 0.5)"
+        reasons.append(f"dcr_share {p['dcr_share']:.4f}{interval} > max_dcr_share {settings.max_dcr_share}")
     if p["nndr_ratio"] < settings.min_nndr_ratio:
         reasons.append(f"nndr_ratio {p['nndr_ratio']:.4f} < min_nndr_ratio {settings.min_nndr_ratio}")
     for suffix in ("", "_sequences"):  # rows, then whole sequences
-        trn, hol = p.get(f"exact_copy_training{suffix}"), p.get(f"exact_copy_holdout{suffix}")
-        if trn is not None and hol is not None and trn > hol + tol:
-            reasons.append(
-                f"exact_copy_training{suffix} {trn:.6f} > exact_copy_holdout{suffix} {hol:.6f} "
-                f"+ exact_copy_tolerance {tol}"
-            )
+        line = _copy_reason(p, suffix, tol)
+        if line:
+            reasons.append(line)
     auc, ci = p.get("membership_auc"), p.get("membership_auc_ci")
     if auc is not None and ci is not None and ci[0] > settings.max_membership_auc:
         reasons.append(
@@ -194,6 +201,8 @@ def privacy_gate(privacy, settings: GateSettings | None = None) -> CheckResult:
         "exact_copy_holdout": p["exact_copy_holdout"],
         "exact_copy_training_sequences": p.get("exact_copy_training_sequences"),
         "exact_copy_holdout_sequences": p.get("exact_copy_holdout_sequences"),
+        **{f"exact_copy_{name}{suffix}": value for suffix in ("", "_sequences")
+           for name, value in _matched_figures(p, suffix).items()},
         "exact_copy_tolerance": tol,
         "membership_auc": auc,
         "membership_auc_ci_low": None if ci is None else ci[0],
@@ -207,6 +216,34 @@ def privacy_gate(privacy, settings: GateSettings | None = None) -> CheckResult:
         figures,
         "dcr_share, nndr_ratio, exact copies and the membership audit within thresholds",
     )
+
+
+def _matched_figures(p: Mapping[str, Any], suffix: str) -> dict[str, Any]:
+    """The size-matched copy figures of rows (``suffix`` "") or whole sequences ("_sequences")."""
+    ci = p.get(f"exact_copy_excess_ci{suffix}") or (None, None)
+    return {
+        "training_matched": p.get(f"exact_copy_training_matched{suffix}"),
+        "holdout_matched": p.get(f"exact_copy_holdout_matched{suffix}"),
+        "excess": p.get(f"exact_copy_excess{suffix}"),
+        "excess_ci_low": ci[0],
+        "excess_ci_high": ci[1],
+    }
+
+
+def _copy_reason(p: Mapping[str, Any], suffix: str, tol: float) -> str | None:
+    """The reason line of the exact-copy rule, or None when it holds or was not measured (flat
+    data's sequences; a result from before the size-matched test, which has no interval)."""
+    f = _matched_figures(p, suffix)
+    low, high = f["excess_ci_low"], f["excess_ci_high"]
+    if low is None or f["excess"] is None or low <= tol:
+        return None
+    trn, hol = p[f"exact_copy_training{suffix}"], p[f"exact_copy_holdout{suffix}"]
+    # the smaller side's matched share is its raw share: name only the one that differs
+    hol_matched = f["holdout_matched"]
+    hol_text = f"{hol:.4f}" + ("" if f"{hol_matched:.4f}" == f"{hol:.4f}" else f" (size-matched {hol_matched:.4f})")
+    return (f"exact_copy_training{suffix} {trn:.4f} (size-matched {f['training_matched']:.4f}) exceeds "
+            f"exact_copy_holdout{suffix} {hol_text} by {f['excess']:.4f} (95% CI {low:.4f}–{high:.4f})"
+            + (f", above exact_copy_tolerance {tol}" if tol else ""))
 
 
 def integrity(

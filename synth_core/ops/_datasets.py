@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from synth_core.errors import InputError
 from synth_core.io import read_table
+from synth_core.schema import Schema, infer_schema
 
 DEMO_PREFIX = "demo:"
 
@@ -59,6 +60,8 @@ class DatasetSpec(BaseModel):
     exclude: tuple[str, ...] = ()
     context_columns: tuple[str, ...] = ()
     datetime_formats: dict[str, str] = Field(default_factory=dict)
+    # stated column kinds, e.g. {Month: categorical, joined: datetime, note: drop} (synth_core.schema)
+    columns: dict[str, str] = Field(default_factory=dict)
     target_size: int | None = Field(default=None, gt=0)
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: int = 0
@@ -75,6 +78,16 @@ class DatasetSpec(BaseModel):
     def _known_demo(cls, value: str) -> str:
         if value.startswith(DEMO_PREFIX) and value[len(DEMO_PREFIX):] not in DEMO_TABLES:
             raise ValueError(f"unknown demo table {value!r} (known: {', '.join(DEMO_PREFIX + k for k in DEMO_TABLES)})")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        from synth_core.schema import STATABLE
+
+        for column, kind in value.items():
+            if kind not in STATABLE:
+                raise ValueError(f"columns: {column!r} has unknown kind {kind!r} (one of {', '.join(STATABLE)})")
         return value
 
     @field_validator("privacy")
@@ -140,15 +153,16 @@ class SourceTables:
     holdout: pd.DataFrame
     holdout_from_file: bool
     source_hashes: dict[str, str] = field(default_factory=dict)
+    schema: Schema = field(default_factory=Schema)
 
     @property
     def data_columns(self) -> list[str]:
         return [c for c in self.training.columns if c != self.spec.group_key]
 
     def column_kinds(self) -> dict[str, str]:
-        from synth_core.metrics import column_kind
-
-        return {c: column_kind(self.training[c]) for c in self.training.columns}
+        """Every source column's kind (left-out columns included), the group key as ``key``."""
+        kinds = {self.spec.group_key: "key"} if self.spec.group_key else {}
+        return {**kinds, **self.schema.kinds()}
 
 
 def file_sha256(path: Path) -> str:
@@ -185,16 +199,9 @@ def _apply_roles(spec: DatasetSpec, frame: pd.DataFrame, what: str) -> pd.DataFr
     if spec.group_key is not None and frame[spec.group_key].isna().any():
         raise InputError(f"dataset {spec.name!r}: group key {spec.group_key!r} has missing values in the {what}")
     frame = frame.drop(columns=[c for c in (*spec.id_columns, *spec.exclude) if c != spec.group_key])
-    for column, fmt in spec.datetime_formats.items():
+    for column in (*spec.datetime_formats, *spec.columns):
         if column not in frame.columns:
-            raise InputError(f"dataset {spec.name!r}: datetime column {column!r} not found in the {what}")
-        parsed = pd.to_datetime(frame[column], format=fmt, errors="coerce")
-        bad = parsed.isna() & frame[column].notna()
-        if bad.any():
-            raise InputError(
-                f"dataset {spec.name!r}: column {column!r} value {frame[column][bad].iloc[0]!r} does not match format {fmt!r}"
-            )
-        frame[column] = parsed
+            raise InputError(f"dataset {spec.name!r}: column {column!r} (columns/datetime_formats) not found in the {what}")
     data_columns = [c for c in frame.columns if c != spec.group_key]
     if not data_columns:
         raise InputError(f"dataset {spec.name!r}: no data columns left after the column roles")
@@ -238,4 +245,11 @@ def load_dataset(spec: DatasetSpec, base: Path | None = None) -> SourceTables:
             raise InputError(
                 f"dataset {spec.name!r}: context column {c!r} varies within group {varying[varying].index[0]!r}"
             )
-    return SourceTables(spec, training, holdout, bool(spec.holdout), hashes)
+    try:  # typed on training alone; the holdout only follows the decision
+        schema = infer_schema(training, overrides=spec.columns, datetime_formats=spec.datetime_formats,
+                              group_key=spec.group_key, keep=spec.context_columns, what="training")
+        training = schema.apply(training, what="training")
+        holdout = schema.apply(holdout, what="holdout")
+    except InputError as exc:
+        raise InputError(f"dataset {spec.name!r}: {exc}") from None
+    return SourceTables(spec, training, holdout, bool(spec.holdout), hashes, schema)

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS metrics (
 
 # Substrings of DuckDB errors that mean "someone else has the file right now": worth a retry.
 _TRANSIENT_MARKERS = ("lock", "conflict", "different configuration", "resource temporarily unavailable")
+# A store that another process is creating reads as no database for a moment: worth a retry while
+# the file is that young, a plain error once it is older (a file that is no store).
+_CREATING_MARKER, _CREATING_S = "not a valid duckdb database file", 5.0
 
 T = TypeVar("T")
 
@@ -116,6 +119,14 @@ class MetricStore:
 
     # -- connection handling -------------------------------------------------------------------
 
+    def _being_created(self, exc: duckdb.Error) -> bool:
+        if _CREATING_MARKER not in str(exc).lower():
+            return False
+        try:
+            return time.time() - self.path.stat().st_mtime < _CREATING_S
+        except OSError:
+            return True  # gone again: the creator is still at it
+
     def _retry(self, action: Callable[[], T], what: str) -> T:
         deadline = time.monotonic() + self.timeout_s
         delay = 0.01
@@ -123,7 +134,7 @@ class MetricStore:
             try:
                 return action()
             except duckdb.Error as exc:
-                if not _is_transient(exc):
+                if not (_is_transient(exc) or self._being_created(exc)):
                     raise
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

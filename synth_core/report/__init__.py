@@ -1,13 +1,17 @@
 """The quality report: one self-contained HTML file that shows a synthetic table's accuracy and
 privacy at a glance, drawn from the figures :func:`synth_core.metrics.evaluate` computes exactly.
 
-``synth evaluate --report FILE.html`` and the pipelines' ``quality_report`` write it. Contents, in
-order: a headline (overall accuracy against ``overall_max``, the privacy gate's verdict with the
-DCR share's interval, the membership audit); accuracy by selection stage and the trend over the
-last runs (pipeline runs only); every column on the metric's own bins, worst first; the 10 worst
-pairs as binned heatmaps and the change of every pair's association; for sequences the length
-distribution and the coherence parts of the worst columns; privacy: distances to the closest
-record, the attacks' ROC curves and what selection's privacy guard removed.
+``synth evaluate --report FILE.html`` and the pipelines' ``quality_report`` write it; a pipeline
+run refused by a blocking check writes it too, into the run's folder. Contents, in order: the
+verdict (:class:`Status`: published, or not with every failed check's reason; for ``synth
+evaluate`` a failed privacy gate); a headline (overall accuracy against ``overall_max``, the
+privacy gate's verdict with the DCR share's interval, the membership audit); what the run did with
+each source column (when it says: the pipeline's ``source_data`` schema); accuracy by selection
+stage and the trend over the last runs (pipeline runs only); every column on the metric's own
+bins, worst first; the 10 worst pairs as binned heatmaps and the change of every pair's
+association; for sequences the length distribution and the coherence parts of the worst columns;
+privacy: distances to the closest record, the attacks' ROC curves and what selection's privacy
+guard removed.
 
 Pictures are PNGs embedded as ``data:`` URIs; the page has no script and loads nothing, so it
 opens offline. The same evaluation gives the same bytes. Pure library: no Dagster import.
@@ -18,7 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -26,9 +30,10 @@ from synth_core.errors import InputError
 from synth_core.io import atomic_path, check_writable_folder
 from synth_core.report import _figures as F
 from synth_core.report._data import ReportData, report_data
-from synth_core.report._html import Page, card, count, dec, esc, image, interval, note, num, pct, table
+from synth_core.report._html import (Page, card, count, dec, esc, image, interval, note, num, pct, status_banner,
+                                     table)
 
-__all__ = ["Report", "ReportData", "build_report", "check_report_path", "count", "curve_png", "dec", "num", "pct",
+__all__ = ["Report", "ReportData", "Status", "build_report", "check_report_path", "count", "curve_png", "dec", "num", "pct",
            "report_data", "stages_png", "write_report"]
 
 curve_png = F.curve_png  # the pictures the Dagster metadata shows beside the report's
@@ -44,6 +49,52 @@ class Report:
 
     html: str
     key_figures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Status:
+    """The verdict a report is headed with.
+
+    Parameters
+    ----------
+    label : str
+        The heading, e.g. ``"Published"`` or ``"Not published"``.
+    passed : bool
+        Good news (green) or not (red).
+    explanation : str
+        One sentence under the label.
+    reasons : tuple of str
+        One line per failed check, ``"<check>: <why>"``.
+    """
+
+    label: str
+    passed: bool
+    explanation: str = ""
+    reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def published(cls) -> "Status":
+        """A run every blocking check passed."""
+        return cls("Published", True, "Every blocking check passed: this output is the published one.")
+
+    @classmethod
+    def refused(cls, reasons: Sequence[str]) -> "Status":
+        """A run a blocking check refused; ``reasons``: ``"<check>: <why>"`` per failed check."""
+        return cls("Not published", False, "A blocking check failed: the output stays in the run's folder and "
+                   "nothing published was changed.", tuple(reasons))
+
+
+def measured_status(evaluation) -> Status | None:
+    """The verdict of a plain evaluation (``synth evaluate``): only the privacy gate is judged there, so
+    only its failure heads the page; None when it passed or was not judged."""
+    gate = evaluation.privacy_gate
+    if gate is None or gate.passed:
+        return None
+    return Status("Would not be published", False, "The privacy gate failed (accuracy floor and integrity are "
+                  "judged by synth select and the pipeline).", tuple(f"privacy_gate: {r}" for r in gate.reasons))
+
+
+SCHEMA_FIELDS = ("column", "kind", "action", "note")
 
 
 def check_report_path(path: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], *,
@@ -74,7 +125,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def build_report(evaluation, *, title: str = "Quality report", stages: pd.DataFrame | None = None,
                  trend: pd.DataFrame | None = None, selection: Mapping[str, float] | None = None,
-                 dp: Mapping | None = None) -> Report:
+                 dp: Mapping | None = None, status: Status | None = None,
+                 schema: Sequence[Mapping] | None = None) -> Report:
     """Render the report of an evaluation made with ``evaluate(..., details=True)``.
 
     Parameters
@@ -93,6 +145,12 @@ def build_report(evaluation, *, title: str = "Quality report", stages: pd.DataFr
     dp : mapping, optional
         A differentially private run's composed statement (``PrivacyStatement.to_dict()`` plus
         ``covers``, as the run's manifest holds it), shown in the headline.
+    status : Status, optional
+        The verdict heading the page (default: :func:`measured_status`, the privacy gate's failure
+        or nothing).
+    schema : sequence of mapping, optional
+        What the run did with each source column: ``column``, ``kind``, ``action`` (e.g. ``model``,
+        ``drop``), ``note``; shown as the "Columns" table when given.
 
     Returns
     -------
@@ -105,8 +163,14 @@ def build_report(evaluation, *, title: str = "Quality report", stages: pd.DataFr
                       if t in rows)
     # no time of day or elapsed seconds on the page: the same evaluation gives the same bytes
     page = Page(title, f"{sizes} · accuracy as mostlyai-qa defines it")
+    status = status if status is not None else measured_status(evaluation)
+    if status is not None:
+        page.banner = status_banner(status.label, status.passed, status.explanation, status.reasons)
+        page.tab_prefix = "" if status.passed else f"{status.label} · "
     key: dict[str, str] = {}
-    _headline(page, evaluation, dp)
+    # the banner already lists a failed gate's reasons
+    _headline(page, evaluation, dp, reasons=status is None or not status.reasons)
+    _schema(page, schema)
     _stages(page, stages, trend, key)
     _columns(page, data, key)
     _pairs(page, data)
@@ -124,7 +188,7 @@ def write_report(path: str | os.PathLike, report: Report) -> Path:
     return path
 
 
-def _headline(page: Page, ev, dp: Mapping | None = None) -> None:
+def _headline(page: Page, ev, dp: Mapping | None = None, reasons: bool = True) -> None:
     parts = page.section("headline", "Headline")
     acc = ev.accuracy.to_dict()
     cards = [card("overall accuracy", pct(acc["overall"]), f"max {pct(acc['overall_max'])} (a sample of the real data)")]
@@ -150,10 +214,19 @@ def _headline(page: Page, ev, dp: Mapping | None = None) -> None:
     shown = [f for f in fields if acc.get(f) is not None]
     parts.append(table(pd.DataFrame({"part": shown, "accuracy": [pct(acc[f]) for f in shown],
                                      "max (sampling noise alone)": [pct(acc[f + "_max"]) for f in shown]})))
-    if gate is not None and not gate.passed:
+    if reasons and gate is not None and not gate.passed:
         parts.append("<ul>" + "".join(f'<li class="fail">{esc(r)}</li>' for r in gate.reasons) + "</ul>")
     for warning in ev.warnings:
         parts.append(note(f"warning: {warning}"))
+
+
+def _schema(page: Page, schema: Sequence[Mapping] | None) -> None:
+    """What the run did with each source column; nothing when the run does not say."""
+    if not schema:
+        return
+    parts = page.section("schema", "Columns")
+    rows = [["" if entry.get(f) is None else entry.get(f) for f in SCHEMA_FIELDS] for entry in schema]
+    parts.append(table(pd.DataFrame(rows, columns=list(SCHEMA_FIELDS))))
 
 
 def _dp_card(dp: Mapping) -> str:

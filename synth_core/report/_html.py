@@ -21,6 +21,9 @@ h2{font-size:18px;margin:4px 0 10px}h3{font-size:14px;margin:14px 0 6px}
 figure{margin:0;border:1px solid #eef0f3;padding:4px}figcaption{font-size:12px;color:#5a6472;max-width:560px}
 table{border-collapse:collapse;font-size:12px;margin:6px 0}td,th{border:1px solid #dde2e8;padding:3px 8px;text-align:right}
 th{background:#f0f3f6}td:first-child,th:first-child{text-align:left}.note{font-size:12px;color:#5a6472}
+.status{margin:16px 28px 0;padding:10px 18px;border:2px solid;border-radius:6px;background:#fff}
+.status .verdict{font-size:24px;font-weight:700}.status p{margin:4px 0;color:#1d2430;font-size:13px}
+.status ul{margin:6px 0 2px;padding-left:20px;font-size:14px}
 """
 
 
@@ -70,6 +73,8 @@ class Page:
     title: str
     subtitle: str = ""
     sections: list[tuple[str, str, list[str]]] = field(default_factory=list)  # id, heading, parts
+    banner: str = ""  # the verdict, between the header and the sections (:func:`status_banner`)
+    tab_prefix: str = ""  # e.g. "Not published · ": a refused report says so in its browser tab too
 
     def section(self, ident: str, heading: str) -> list[str]:
         """A new section; returns the list to append its HTML parts to."""
@@ -82,9 +87,10 @@ class Page:
         body = "".join(f'<section id="{esc(i)}"><h2>{esc(h)}</h2>{"".join(p)}</section>' for i, h, p in self.sections)
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(self.title)}</title>"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(self.tab_prefix + self.title)}</title>"
             f"<style>{CSS}</style></head><body><header><h1>{esc(self.title)}</h1><p>{esc(self.subtitle)}</p></header>"
-            f"<nav>{nav}</nav><main>{body}</main></body></html>\n"
+            f"{self.banner}<nav>{nav}</nav><main>{body}</main></body></html>\n"
         )
 
 
@@ -104,6 +110,14 @@ def table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def status_banner(label: str, passed: bool, explanation: str = "", reasons=()) -> str:
+    """The verdict at the top of the page: a big label, one sentence, and one line per failed check."""
+    css = "pass" if passed else "fail"
+    items = "".join(f'<li class="fail">{esc(r)}</li>' for r in reasons)
+    return (f'<div id="status" class="status {css}"><div class="verdict {css}">{esc(label)}</div>'
+            + (f"<p>{esc(explanation)}</p>" if explanation else "") + (f"<ul>{items}</ul>" if items else "") + "</div>")
 
 
 def note(text: str) -> str:

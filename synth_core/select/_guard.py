@@ -69,6 +69,8 @@ STRATA_QUANTILES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9
 RATIO_EPS = 1e-6  # keeps the log-ratio finite for units at distance 0
 BALANCE_WEIGHT = 1.0  # the balancing refinement's closeness weight: a stratum off target costs more than any swap gains
 BALANCE_ROUNDS = 20
+FAIR_MIN_PROFILES = 5  # profiles a copy-count level needs above it for its fair share to be estimated
+Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class GuardSettings:
     near_copy_quantile: float = 0.01
     closeness_weight: float = 0.05
     balance_tolerance: float = 0.002  # closeness error above which a balancing refinement follows
+    copy_remedy: bool = True  # hold copies of common training profiles at a fair generator's rate
     n_trees: int = 4
     leaf_size: int = 64
     work_budget: float = 4e10  # query units x trees x leaf size x features; the forest shrinks above
@@ -128,6 +131,7 @@ class PoolGuard:
     threshold: float
     excluded_columns: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
+    remedy: dict = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -179,7 +183,8 @@ class PoolGuard:
             np.savez(fh, n_pool=self.n_pool, candidates=self.candidates,
                      strata=self.strata if self.enabled else np.zeros(0, np.uint8), enabled=self.enabled,
                      n_strata=self.n_strata, replicas=self.replicas, near_copies=self.near_copies,
-                     threshold=self.threshold, excluded=json.dumps(self.excluded_columns), elapsed_s=self.elapsed_s)
+                     threshold=self.threshold, excluded=json.dumps(self.excluded_columns), elapsed_s=self.elapsed_s,
+                     remedy=json.dumps(self.remedy))
 
     @classmethod
     def load(cls, path) -> "PoolGuard":
@@ -187,7 +192,19 @@ class PoolGuard:
         with np.load(path) as z:
             return cls(int(z["n_pool"]), z["candidates"].astype(np.int64), z["strata"] if bool(z["enabled"]) else None,
                        int(z["n_strata"]), int(z["replicas"]), int(z["near_copies"]), float(z["threshold"]),
-                       json.loads(str(z["excluded"])), float(z["elapsed_s"]))
+                       json.loads(str(z["excluded"])), float(z["elapsed_s"]),
+                       json.loads(str(z["remedy"])) if "remedy" in z.files else {})
+
+    @property
+    def remedy_note(self) -> str | None:
+        """One sentence on the copy remedy when it acted, else None."""
+        removed = int(self.remedy.get("copy_remedy_removed", 0))
+        if not removed:
+            return None
+        r = self.remedy
+        return (f"the pool copies common training profiles in {100 * r['copy_share']:.2f}% of its units where a fair "
+                f"generator would in {100 * r['copy_share_fair']:.2f}% (± {100 * r['copy_share_se']:.2f}%): "
+                f"{removed:,} such copies were left out of the selection")
 
     def figures(self) -> dict[str, float]:
         out = {"pool_replicas_removed": float(self.replicas) if self.enabled else 0.0,
@@ -196,6 +213,7 @@ class PoolGuard:
                "guard_s": round(self.elapsed_s, 3)}
         if self.enabled:
             out.update({"near_copies_avoided": float(self.near_copies), "near_copy_threshold": self.threshold})
+        out.update({k: float(v) for k, v in self.remedy.items() if isinstance(v, (int, float))})
         return out
 
 
@@ -241,17 +259,18 @@ def guard_pool(
     train_ids, pool_ids = pv.row_ids([keys["training"], keys["synthetic"]])
     if group_key is None:
         # ids are shared by both tables and dense: count them in an array
-        counts = np.bincount(train_ids, minlength=int(max(train_ids.max(), pool_ids.max())) + 1)[pool_ids]
-        exact, replica = counts > 0, (counts > 0) & (counts < settings.replica_k)
+        per_id = np.bincount(train_ids, minlength=int(max(train_ids.max(), pool_ids.max())) + 1)
+        counts, profile_counts = per_id[pool_ids], per_id[per_id > 0]
         units = {"training": values["training"], "pool": values["synthetic"]}
         unit_is_cat = is_cat
     else:
         groups = {t: pd.factorize(frames[t][group_key], use_na_sentinel=False)[0] for t in ("training", "synthetic")}
-        exact, replica = _copies(pv.sequence_keys(train_ids, groups["training"]),
-                                 pv.sequence_keys(pool_ids, groups["synthetic"]), settings.replica_k)
+        counts, profile_counts = _copies(pv.sequence_keys(train_ids, groups["training"]),
+                                         pv.sequence_keys(pool_ids, groups["synthetic"]))
         units = {}
         for t, name in (("training", "training"), ("synthetic", "pool")):
             units[name], unit_is_cat, _ = pv.sequence_units(values[t], is_cat, groups[t])
+    exact, replica = counts > 0, (counts > 0) & (counts < settings.replica_k)
     n_pool = len(units["pool"])
     if not settings.enabled:
         return replace(guard_off(n_pool), replicas=int(replica.sum()), excluded_columns=excluded,
@@ -260,7 +279,9 @@ def guard_pool(
     d_train, d_ref, loo = _closeness(units["training"], units["pool"], unit_is_cat, settings, seed)
     threshold = float(np.quantile(loo, settings.near_copy_quantile)) if settings.near_copy_quantile > 0 else 0.0
     near = ~exact & (d_train <= threshold) if threshold > 0 else np.zeros(n_pool, dtype=bool)
-    candidates = np.flatnonzero(~replica & ~near).astype(np.int64)
+    trimmed, remedy = (_fair_copies(counts, profile_counts, settings.replica_k, seed) if settings.copy_remedy
+                       else (np.zeros(n_pool, dtype=bool), {}))
+    candidates = np.flatnonzero(~replica & ~near & ~trimmed).astype(np.int64)
     if len(candidates) == 0:
         raise InputError("every pool unit is a replica or near-copy of a training unit: the generator memorised "
                          "its training data (turn the privacy guard off only to inspect this)")
@@ -268,20 +289,58 @@ def guard_pool(
     edges = np.quantile(ratio, STRATA_QUANTILES)
     strata = np.searchsorted(edges, ratio, side="right").astype(np.uint8)
     guard = PoolGuard(n_pool, candidates, strata, len(STRATA_QUANTILES) + 1, int(replica.sum()), int(near.sum()),
-                      float(np.sqrt(max(threshold, 0.0))), excluded, time.perf_counter() - started)
+                      float(np.sqrt(max(threshold, 0.0))), excluded, time.perf_counter() - started, remedy)
+    if guard.remedy_note:
+        log.warning("privacy guard remedy: %s", guard.remedy_note)
     log.info("privacy guard: %s replicas and %s near-copies (distance <= %.4g) of %s pool units removed, %.1f s",
              f"{guard.replicas:,}", f"{guard.near_copies:,}", guard.threshold, f"{n_pool:,}", guard.elapsed_s)
     return guard
 
 
-def _copies(train_keys: list[bytes], pool_keys: list[bytes], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per pool sequence: is it equal to some training sequence, and to one fewer than ``k``
-    training sequences share?"""
+def _copies(train_keys: list[bytes], pool_keys: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pool sequence, how many training sequences equal it; and the count of every distinct
+    training sequence."""
     seen: dict = {}
     for key in train_keys:
         seen[key] = seen.get(key, 0) + 1
     counts = np.array([seen.get(key, 0) for key in pool_keys], dtype=np.int64)
-    return counts > 0, (counts > 0) & (counts < k)
+    return counts, np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+
+
+def _fair_copies(counts: np.ndarray, profile_counts: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, dict]:
+    """Pool units to leave out so that copies of training profiles seen ``k`` or more times come no
+    more often than from a generator that never saw training.
+
+    By Good and Turing's estimate, the profiles seen r times in N training units hold a population
+    mass of about (r + 1)·n₍r+1₎ / N (n₍r₎: profiles seen r times), where a generator replaying
+    training makes them at r·n₍r₎ / N. The estimate is summed over one band of levels, from ``k``
+    up to the last level with at least :data:`FAIR_MIN_PROFILES` profiles above it (single levels
+    are too noisy; rarer-than-``k`` copies are the replicas, removed anyway). When the pool's share
+    of copies in the band exceeds that fair share by more than 1.96 standard errors, every level's
+    copies are thinned at random (seeded) by the same factor, down to the fair share. Returns the
+    mask and the figures of the decision (empty when no band could be formed).
+    """
+    n_pool, n_train = len(counts), int(profile_counts.sum())
+    by_level = np.bincount(profile_counts)  # n_r
+    above = np.cumsum(by_level[::-1])[::-1]  # profiles seen r or more times
+    top = [r for r in range(k, len(by_level) - 1) if above[r + 1] >= FAIR_MIN_PROFILES]
+    trimmed = np.zeros(n_pool, dtype=bool)
+    if not top or n_pool == 0:
+        return trimmed, {}
+    band = np.arange(k, top[-1] + 1)
+    in_band = np.flatnonzero((counts >= k) & (counts <= band[-1]))
+    share = len(in_band) / n_pool
+    fair_share = float(((band + 1) * by_level[band + 1]).sum() / n_train)
+    # binomial noise of the pool's share plus the estimate's own (Var n₍r₎ ≈ n₍r₎)
+    se = float(np.sqrt(share * (1 - share) / n_pool + ((band + 1) ** 2 * by_level[band + 1]).sum() / n_train**2))
+    figures = {"copy_share": share, "copy_share_fair": fair_share, "copy_share_se": se, "copy_remedy_removed": 0}
+    if share - fair_share <= Z95 * se:
+        return trimmed, figures
+    keep = fair_share / share
+    rng = np.random.default_rng([seed, 0xC0])
+    trimmed[in_band[rng.random(len(in_band)) >= keep]] = True
+    figures["copy_remedy_removed"] = int(trimmed.sum())
+    return trimmed, figures
 
 
 def _closeness(train: np.ndarray, pool: np.ndarray, is_cat: np.ndarray, settings: GuardSettings,

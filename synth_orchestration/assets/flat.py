@@ -37,7 +37,7 @@ from synth_orchestration.assets.generator import trained_generator_asset
 from synth_orchestration.assets.pool import candidate_pool_asset, read_pool_table
 from synth_orchestration.assets.report import quality_report_asset
 from synth_orchestration.assets.source import read_source, source_data_asset
-from synth_orchestration.checks import finish_output
+from synth_orchestration.checks import explain_refusal, finish_output
 from synth_orchestration.common import (
     Stage,
     accuracy_metadata,
@@ -223,6 +223,7 @@ def refined_output(
                                                                      "selection_rho", "selection_sigma")
                             if privacy[k] is not None})
         recorded = stage.record(figures)
+        checks = explain_refusal(context, KIND, spec.name, checks, value, source_data, metrics, out)
     return dg.MaterializeResult(value={**value, "rows": str(out / "rows.npy")}, metadata={**recorded, **metadata},
                                 check_results=checks)
 

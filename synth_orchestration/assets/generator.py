@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from synth_core.generate import EngineError
 from synth_core.ops import GENERATOR_ASSET
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import DATASETS_BASE, Stage, merged_settings, spec_for, user_errors
@@ -100,6 +101,12 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
                 )
             handle.close()
             os.replace(scratch, gen_dir)
+        except EngineError as exc:  # the scratch folder goes: keep the job's log where the message says
+            if exc.log is None or not Path(exc.log).is_file():
+                raise
+            kept = gen_dir.with_name(f"failed-{key}.{context.run.run_id[:8]}.log")
+            shutil.copyfile(exc.log, kept)
+            raise exc.moved(kept) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         context.log.info(f"trained in {handle.training_seconds:.1f} s")

@@ -24,6 +24,7 @@ import numpy as np
 
 from synth_core.errors import InputError
 from synth_core.io import read_table, write_table
+from synth_core.schema import Schema
 from synth_core.ops import POOL_ASSET, asset_name
 from synth_core.report import curve_png
 from synth_orchestration.assets.source import read_source
@@ -158,7 +159,9 @@ def import_given_pool(plan: dict) -> dict:
     training = read_source(plan["source"], "training")
     key = plan["source"]["group_key"]
     if not shard.is_file():
-        pool = read_table(plan["given"], what="pool")
+        # typed as training was (date-like text in its format, left-out columns dropped)
+        pool = Schema.from_records(plan["source"].get("schema", ())).apply(
+            read_table(plan["given"], what="pool"), what=f"pool {plan['given']}")
         names = {"training": "training", "synthetic": f"pool {plan['given']}"}
         check_inputs(training, pool, group_key=key, names=names)
         pool = conform_table(pool[list(training.columns)], training, name=f"pool {plan['given']}",

@@ -12,7 +12,7 @@ import pandas as pd
 
 from synth_core.io import atomic_path
 from synth_core.ops import FINAL_ASSET, REPORT_ASSET, STAGES, asset_name
-from synth_core.report import build_report, dec, num, pct, stages_png, write_report
+from synth_core.report import Status, build_report, dec, num, pct, stages_png, write_report
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import Stage, spec_for, user_errors, write_json
 from synth_orchestration.deploy_tags import step_tags
@@ -123,13 +123,15 @@ def publish(artifacts: ArtifactStore, kind: str, dataset: str, refined_output: d
 
 
 TREND_RUNS = 10  # runs shown in the report's trend
+REPORT_FILE = "report.html"
 
 
 def html_report(store, run_id: str, dataset: str, kind: str, refined_output: dict, source_data: dict,
-                out: Path) -> tuple[Path, dict[str, str]]:
+                out: Path, status: Status | None = None) -> tuple[Path, dict[str, str]]:
     """Write ``report.html`` into ``out`` from the evaluation the checks made (kept with the pictures'
     data by ``refined_output``); returns its path and key pictures. An output materialised before
-    that evaluation was kept is evaluated here, with the checks' seed and gate (the same figures)."""
+    that evaluation was kept is evaluated here, with the checks' seed and gate (the same figures).
+    ``status`` heads the page (published, or refused with the failed checks' reasons)."""
     manifest = json.loads(Path(refined_output["manifest"]).read_text())
     ev = _checked_evaluation(refined_output, manifest, source_data)
     trend = store.history(dataset, ["eval_overall", "eval_random_overall"], asset=asset_name(kind, FINAL_ASSET))
@@ -137,8 +139,9 @@ def html_report(store, run_id: str, dataset: str, kind: str, refined_output: dic
     report = build_report(ev, title=f"{kind}/{dataset}: quality report of run {run_id[:8]}",
                           stages=stage_table(store, run_id, dataset, kind), trend=trend.tail(TREND_RUNS),
                           selection=dict(zip(guard["figure"], guard["value"])),
-                          dp=manifest.get("differential_privacy"))
-    return write_report(out / "report.html", report), report.key_figures
+                          dp=manifest.get("differential_privacy"), status=status,
+                          schema=source_data.get("schema"))
+    return write_report(out / REPORT_FILE, report), report.key_figures
 
 
 def _checked_evaluation(refined_output: dict, manifest: dict, source_data: dict):
@@ -165,7 +168,7 @@ def _materialize(context: dg.AssetExecutionContext, refined_output: dict, source
         evaluation = json.loads(Path(refined_output["evaluation"]).read_text())
         markdown, table = quality_markdown(metrics.store(), context.run.run_id, spec.name, kind, evaluation)
         page, pictures = html_report(metrics.store(), context.run.run_id, spec.name, kind, refined_output,
-                                     source_data, out)
+                                     source_data, out, status=Status.published())
         published = publish(artifacts, kind, spec.name, refined_output, evaluation, table, page)
         figures = stage.record({"published": 1.0})
     shown = "\n\n".join(f"**{name}**\n\n![{name}](data:image/png;base64,{png})" for name, png in pictures.items())

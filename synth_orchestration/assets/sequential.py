@@ -29,7 +29,7 @@ from synth_orchestration.assets.generator import trained_generator_asset
 from synth_orchestration.assets.pool import candidate_pool_asset, read_pool_table
 from synth_orchestration.assets.report import quality_report_asset
 from synth_orchestration.assets.source import read_source, source_data_asset
-from synth_orchestration.checks import finish_output
+from synth_orchestration.checks import explain_refusal, finish_output
 from synth_orchestration.common import (
     Stage,
     accuracy_metadata,
@@ -168,6 +168,7 @@ def refined_output(
             n_pool=plan.problem.n_pool, out=out, figures=figures, stop_reason=details["stop_reason"],
         )
         recorded = stage.record(figures)
+        checks = explain_refusal(context, KIND, spec.name, checks, value, source_data, metrics, out)
     return dg.MaterializeResult(value={**value, "groups": str(out / "groups.npy")}, metadata={**recorded, **metadata},
                                 check_results=checks)
 

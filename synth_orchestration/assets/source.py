@@ -8,6 +8,7 @@ import pandas as pd
 
 from synth_core.io import write_table
 from synth_core.ops import SOURCE_ASSET, load_dataset
+from synth_core.schema import Schema
 from synth_orchestration.common import DATASETS_BASE, Stage, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
@@ -23,6 +24,14 @@ def frame_digest(frame: pd.DataFrame) -> str:
 def read_source(source_data: dict, which: str) -> pd.DataFrame:
     """The run's ``training`` or ``holdout`` part."""
     return pd.read_parquet(source_data[which])
+
+
+def schema_table(schema: Schema) -> dg.TableMetadataValue:
+    """The inferred (or stated) kind of every column, as a table in the asset's metadata."""
+    fields = ("column", "kind", "action", "source_dtype", "note")
+    records = [dg.TableRecord({k: str(r[k] or "") + (" (stated)" if k == "note" and r["stated"] else "")
+                               for k in fields}) for r in schema.records()]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=[dg.TableColumn(k, "string") for k in fields]))
 
 
 def _materialize(context: dg.AssetExecutionContext, artifacts: ArtifactStore, metrics: MetricStoreResource,
@@ -63,6 +72,7 @@ def _materialize(context: dg.AssetExecutionContext, artifacts: ArtifactStore, me
             "columns": list(tables.training.columns),
             "source_hashes": tables.source_hashes,
             "training_digest": frame_digest(tables.training),
+            "schema": tables.schema.records(),
         }
         figures = stage.record(figures)
     return dg.MaterializeResult(
@@ -74,6 +84,7 @@ def _materialize(context: dg.AssetExecutionContext, artifacts: ArtifactStore, me
             "holdout_from_file": dg.MetadataValue.bool(tables.holdout_from_file),
             "target_size": dg.MetadataValue.int(target),
             "column_kinds": dg.MetadataValue.json(tables.column_kinds()),
+            "schema": schema_table(tables.schema),
             "artifact_dir": dg.MetadataValue.path(str(out)),
             **extra,
         },

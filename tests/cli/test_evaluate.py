@@ -194,3 +194,20 @@ def test_evaluate_imports_neither_torch_mostlyai_nor_dagster(tables):
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stderr
     json.loads(proc.stdout)
+
+
+def test_column_states_a_kind_as_a_dataset_does(tables, capsys):
+    base = ["evaluate", "--training", str(tables["training"]), "--synthetic", str(tables["synthetic"]), "--json"]
+    code, out, _ = _run(base, capsys)
+    numeric = json.loads(out)["accuracy"]
+    code, out, _ = _run(base + ["--column", "num=categorical", "--column", "cat=drop"], capsys)
+    stated = json.loads(out)["accuracy"]
+    assert code == 0 and stated["univariate"] != numeric["univariate"]  # num binned as labels, cat left out
+
+
+@pytest.mark.parametrize("item, needle", [("num", "expected NAME=KIND"), ("num=date", "unknown kind 'date'"),
+                                          ("cat=float", "column 'cat': value")])
+def test_a_bad_column_statement_exits_2_in_one_line(tables, capsys, item, needle):
+    code, _, err = _run(["evaluate", "--training", str(tables["training"]), "--synthetic", str(tables["synthetic"]),
+                         "--column", item], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err

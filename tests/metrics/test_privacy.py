@@ -75,12 +75,18 @@ def test_census_unseen_rows_pass(census_clean):
     assert privacy_gate(r).passed and privacy_passes(r) == (True, [])
 
 
-def test_census_strict_copy_tolerance_flags_coincidental_copies(census_clean):
+def test_census_coincidental_copies_are_no_evidence(census_clean):
     # The 24 k-row training table holds more coincidental duplicates of half A than the 12 k-row
-    # half B does, which is what the default tolerance of 0.001 absorbs.
-    assert census_clean.exact_copy_training > census_clean.exact_copy_holdout
-    passed, reasons = privacy_passes(census_clean, exact_copy_tolerance=0.0)
-    assert not passed and len(reasons) == 1 and reasons[0].startswith("exact_copy_training")
+    # half B does (the old rule needed a tolerance of 0.001 for them). Size-matched to half B,
+    # training holds no more of them, and the interval says so without any tolerance.
+    r = census_clean
+    assert r.exact_copy_training > r.exact_copy_holdout
+    assert r.exact_copy_holdout_matched == r.exact_copy_holdout  # the smaller side is not rescaled
+    assert r.exact_copy_training_matched < r.exact_copy_training
+    assert r.exact_copy_excess == pytest.approx(r.exact_copy_training_matched - r.exact_copy_holdout_matched)
+    low, high = r.exact_copy_excess_ci
+    assert low < r.exact_copy_excess < high and low < 0.0 < high and high - low < 0.002
+    assert privacy_passes(r, exact_copy_tolerance=0.0) == (True, [])
 
 
 def test_membership_audit_teeth_fair_table_passes(census_teeth):
@@ -266,6 +272,10 @@ def test_prize_winner_passes_on_all_groups(prize):
     assert 0.9 < r.nndr_ratio < 1.1
     assert r.exact_copy_training_sequences == 0.0 and r.exact_copy_holdout_sequences == 0.0
     assert 0.003 < r.exact_copy_holdout <= r.exact_copy_training < 0.005
+    # equal sizes: nothing to rescale; the rows' interval comes from re-splitting whole sequences
+    assert r.exact_copy_training_matched == r.exact_copy_training
+    assert r.exact_copy_excess_ci[0] < r.exact_copy_excess < r.exact_copy_excess_ci[1] and r.exact_copy_excess_ci[0] <= 0
+    assert r.exact_copy_excess_sequences == 0.0 and r.exact_copy_excess_ci_sequences == (0.0, 0.0)
     # all 20,000 training groups are members, all holdout groups non-members (two folds)
     assert r.membership_n == 20_000
     assert 0.50 < r.membership_auc < 0.52 and r.membership_auc_ci[0] <= GateSettings().max_membership_auc

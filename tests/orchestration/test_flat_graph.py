@@ -127,11 +127,11 @@ def test_failing_privacy_gate_skips_the_downstream_report(flat_run):
     root, _ = flat_run
     published = root / "artifacts" / "flat" / "tiny_flat" / "published" / "report.json"
     before = published.stat().st_mtime_ns
-    strict = {"flat__refined_output": {"config": {"max_dcr_share": 0.0}}}
+    strict = {"flat__refined_output": {"config": {"max_membership_auc": 0.0}}}
     result = _materialize(root, "tiny_flat", strict)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["privacy_gate"].passed is False
-    assert "dcr_share" in checks["privacy_gate"].description
+    assert "membership_auc" in checks["privacy_gate"].description
     materialised = {m.materialization.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert "flat/refined_output" in materialised and "flat/quality_report" not in materialised
     assert not any(e.step_key == "flat__quality_report" and e.is_step_start for e in result.all_events)

@@ -126,7 +126,7 @@ def test_manifest_and_published_output(seq_run):
 
 
 def test_failing_privacy_gate_blocks_publication_and_generator_is_reused(seq_root, seq_run):
-    result = _materialize(seq_root, "tiny_seq", {"sequential__refined_output": {"config": {"max_dcr_share": 0.0}}})
+    result = _materialize(seq_root, "tiny_seq", {"sequential__refined_output": {"config": {"max_membership_auc": 0.0}}})
     assert not result.success
     assert _metadata(result, "trained_generator")["reused"] is True
     checks = _checks(result)
@@ -167,7 +167,7 @@ def _noise(training: pd.DataFrame, seed: int) -> pd.DataFrame:
     return noise
 
 
-GATE_DEFAULTS = {"accuracy_floor": None, "max_dcr_share": 0.52, "min_nndr_ratio": 0.5, "exact_copy_tolerance": 0.001,
+GATE_DEFAULTS = {"accuracy_floor": None, "max_dcr_share": 0.52, "min_nndr_ratio": 0.5, "exact_copy_tolerance": 0.0,
                  "eval_seed": 1}
 
 

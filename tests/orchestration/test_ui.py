@@ -6,8 +6,9 @@ page shows its definition (description, upstream assets, job, sensor, checks). T
 of ``own_pool_flat`` (a pool of its own: no generator to train) is materialised first, so that
 ``flat/source_data``'s page shows the metadata its materialisation recorded, ``flat/refined_output`` shows its three checks
 evaluated, each graph's lineage shows its edges, and the published ``report.html`` (the quality report)
-opens in the browser with its sections and pictures and no console error. Screenshots go to
-``.synth/test-artifacts/ui-*.png``.
+opens in the browser with its sections and pictures and no console error; so does the report of a run
+the gate refuses (a second run, apart from the webserver's instance), headed "Not published" with its
+reasons. Screenshots go to ``.synth/test-artifacts/ui-*.png``.
 
 Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian packages ``chromium`` and
 ``chromium-driver``; .ci/run installs them) and the ``selenium`` package: without them the test
@@ -321,4 +322,47 @@ def test_quality_report_opens_with_sections_and_pictures(webserver, browser):
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert errors == []
     assert "refined" in _body(browser)  # the stage table of the pipeline run
+    assert browser.find_element(By.ID, "status").text.splitlines()[0] == "Published"
     assert _screenshot(browser, "report").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def refused_report(tmp_path_factory) -> tuple[Path, str]:
+    """The flat graph of PARTITION with an accuracy floor no output reaches, in an instance of its own
+    (the webserver's keeps its passed checks): the refused run's report and the failed check's reason."""
+    from synth_orchestration.assets import flat
+    from synth_orchestration.resources import ArtifactStore, MetricStoreResource
+
+    state = tmp_path_factory.mktemp("ui_refused")
+    result = dg.materialize(
+        flat.ASSETS, partition_key=PARTITION, raise_on_error=False,
+        resources={"artifacts": ArtifactStore(artifact_root=str(state / "artifacts")),
+                   "metrics": MetricStoreResource(database=str(state / "metrics.duckdb"))},
+        run_config=dg.RunConfig({"flat__refined_output": {"config": {"accuracy_floor": 1.0}}}),
+    )
+    [check] = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    return Path(check.metadata["report"].value), f"{check.check_name}: {check.description}"
+
+
+def test_refused_report_opens_headed_not_published(webserver, browser, refused_report):
+    """A refused run's report.html, opened from disk: the verdict and its reason above everything else,
+    the rest of the report drawn, nothing fetched, no console error."""
+    from selenium.webdriver.common.by import By
+
+    report, reason = refused_report
+    assert report.is_file() and "published" not in report.parts
+    browser.set_window_size(1400, 1400)
+    browser.get_log("browser")
+    browser.get(report.resolve().as_uri())
+    _wait_for(browser, lambda d: "Not published" in _body(d), "the refused report's verdict")
+    status = browser.find_element(By.ID, "status")
+    assert status.text.splitlines()[0] == "Not published" and reason in status.text
+    headline = browser.find_element(By.ID, "headline")
+    assert status.location["y"] < headline.location["y"]  # the reasons come first
+    assert all(h in _body(browser) for h in REPORT_SECTIONS)
+    loaded = browser.execute_script(
+        "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0);")
+    assert len(loaded) >= 5 and all(loaded)
+    assert browser.execute_script("return performance.getEntriesByType('resource').length;") == 0
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+    assert _screenshot(browser, "report-refused").stat().st_size > 10_000

@@ -4,6 +4,7 @@ determinism, and ``synth evaluate --report`` (written atomically, bad paths refu
 from __future__ import annotations
 
 import base64
+import html as htmllib
 import re
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from synth_core.cli import main
 from synth_core.metrics import evaluate
-from synth_core.report import build_report, write_report
+from synth_core.report import Status, build_report, write_report
 from synth_core.report._data import cramers_v, report_data, roc_curve
 
 N = 1000
@@ -142,6 +143,61 @@ def test_a_dp_run_states_its_budget_in_the_headline(reports):
     alone = PrivacyStatement(0.05, 5e-7, 30.0, None, None).to_dict() | {"covers": "selection only: unknown generator"}
     text = _visible(build_report(ev, dp=alone).html)
     assert f"ε = {composed.selection_epsilon:.3g}" in text and "selection only: unknown generator" in text
+
+
+def _before(html: str, first: str, then: str) -> bool:
+    return first in html and then in html and html.index(first) < html.index(then)
+
+
+def test_a_refused_run_is_headed_not_published_with_every_reason(reports):
+    ev, plain = reports["fair"]
+    reasons = ["accuracy_floor: overall 0.87236 < floor 1.00000", "integrity: 299 rows, target 300"]
+    html = build_report(ev, title="flat/x", status=Status.refused(reasons)).html
+    assert "<title>Not published · flat/x</title>" in html
+    banner = html[html.index('<div id="status"'):html.index("<nav>")]
+    assert '<div class="verdict fail">Not published</div>' in banner
+    assert [f'<li class="fail">{htmllib.escape(r)}</li>' in banner for r in reasons] == [True, True]
+    assert _before(html, banner, '<section id="headline">')  # the verdict comes first
+    # the rest of the report is all there
+    assert re.findall(r'<section id="(\w+)">', html) == re.findall(r'<section id="(\w+)">', plain.html)
+
+
+def test_a_published_run_says_so_and_keeps_its_heading(reports):
+    ev, plain = reports["fair"]
+    html = build_report(ev, title="flat/x", status=Status.published()).html
+    assert "<title>flat/x</title>" in html and "<h1>flat/x</h1>" in html
+    assert '<div class="verdict pass">Published</div>' in html and '<li class="fail">' not in html
+    assert html.replace(html[html.index('<div id="status"'):html.index("<nav>")], "") == \
+        build_report(ev, title="flat/x").html  # the banner is all that was added
+
+
+def test_synth_evaluate_heads_a_failed_privacy_gate_with_its_reasons(reports):
+    """synth evaluate publishes nothing, so its page says what the gate would do; it judges privacy only."""
+    leaky_ev, leaky = reports["leaky"]
+    _, fair = reports["fair"]
+    assert 'id="status"' not in fair.html  # nothing to head a passed gate with
+    banner = leaky.html[leaky.html.index('<div id="status"'):leaky.html.index("<nav>")]
+    assert "Would not be published" in banner
+    for reason in leaky_ev.privacy_gate.reasons:
+        assert f'<li class="fail">privacy_gate: {htmllib.escape(reason)}</li>' in banner
+    assert leaky.html.count('<li class="fail">') == len(leaky_ev.privacy_gate.reasons)  # listed once, at the top
+
+
+def test_the_columns_table_shows_what_the_run_did_with_each_column(reports):
+    ev, plain = reports["fair"]
+    schema = [{"column": "age", "kind": "numeric", "action": "model", "note": ""},
+              {"column": "customer_id", "kind": "id", "action": "drop", "note": "unique per row"},
+              {"column": "city", "kind": "categorical", "action": "model"}]  # no note: shown empty
+    html = build_report(ev, title="fair table", schema=schema).html
+    section = html[html.index('<section id="schema">'):]
+    section = section[:section.index("</section>")]
+    assert "<h2>Columns</h2>" in section
+    assert "<th>column</th><th>kind</th><th>action</th><th>note</th>" in section
+    assert "<tr><td>customer_id</td><td>id</td><td>drop</td><td>unique per row</td></tr>" in section
+    assert "<tr><td>city</td><td>categorical</td><td>model</td><td></td></tr>" in section
+    assert _before(html, '<section id="headline">', '<section id="schema">')
+    for absent in (None, []):
+        assert build_report(ev, title="fair table", schema=absent).html == plain.html
 
 
 def test_sequences_show_lengths_and_coherence():

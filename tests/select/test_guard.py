@@ -10,7 +10,7 @@ import pytest
 from synth_core.errors import InputError
 from synth_core.io import read_table
 from synth_core.metrics import near_copies
-from synth_core.select._guard import GuardSettings, _closeness, _forest_size, guard_pool
+from synth_core.select._guard import GuardSettings, PoolGuard, _closeness, _forest_size, guard_pool
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,34 @@ def test_selection_ends_on_the_pools_strata_even_when_the_term_is_too_light(cens
     (balanced, floor), (unbalanced, _) = results["balanced"], results["unbalanced"]
     assert unbalanced > 0.01  # the accuracy term alone pulls the subset off the pool's strata
     assert balanced <= GuardSettings().balance_tolerance + floor
+
+
+def _profiles(rng, n: int, levels=(10, 10, 15)) -> pd.DataFrame:
+    """Rows of a discrete table whose 1,500 profiles are equally likely: most are seen about four
+    times in 6,000 rows, so copies of profiles seen five or more times are common and no replica."""
+    return pd.DataFrame({f"c{j}": [f"v{x}" for x in rng.integers(0, m, n)] for j, m in enumerate(levels)})
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_replaying_generator_is_held_at_a_fair_copy_rate(seed):
+    rng = np.random.default_rng(seed)
+    training = _profiles(rng, 6_000)
+    fair = guard_pool(training, _profiles(rng, 24_000), seed=seed)  # draws from the population
+    replay = guard_pool(training, training.iloc[rng.integers(0, 6_000, 24_000)].reset_index(drop=True), seed=seed)
+    assert fair.remedy["copy_remedy_removed"] == 0
+    assert abs(fair.remedy["copy_share"] - fair.remedy["copy_share_fair"]) < 2 * fair.remedy["copy_share_se"]
+    r = replay.remedy
+    assert r["copy_share"] - r["copy_share_fair"] > 5 * r["copy_share_se"] and r["copy_remedy_removed"] > 2_000
+    assert replay.figures()["copy_remedy_removed"] == r["copy_remedy_removed"]
+    assert len(replay.candidates) == 24_000 - replay.replicas - replay.near_copies - r["copy_remedy_removed"]
+
+
+def test_copy_remedy_is_recorded_and_survives_save_and_load(tmp_path):
+    rng = np.random.default_rng(5)
+    training = _profiles(rng, 6_000)
+    guard = guard_pool(training, training.iloc[rng.integers(0, 6_000, 24_000)].reset_index(drop=True))
+    guard.save(tmp_path / "guard.npz")
+    assert PoolGuard.load(tmp_path / "guard.npz").remedy == guard.remedy
+    off = guard_pool(training, training.iloc[rng.integers(0, 6_000, 24_000)].reset_index(drop=True),
+                     settings=GuardSettings(copy_remedy=False))
+    assert off.remedy == {} and len(off.candidates) > len(guard.candidates)
