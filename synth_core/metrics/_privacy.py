@@ -514,6 +514,9 @@ def _resplit_excess(held: dict[str, np.ndarray], pairs: dict[str, np.ndarray] | 
     rel = np.flatnonzero((weight > 0) & (total > 0))
     if rel.size == 0:  # no synthetic row equals any real one
         return 0.0, np.zeros(1)
+    # keys in an order of their own (holders, weight), not of their codes: keys alike in both are
+    # interchangeable, so relabelled or reordered data draw the same re-splits
+    rel = rel[np.lexsort((weight[rel], total[rel]))]
     t, w = total[rel], weight[rel]
     ladder = np.arange(int(t.max()) + 1)  # presence for every possible count, looked up
     p_trn, p_hol = presence_probability(ladder, n_trn, n), presence_probability(ladder, n_hol, n)
