@@ -46,10 +46,11 @@ OUT = H.OUT_DIR / "corpus"
 RESULTS_JSONL = OUT / "results.jsonl"
 LOGS = OUT / "logs"
 # A small training budget of about the same number of row passes for every table (a few epochs
-# of a large table, up to 40 of a tiny one: three epochs teach a 200-row table nothing), and
-# the selection defaults but for a pool of at most 10x (generation time stays near a minute).
+# of a large table, up to 40 of a tiny one: three epochs teach a 200-row table nothing), capped
+# at 4 minutes (a 124-column table takes 15 s an epoch here), and the selection defaults but for
+# a pool of at most 10x (generation time stays near a minute).
 ROW_PASSES, MIN_EPOCHS, MAX_EPOCHS = 60_000, 3, 40
-TRAINING = {"model_size": "small"}
+TRAINING = {"model_size": "small", "max_training_time_min": 4}
 SELECTION = {"pool_factor": 10}
 
 

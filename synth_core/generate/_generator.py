@@ -363,7 +363,8 @@ class GeneratorHandle:
             df = _apply_na_helpers(df, self.na_helpers, FLAT_TABLE)
         else:
             df = _assemble_sequential(self, tables, key_offset=int(key_offset))
-        return _restore_dtypes(df[self.columns], self.dtypes, self.categories)
+        df = _stand_in_for_rare(df[self.columns], self.dtypes, int(seed))
+        return _restore_dtypes(df, self.dtypes, self.categories)
 
     def close(self) -> None:
         """Stop this process's SDK server for the handle's home (it restarts on demand)."""
@@ -1047,6 +1048,38 @@ def _apply_na_helpers(df: pd.DataFrame, helpers: dict[str, dict[str, Any]], tabl
             df[c] = df[c].mask(is_na.to_numpy())
         df = df.drop(columns=[info["helper"]])
     return df
+
+
+def _stand_in_for_rare(df: pd.DataFrame, dtypes: dict[str, str], seed: int) -> pd.DataFrame:
+    """Replace the engine's ``_RARE_`` token in text columns by a value the generator did emit.
+
+    Value protection hides categories seen too few times behind ``_RARE_``; left in, the token is
+    a category of its own that the user's table never had (80 % of a column of institution names,
+    say) and that qa bins apart from training's rare values. Each token becomes one of the values
+    generated for that column in this batch, drawn uniformly over the distinct values: rare values
+    are a long tail of many values each seen a few times, so an even spread keeps the frequent ones
+    near their share, and only values the engine already released are used (nothing hidden
+    returns). A column generated as nothing but the token becomes missing there.
+    """
+    out = None
+    for i, c in enumerate(df.columns):
+        if dtypes.get(c) not in ("object", "category", "str", "string"):
+            continue
+        values = df[c].astype(object)
+        is_rare = values.eq(RARE_TOKEN).fillna(False).to_numpy(bool)
+        if not is_rare.any():
+            continue
+        emitted = pd.unique(values[~is_rare & values.notna().to_numpy()])
+        emitted = np.array(sorted(emitted, key=str), dtype=object)
+        out = df.copy() if out is None else out
+        filled = values.to_numpy(copy=True)
+        if emitted.size:
+            rng = np.random.default_rng([seed, i])
+            filled[is_rare] = emitted[rng.integers(0, emitted.size, int(is_rare.sum()))]
+        else:
+            filled[is_rare] = None
+        out[c] = pd.Series(filled, index=df.index, dtype=object)
+    return df if out is None else out
 
 
 def _assemble_sequential(handle: GeneratorHandle, tables: dict[str, pd.DataFrame], *, key_offset: int) -> pd.DataFrame:

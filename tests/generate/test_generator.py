@@ -19,10 +19,12 @@ import pytest
 from synth_core.errors import InputError
 from synth_core.generate._generator import (
     NA_PREFIX,
+    RARE_TOKEN,
     GeneratorHandle,
     TrainingSettings,
     _apply_na_helpers,
     _coerce,
+    _stand_in_for_rare,
     train_flat,
     train_sequential,
 )
@@ -57,6 +59,9 @@ def flat_training() -> pd.DataFrame:
     df["cut"] = df["cut"].astype("category")
     df.loc[df.index % 7 == 0, "depth"] = np.nan  # 14.3 % missing, numeric
     df.loc[df.index % 11 == 0, "color"] = np.nan  # 9.1 % missing, string
+    # a long tail: 8 lots of 100 rows, the rest in lots of 2, which value protection hides as _RARE_
+    lots = np.where(df.index < 800, df.index // 100, 8 + (df.index - 800) // 2)
+    df["lot"] = pd.Series([f"L{v:04d}" for v in lots], dtype="str")
     return df
 
 
@@ -118,6 +123,36 @@ def test_flat_pool_reproduces_missingness(flat_training, flat_handle, flat_pool)
         assert abs(rates[col] - flat_training[col].isna().mean()) < 0.07, (col, rates[col])
         assert rates[col] > 0
     assert rates.drop(["depth", "color"]).eq(0).all()
+
+
+@pytest.mark.slow
+def test_flat_pool_has_no_rare_token(flat_training, flat_pool):
+    pool = read_pool(flat_pool[0].out_dir)
+    text = pool.select_dtypes(exclude="number").astype(object)
+    assert not text.eq(RARE_TOKEN).any().any()
+    # the tail's stand-ins are values the engine released: the frequent lots, never a hidden one
+    frequent = {f"L{v:04d}" for v in range(8)}
+    lots = pool["lot"].dropna()
+    assert set(lots) <= frequent, sorted(set(lots) - frequent)[:5]
+    # 60 % of training rows sit in the tail; spread evenly, each frequent lot gets about 1/8 of the pool
+    assert lots.value_counts(normalize=True).between(0.06, 0.2).all()
+
+
+def test_stand_in_for_rare_uses_emitted_values_evenly_and_deterministically():
+    df = pd.DataFrame({"name": ["a"] * 50 + ["b"] * 10 + [RARE_TOKEN] * 2000 + [None] * 5,
+                       "n": np.arange(2065)})
+    dtypes = {"name": "str", "n": "int64"}
+    out = _stand_in_for_rare(df, dtypes, seed=4)
+    assert out["name"].isna().sum() == 5 and not out["name"].eq(RARE_TOKEN).any()
+    tail = out["name"].iloc[60:2060]
+    assert set(tail) == {"a", "b"} and abs(tail.eq("a").mean() - 0.5) < 0.05  # uniform over distinct values
+    assert out["name"].equals(_stand_in_for_rare(df, dtypes, seed=4)["name"])
+    assert not out["name"].equals(_stand_in_for_rare(df, dtypes, seed=5)["name"])
+    assert out["n"].equals(df["n"]) and df["name"].eq(RARE_TOKEN).sum() == 2000  # input untouched
+    only = _stand_in_for_rare(pd.DataFrame({"name": [RARE_TOKEN, RARE_TOKEN]}), {"name": "object"}, seed=0)
+    assert only["name"].isna().all()
+    clean = pd.DataFrame({"name": ["a", "b"]})
+    assert _stand_in_for_rare(clean, {"name": "str"}, seed=0) is clean
 
 
 @pytest.mark.slow

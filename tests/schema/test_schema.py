@@ -63,6 +63,14 @@ def test_month_names_never_pass_for_dates():
     assert detect_datetime_format(pd.Series(["2020-01-31", "soon"])) is None
 
 
+def test_two_digit_years_as_survey_tools_export_them():
+    # a survey export's timestamps: month/day/two-digit year, no zero padding
+    assert detect_datetime_format(pd.Series(["8/6/20 18:57", "12/31/19 9:05", None])) == "%m/%d/%y %H:%M"
+    assert detect_datetime_format(pd.Series(["8/6/20", "12/31/19"])) == "%m/%d/%y"
+    assert detect_datetime_format(pd.Series(["31/12/19", "8/6/20"])) == "%d/%m/%y"
+    assert detect_datetime_format(pd.Series(["8/6/20", "version 2"])) is None
+
+
 def test_the_engine_is_told_every_encoding_never_auto(sessions):
     typed = infer_schema(sessions).apply(sessions)
     configs = _column_configs(typed.assign(row=1), {}, ["row"])
