@@ -9,17 +9,23 @@ only, never the holdout.
 
 1. **Replicas** -- pool units equal, on every compared column (NaN equal to NaN; for sequences:
    the whole sequence, rows in order), to a training unit that fewer than ``replica_k`` (5)
-   training units share -- are removed from the candidates. A copy of a profile that five or
-   more training records share (k-anonymity's usual k) identifies none of them and stays: in
-   low-cardinality tables nearly every row is such a copy. (synthpop's ``sdc`` draws the line
-   at k = 1, "replicated uniques"; two or three identical census records are no less exposed.)
+   training units share -- are removed from the candidates when the pool holds more of them
+   than a generator that never saw training would (Good and Turing's estimate of the rare
+   profiles' population mass, from training alone; :func:`_excess_replicas`). A copy of a
+   profile that five or more training records share (k-anonymity's usual k) identifies none of
+   them and is no replica. Below the fair share replicas stay: in tables of a few coarse columns
+   a fair generator meets rare training profiles by chance, as often as it meets unseen records'
+   profiles, and removing those chance copies left the output farther from training than a
+   random pool sample (a membership signal in the other direction; Ganev and De Cristofaro 2023
+   on similarity filters).
 2. **Near-copies** -- pool units that are no copy yet lie within ``threshold`` of a training
-   unit -- are removed too. The threshold is calibrated on training alone: the
-   ``near_copy_quantile`` (default 1 %) of the leave-one-out nearest-neighbour distances within
-   training, i.e. a pool unit is a near-copy when it sits closer to a training record than all
-   but 1 % of the training records sit to their own nearest neighbour. A fair generator's pool
-   loses about that share. When that quantile is 0 (over 1 % of training records have a twin)
-   the data are too discrete for "near" to mean anything and no unit is removed as near.
+   unit. The threshold is calibrated on training alone: the ``near_copy_quantile`` (default 1 %)
+   of the leave-one-out nearest-neighbour distances within training, i.e. a pool unit is a
+   near-copy when it sits closer to a training record than all but 1 % of the training records
+   sit to their own nearest neighbour. A fair generator's pool holds about that share, and keeps
+   it; a pool with significantly more loses its closest near-copies down to that share
+   (:func:`_excess_near_copies`). When that quantile is 0 (over 1 % of training records have a
+   twin) the data are too discrete for "near" to mean anything and no unit is a near-copy.
 3. **Closeness strata** -- every remaining candidate gets a stratum from the ratio of its
    distance to training over its distance to a reference sample of the pool (a density ratio:
    below 1 where training is locally denser than the generator's output, which is where
@@ -44,9 +50,11 @@ sitting on a training unit and ranks the others well (measured against exact sea
 ``benchmarks/RESULTS.md``, section ``privacy_guard``). Its work is bounded by
 ``GuardSettings.work_budget``: the forest shrinks on very large problems, never the data.
 
-Figures (``PoolGuard.figures``): ``pool_replicas_removed``, ``near_copies_avoided``,
-``near_copy_threshold``, ``guard_candidates``, and after selection ``closeness_error`` (how far
-the subset's stratum histogram is from the pool's, 0 … 2).
+Figures (``PoolGuard.figures``): ``pool_replicas_seen``, ``pool_replicas_removed``,
+``replica_share`` with its fair share ``replica_share_fair``, ``near_copies_avoided``,
+``near_copy_share`` with ``near_copy_share_fair``, ``near_copy_threshold``,
+``guard_candidates``, and after selection ``closeness_error`` (how far the subset's stratum
+histogram is from the pool's, 0 … 2).
 """
 
 from __future__ import annotations
@@ -114,7 +122,8 @@ class PoolGuard:
         Closeness stratum of each candidate (None when the guard is off).
     n_strata : int
     replicas, near_copies : int
-        Pool units removed as replicas / near-copies of training units.
+        Pool units removed as replicas / near-copies of training units (only where the pool holds
+        more than a fair generator would).
     threshold : float
         Near-copy distance threshold (NaN when the guard is off).
     excluded_columns : dict
@@ -207,8 +216,11 @@ class PoolGuard:
                 f"{removed:,} such copies were left out of the selection")
 
     def figures(self) -> dict[str, float]:
+        seen = self.replicas
+        if "replica_share" in self.remedy:  # the guard kept replicas within a fair generator's share
+            seen = int(round(self.remedy["replica_share"] * self.n_pool))
         out = {"pool_replicas_removed": float(self.replicas) if self.enabled else 0.0,
-               "pool_replicas_seen": float(self.replicas),
+               "pool_replicas_seen": float(seen),
                "guard_candidates": float(len(self.candidates)),
                "guard_s": round(self.elapsed_s, 3)}
         if self.enabled:
@@ -279,8 +291,12 @@ def guard_pool(
     d_train, d_ref, loo = _closeness(units["training"], units["pool"], unit_is_cat, settings, seed)
     threshold = float(np.quantile(loo, settings.near_copy_quantile)) if settings.near_copy_quantile > 0 else 0.0
     near = ~exact & (d_train <= threshold) if threshold > 0 else np.zeros(n_pool, dtype=bool)
+    replica, figures = _excess_replicas(counts, profile_counts, settings.replica_k)
+    near, near_figures = _excess_near_copies(near, d_train, loo, threshold)
+    figures.update(near_figures)
     trimmed, remedy = (_fair_copies(counts, profile_counts, settings.replica_k, seed) if settings.copy_remedy
                        else (np.zeros(n_pool, dtype=bool), {}))
+    remedy = {**figures, **remedy}
     candidates = np.flatnonzero(~replica & ~near & ~trimmed).astype(np.int64)
     if len(candidates) == 0:
         raise InputError("every pool unit is a replica or near-copy of a training unit: the generator memorised "
@@ -305,6 +321,67 @@ def _copies(train_keys: list[bytes], pool_keys: list[bytes]) -> tuple[np.ndarray
         seen[key] = seen.get(key, 0) + 1
     counts = np.array([seen.get(key, 0) for key in pool_keys], dtype=np.int64)
     return counts, np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+
+
+def _excess(share: float, n: int, fair: float, fair_var: float) -> bool:
+    """Whether a pool's share (of ``n`` units) lies above a fair generator's share ``fair`` by
+    more than 1.96 standard errors, the error taken under the fair share (binomial noise at
+    ``fair`` plus ``fair_var``, the estimate's own variance): where the fair share is exactly zero
+    (no chance copy possible), one copy is excess."""
+    return share - fair > Z95 * np.sqrt(fair * (1 - fair) / max(1, n) + fair_var)
+
+
+def _excess_replicas(counts: np.ndarray, profile_counts: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
+    """The replicas to remove: all of them when the pool copies rare training profiles (seen 1 to
+    ``k − 1`` times) more often than a generator that never saw training would, none otherwise.
+
+    A fair generator meets a rare profile by chance at about its population mass, which Good and
+    Turing estimate from training alone: the profiles seen r times in N units hold about
+    (r + 1)·n₍r+1₎ / N of it (as in :func:`_fair_copies`); zero in continuous data, tens of per
+    cent in tables of a few coarse columns, where a random pool sample copies training about as
+    often as it copies unseen records. Removing those chance copies would leave the output
+    *farther* from training than from the holdout, a membership signal of its own; so a pool
+    within its noise of the fair share keeps them. Two shares are tested, the singletons' (the
+    most exposed records) and the whole band's; a pool above either replays training, and then
+    every replica goes: no copy of a rare record is published, at the price of an output short
+    of the fair share's chance copies (zero where data are continuous).
+    """
+    n_pool, n_train = len(counts), max(1, int(profile_counts.sum()))
+    by_level = np.bincount(profile_counts, minlength=k + 1)
+    replica = (counts > 0) & (counts < k)
+    leaky = False
+    figures = {}
+    for name, levels in (("replica_share", np.arange(1, k)), ("singleton_copy_share", np.arange(1, 2))):
+        share = float(np.isin(counts, levels).mean()) if n_pool else 0.0
+        fair = float(((levels + 1) * by_level[levels + 1]).sum() / n_train)
+        fair_var = float(((levels + 1) ** 2 * by_level[levels + 1]).sum() / n_train**2)
+        leaky |= _excess(share, n_pool, fair, fair_var)
+        figures.update({name: share, f"{name}_fair": fair})
+    return (replica if leaky else np.zeros_like(replica)), figures
+
+
+def _excess_near_copies(near: np.ndarray, d_train: np.ndarray, loo: np.ndarray,
+                        threshold: float) -> tuple[np.ndarray, dict]:
+    """The near-copies to remove: none when the pool has no more of them than training has of
+    its own, else the closest ones, down to training's share.
+
+    The threshold is a quantile of training's leave-one-out distances, so a fair generator's
+    units fall within it of a training unit about as often as training units fall within it of
+    each other (exact twins left aside on both sides). Removing those would push the output away
+    from training; only the excess is replay, and the closest units are the likeliest replayed.
+    """
+    n_pool, n_train = len(near), len(loo)
+    share = float(near.mean()) if n_pool else 0.0
+    fair = float(((loo > 0) & (loo <= threshold)).mean()) if threshold > 0 and n_train else 0.0
+    figures = {"near_copy_share": share, "near_copy_share_fair": fair}
+    if not _excess(share, n_pool, fair, fair * (1 - fair) / max(1, n_train)):
+        return np.zeros_like(near), figures
+    members = np.flatnonzero(near)
+    excess = len(members) - int(round(fair * n_pool))
+    closest = members[np.argsort(d_train[members], kind="stable")[:excess]]
+    out = np.zeros_like(near)
+    out[closest] = True
+    return out, figures
 
 
 def _fair_copies(counts: np.ndarray, profile_counts: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, dict]:

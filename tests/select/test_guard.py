@@ -10,7 +10,7 @@ import pytest
 from synth_core.errors import InputError
 from synth_core.io import read_table
 from synth_core.metrics import near_copies
-from synth_core.select._guard import GuardSettings, PoolGuard, _closeness, _forest_size, guard_pool
+from synth_core.select._guard import Z95, GuardSettings, PoolGuard, _closeness, _forest_size, guard_pool
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +20,19 @@ def census(census_paths):
     return training, holdout
 
 
-def test_fair_pool_loses_about_the_calibrated_share(census):
+def test_fair_pool_loses_nothing(census):
     training, holdout = census
     guard = guard_pool(training, holdout)  # rows the generator never saw: a perfectly fair pool
     assert guard.n_pool == len(holdout)
-    # chance duplicates of real census rows exist (identical people), but they are rare
-    assert guard.replicas < 0.002 * len(holdout)
+    f = guard.figures()
+    # chance duplicates of real census rows exist (identical people), as often as Good-Turing expects
+    assert 0 < f["pool_replicas_seen"] < 0.002 * len(holdout)
+    assert abs(f["replica_share"] - f["replica_share_fair"]) < 0.001
     # 1 % of training rows sit this close to another training row; unseen rows do as often
-    assert 0.004 < guard.near_copies / len(holdout) < 0.02
-    assert len(guard.candidates) == len(holdout) - guard.replicas - guard.near_copies
+    assert 0.004 < f["near_copy_share"] < 0.02
+    assert abs(f["near_copy_share"] - f["near_copy_share_fair"]) < 0.003
+    # so removing them would push the output away from training: the guard keeps every unit
+    assert guard.replicas == guard.near_copies == 0 and len(guard.candidates) == len(holdout)
     shares = np.bincount(guard.strata, minlength=guard.n_strata) / len(guard.strata)
     assert shares[0] == pytest.approx(0.005, abs=0.002) and shares[-1] == pytest.approx(0.1, abs=0.01)
 
@@ -213,4 +217,4 @@ def test_copy_remedy_is_recorded_and_survives_save_and_load(tmp_path):
     assert PoolGuard.load(tmp_path / "guard.npz").remedy == guard.remedy
     off = guard_pool(training, training.iloc[rng.integers(0, 6_000, 24_000)].reset_index(drop=True),
                      settings=GuardSettings(copy_remedy=False))
-    assert off.remedy == {} and len(off.candidates) > len(guard.candidates)
+    assert "copy_share" not in off.remedy and len(off.candidates) > len(guard.candidates)
