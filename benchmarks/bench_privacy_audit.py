@@ -71,8 +71,11 @@ def load_pool(path: Path) -> pd.DataFrame:
 
 def summarise(results: list, gate) -> dict:
     """Figures of one case over its seeds."""
-    auc = np.array([r.membership_auc for r in results])
-    low = np.array([r.membership_auc_ci[0] for r in results])
+    # the gate's rule reads the audit of both directions (direction chosen on the other fold)
+    auc = np.array([r.membership_auc_two_sided for r in results])
+    low = np.array([r.membership_auc_two_sided_ci[0] for r in results])
+    tpr = {fpr: np.array([max(v[fpr] or 0.0 for v in r.membership_tpr_at_fpr.values()) for r in results])
+           for fpr in ("0.01", "0.001")}
     by = {a: np.array([r.membership_auc_by_attack[a] for r in results]) for a in results[0].membership_auc_by_attack}
     verdicts = [gate(r) for r in results]
     reasons: dict[str, int] = {}
@@ -87,7 +90,9 @@ def summarise(results: list, gate) -> dict:
         "by_attack": by,
         "dcr": np.array([r.dcr_share for r in results]),
         "gate_passed": sum(v.passed for v in verdicts),
-        "membership_failed": reasons.get("membership_auc", 0),
+        "membership_failed": reasons.get("membership_auc_two_sided", 0) + reasons.get("membership_auc", 0),
+        "tpr": tpr,
+        "farther": sum(r.membership_direction == "farther" for r in results),
         "reasons": reasons,
     }
 
@@ -101,13 +106,15 @@ def calibration(training, holdout, sample, seeds: int, power_rows: bool) -> dict
     smaller leaks for the first seeds when ``power_rows``)."""
     from synth_core.metrics import near_copies, privacy_metrics
 
-    fair, leaky, timings = [], [], []
+    fair, leaky, away, timings = [], [], [], []
     for s in range(seeds):
         table = sample(s)
         t = time.perf_counter()
         fair.append(privacy_metrics(training, holdout, table, seed=s))
         timings.append(time.perf_counter() - t)
         leaky.append(privacy_metrics(training, holdout, near_copies(table, training, LEAK_SHARE, seed=s), seed=s))
+        # the other direction: the same share hugging unseen records, so members sit farther away
+        away.append(privacy_metrics(training, holdout, near_copies(table, holdout, LEAK_SHARE, seed=s), seed=s))
         if s % 10 == 9 or s == seeds - 1:
             H.log(f"seed {s}: fair {fair[-1].membership_auc:.4f}, leaky {leaky[-1].membership_auc:.4f}, "
                   f"{timings[-1]:.1f} s per evaluation")
@@ -116,12 +123,12 @@ def calibration(training, holdout, sample, seeds: int, power_rows: bool) -> dict
         power[share] = [privacy_metrics(training, holdout, near_copies(sample(s), training, share, seed=s), seed=s)
                         for s in range(POWER_SEEDS)]
         H.log(f"power at {share:.0%}: done")
-    return {"fair": fair, "leaky": leaky, "timings": timings, "power": power}
+    return {"fair": fair, "leaky": leaky, "away": away, "timings": timings, "power": power}
 
 
 def calibration_report(section, cal: dict, gate, settings) -> None:
     """Targets and tables of the calibration: the membership rule on fair and leaky samples."""
-    F, L = summarise(cal["fair"], gate), summarise(cal["leaky"], gate)
+    F, L, A = summarise(cal["fair"], gate), summarise(cal["leaky"], gate), summarise(cal["away"], gate)
     n = F["n"]
     need = int(np.ceil(0.99 * n))
     fair_ok = n - F["membership_failed"]
@@ -129,6 +136,9 @@ def calibration_report(section, cal: dict, gate, settings) -> None:
                    f"{fair_ok} of {n}", fair_ok >= need)
     section.target(f"{LEAK_SHARE:.0%} near-copies fail the membership rule ({n} seeds)", f"≥ {need} of {n}",
                    f"{L['membership_failed']} of {n}", L["membership_failed"] >= need)
+    section.target(f"{LEAK_SHARE:.0%} near-copies of unseen records (members farther) fail the membership rule",
+                   f"≥ {need} of {n}", f"{A['membership_failed']} of {n} ({A['farther']} read as 'farther')",
+                   A["membership_failed"] >= need)
     leaky_failed = n - L["gate_passed"]
     section.target(f"{LEAK_SHARE:.0%} near-copies fail the whole privacy gate", f"≥ {need} of {n}",
                    f"{leaky_failed} of {n}", leaky_failed >= need)
@@ -136,16 +146,19 @@ def calibration_report(section, cal: dict, gate, settings) -> None:
                    "–", f"{F['gate_passed']} of {n}", None)
 
     rows = []
-    for label, c in (("fair pool sample", F), (f"{LEAK_SHARE:.0%} near-copies", L)):
-        rows.append([label, stats(c["auc"]), stats(c["low"]),
+    for label, c in (("fair pool sample", F), (f"{LEAK_SHARE:.0%} near-copies", L),
+                     (f"{LEAK_SHARE:.0%} near-copies of unseen records", A)):
+        rows.append([label, stats(c["auc"]), stats(c["low"]), f"{c['tpr']['0.01'].mean():.4f}",
+                     f"{c['tpr']['0.001'].mean():.4f}",
                      *(f"{c['by_attack'][a].mean():.4f}" for a in ("distance", "density_ratio")),
                      stats(c["dcr"]), f"{c['gate_passed']} / {c['n']}",
                      ", ".join(f"{k} {v}" for k, v in sorted(c["reasons"].items())) or "–"])
     section.add_table(
         f"Figures over seeds 0–{n - 1} (mean ± sd [min, max])",
-        ["table", "membership_auc", "CI low", "distance AUC (mean)", "density_ratio AUC (mean)", "dcr_share",
+        ["table", "membership AUC either way", "CI low", "TPR at FPR 1 % (best attack, mean)",
+         "TPR at FPR 0.1 %", "distance AUC (mean, one-sided)", "density_ratio AUC (mean, one-sided)", "dcr_share",
          "gate passed", "failed figures (seeds)"],
-        rows, "lllrrlrl",
+        rows, "lllrrrrlrl",
     )
     grid_rows = []
     for t in GRID:
@@ -161,11 +174,13 @@ def calibration_report(section, cal: dict, gate, settings) -> None:
         prow = []
         for share, res in cal["power"].items():
             c = summarise(res, gate)
-            prow.append([f"{share:.0%}", stats(c["auc"]), stats(c["low"]), f"{c['membership_failed']} / {c['n']}",
+            prow.append([f"{share:.0%}", stats(c["auc"]), stats(c["low"]), f"{c['tpr']['0.01'].mean():.4f}",
+                         f"{c['tpr']['0.001'].mean():.4f}", f"{c['membership_failed']} / {c['n']}",
                          f"{c['n'] - c['gate_passed']} / {c['n']}"])
         section.add_table(
-            f"Power at smaller leaks (seeds 0–{POWER_SEEDS - 1})",
-            ["near-copies", "membership_auc", "CI low", "membership rule fails", "gate fails"], prow, "lllrr",
+            f"Power at smaller leaks (seeds 0–{POWER_SEEDS - 1}); a blind attacker's TPR equals the FPR",
+            ["near-copies", "membership AUC either way", "CI low", "TPR at FPR 1 %", "TPR at FPR 0.1 %",
+             "membership rule fails", "gate fails"], prow, "lllrrrr",
         )
 
 
@@ -229,9 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             f"`privacy_metrics` (distances on all units up to 50,000 per reference, membership audit with two folds) "
             f"on random samples of {len(training):,} rows from a real MOSTLY AI generator's census pool "
             f"(`{H.rel(pool_path)}`, {len(pool):,} rows), as they are (fair) and with {LEAK_SHARE:.0%} of their rows "
-            "replaced by near-copies of training rows (one numeric value moved by ±1). Seed s draws the pool sample, "
+            "replaced by near-copies of training rows (one numeric value moved by ±1), or of holdout rows (the mirror "
+            "leak: members then sit farther from the table than unseen records). Seed s draws the pool sample, "
             "the near-copies and the evaluation's samples. The gate (`synth_core.metrics._gate.privacy_gate`, default "
-            f"thresholds) fails the membership rule when the lower end of `membership_auc_ci` exceeds "
+            f"thresholds) fails the membership rule when the lower end of `membership_auc_two_sided_ci` (each attack "
+            "free to flip its score, the direction chosen on the other fold) exceeds "
             f"`max_membership_auc` = {settings.max_membership_auc}. Shared data from `{H.rel(H.shared_dir())}`."
         ),
     )

@@ -104,11 +104,17 @@ def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, gro
     figures.update({f"eval_random_{k}": v for k, v in base_acc.items() if v is not None and not k.endswith("_max")})
     figures["eval_overall_max"] = acc["overall_max"]
     figures.update({k: v for k, v in priv.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    for name in ("dcr_share_ci", "membership_auc_ci"):  # intervals as two plottable figures
+    for name in ("dcr_share_ci", "membership_auc_ci", "membership_auc_two_sided_ci"):  # intervals: two figures
         if priv.get(name):
             figures[f"{name}_low"], figures[f"{name}_high"] = priv[name]
     for attack, value in (priv.get("membership_auc_by_attack") or {}).items():
         figures[f"membership_auc_{attack}"] = value
+    for attack, rates in (priv.get("membership_tpr_at_fpr") or {}).items():
+        for fpr, rate in rates.items():
+            if rate is not None:  # e.g. membership_tpr_distance_at_fpr_0.01
+                figures[f"membership_tpr_{attack}_at_fpr_{fpr}"] = rate
+    if base_priv.get("membership_auc_two_sided") is not None:
+        figures["eval_random_membership_auc_two_sided"] = base_priv["membership_auc_two_sided"]
     if base_priv.get("membership_auc") is not None:
         figures["eval_random_membership_auc"] = base_priv["membership_auc"]
     figures["eval_random_dcr_share"] = base_priv["dcr_share"]

@@ -243,7 +243,8 @@ def guard_line(guard, closeness_error: float | None) -> str:
 
 def _print_privacy(first: dict, last: dict) -> None:
     print("\nprivacy (random pool sample vs output)")
-    for key in ("dcr_share", "dcr_share_ci", "membership_auc", "membership_auc_ci", "nndr_ratio", "exact_copy_training",
+    for key in ("dcr_share", "dcr_share_ci", "membership_auc", "membership_auc_ci", "membership_auc_two_sided",
+                "membership_auc_two_sided_ci", "nndr_ratio", "exact_copy_training",
                 "exact_copy_holdout", "exact_copy_training_sequences", "exact_copy_holdout_sequences"):
         a, b = first.get(key), last.get(key)
         if a is None and b is None:

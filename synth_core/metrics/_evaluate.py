@@ -223,7 +223,9 @@ def format_privacy(ev: Evaluation) -> list[str]:
     p = ev.privacy.to_dict()
     unit = "groups" if p.get("exact_copy_training_sequences") is not None else "rows"
     lines = [f"privacy ({p['n']:,} {unit} per reference, {p['n_synthetic']:,} synthetic)"]
-    skip = {"n", "n_synthetic", "rows", "dcr_share_ci", "membership_auc_ci", "membership_attack", "membership_auc_by_attack"}
+    skip = {"n", "n_synthetic", "rows", "dcr_share_ci", "membership_auc_ci", "membership_attack", "membership_auc_by_attack",
+            "membership_auc_two_sided_ci", "membership_attack_two_sided", "membership_direction",
+            "membership_auc_ci_by_attack", "membership_tpr_at_fpr"}
     for key, value in p.items():
         if key in skip or value is None:
             continue
@@ -237,7 +239,15 @@ def format_privacy(ev: Evaluation) -> list[str]:
         if key == "membership_auc" and p.get("membership_auc_ci"):
             by = ", ".join(f"{a} {v:.5f}" for a, v in p["membership_auc_by_attack"].items())
             text += "   95% CI {:.5f}-{:.5f} (best attack {}; {})".format(*p["membership_auc_ci"], p["membership_attack"], by)
+        if key == "membership_auc_two_sided" and p.get("membership_auc_two_sided_ci"):
+            text += "   95% CI {:.5f}-{:.5f} ({}, members sit {} the synthetic data)".format(
+                *p["membership_auc_two_sided_ci"], p["membership_attack_two_sided"],
+                {"closer": "closer to", "farther": "farther from"}[p["membership_direction"]])
         lines.append(f"  {key:<32} {text}")
+        if key == "membership_auc_two_sided" and p.get("membership_tpr_at_fpr"):
+            for attack, rates in p["membership_tpr_at_fpr"].items():
+                shown = ", ".join(f"{'n/a' if r is None else f'{r:.4f}'} at FPR {float(f):g}" for f, r in rates.items())
+                lines.append(f"  {'membership_tpr_at_fpr ' + attack:<32} {shown}")
     gate = ev.privacy_gate
     if gate is not None:
         lines.append("privacy_gate: passed" if gate.passed else "privacy_gate: FAILED")

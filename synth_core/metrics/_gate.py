@@ -8,21 +8,27 @@ or fails the same way everywhere. Each check returns a :class:`CheckResult`.
     ``overall`` ≥ the floor (``accuracy_floor``, or ``overall_max − floor_margin`` when unset)
     and ≥ the overall accuracy of a random pool sample of the same size (when given).
 ``privacy_gate``
+    Every privacy rule is two-sided: an output measurably *farther* from training than from
+    unseen records marks members as surely as one pulled towards training (an attacker who
+    knows a similarity filter ran flips the score), so each rule fails in either direction.
+
     * ``dcr_share`` ≤ ``max_dcr_share`` (0.52, the MOSTLY AI Prize's rule), judged only when the
-      share's 95 % interval lies above 0.5, so that small holdouts do not fail by chance;
+      share's 95 % interval lies above 0.5, so that small holdouts do not fail by chance; and
+      its mirror, ``dcr_share`` ≥ 1 − ``max_dcr_share`` unless the interval covers 0.5;
     * ``nndr_ratio`` ≥ ``min_nndr_ratio`` (0.5, the Prize's rule);
     * exact copies: fails when the data show, at 95 % confidence, more copies of training than
       of the holdout once both are size-matched (the lower end of ``exact_copy_excess_ci`` above
-      ``exact_copy_tolerance``, 0), for rows and for whole sequences. Raw shares are no rule:
-      a larger training table holds more of the values discrete data repeat, and a holdout of a
-      few hundred units leaves a share ±0.02 of noise. Calibration:
-      ``benchmarks/bench_exact_copy_gate.py``;
-    * the membership audit: fails when the lower end of ``membership_auc_ci`` exceeds
-      ``max_membership_auc`` (0.52), i.e. when the data show with 95 % confidence that an
-      attacker holding the synthetic table separates training records from unseen ones better
-      than AUC 0.52. A rule on the interval, not on the value, keeps small holdouts (wide
-      intervals) from failing by chance while large ones (narrow intervals) catch small leaks.
-      Calibration: ``benchmarks/bench_privacy_audit.py`` (``docs/metrics.md``).
+      ``exact_copy_tolerance``, 0), or fewer (its upper end below −``exact_copy_tolerance``),
+      for rows and for whole sequences. Raw shares are no rule: a larger training table holds
+      more of the values discrete data repeat, and a holdout of a few hundred units leaves a
+      share ±0.02 of noise. Calibration: ``benchmarks/bench_exact_copy_gate.py``;
+    * the membership audit: fails when the lower end of ``membership_auc_two_sided_ci``
+      exceeds ``max_membership_auc`` (0.52), i.e. when the data show with 95 % confidence that
+      an attacker holding the synthetic table, free to read "close" or "far" as "member" (the
+      direction chosen on one fold, measured on the other), separates training records from
+      unseen ones better than AUC 0.52. A rule on the interval, not on the value, keeps small
+      holdouts (wide intervals) from failing by chance while large ones (narrow intervals)
+      catch small leaks. Calibration: ``benchmarks/bench_privacy_audit.py`` (``docs/metrics.md``).
 ``integrity``
     Row (group) count equals the target, schema and dtypes equal training's, selected pool
     indices unique and inside the pool; for sequences no empty group and lengths within
@@ -177,6 +183,12 @@ def privacy_gate(privacy, settings: GateSettings | None = None) -> CheckResult:
     if p["dcr_share"] > settings.max_dcr_share and (dcr_low is None or dcr_low > 0.5):
         interval = "" if dcr_low is None else f" (95% CI {dcr_low:.4f}–{p['dcr_share_ci'][1]:.4f}, above 0.5)"
         reasons.append(f"dcr_share {p['dcr_share']:.4f}{interval} > max_dcr_share {settings.max_dcr_share}")
+    # the mirror rule: an output held away from training marks members as surely as one pulled in
+    dcr_high = (p.get("dcr_share_ci") or (None, None))[1]
+    if p["dcr_share"] < 1.0 - settings.max_dcr_share and (dcr_high is None or dcr_high < 0.5):
+        interval = "" if dcr_high is None else f" (95% CI {dcr_low:.4f}–{dcr_high:.4f}, below 0.5)"
+        reasons.append(f"dcr_share {p['dcr_share']:.4f}{interval} < {1.0 - settings.max_dcr_share:.2f} "
+                       f"(1 − max_dcr_share): the output sits farther from training than from unseen records")
     if p["nndr_ratio"] < settings.min_nndr_ratio:
         reasons.append(f"nndr_ratio {p['nndr_ratio']:.4f} < min_nndr_ratio {settings.min_nndr_ratio}")
     for suffix in ("", "_sequences"):  # rows, then whole sequences
@@ -184,7 +196,16 @@ def privacy_gate(privacy, settings: GateSettings | None = None) -> CheckResult:
         if line:
             reasons.append(line)
     auc, ci = p.get("membership_auc"), p.get("membership_auc_ci")
-    if auc is not None and ci is not None and ci[0] > settings.max_membership_auc:
+    two, two_ci = p.get("membership_auc_two_sided"), p.get("membership_auc_two_sided_ci")
+    if two is not None and two_ci is not None:  # the audit of both directions subsumes the one-sided
+        if two_ci[0] > settings.max_membership_auc:
+            side = {"closer": "closer to", "farther": "farther from"}.get(p.get("membership_direction"), "apart from")
+            reasons.append(
+                f"membership_auc_two_sided {two:.4f} (95% CI {two_ci[0]:.4f}-{two_ci[1]:.4f}, attack "
+                f"{p.get('membership_attack_two_sided')}: members sit {side} the synthetic data) lies above "
+                f"max_membership_auc {settings.max_membership_auc}"
+            )
+    elif auc is not None and ci is not None and ci[0] > settings.max_membership_auc:
         reasons.append(
             f"membership_auc {auc:.4f} (95% CI {ci[0]:.4f}-{ci[1]:.4f}, attack {p.get('membership_attack')}) "
             f"lies above max_membership_auc {settings.max_membership_auc}"
@@ -208,6 +229,10 @@ def privacy_gate(privacy, settings: GateSettings | None = None) -> CheckResult:
         "membership_auc_ci_low": None if ci is None else ci[0],
         "membership_auc_ci_high": None if ci is None else ci[1],
         "max_membership_auc": settings.max_membership_auc,
+        "membership_auc_two_sided": two,
+        "membership_auc_two_sided_ci_low": None if two_ci is None else two_ci[0],
+        "membership_auc_two_sided_ci_high": None if two_ci is None else two_ci[1],
+        "membership_direction": p.get("membership_direction"),
     }
     return CheckResult(
         "privacy_gate",
@@ -235,15 +260,19 @@ def _copy_reason(p: Mapping[str, Any], suffix: str, tol: float) -> str | None:
     data's sequences; a result from before the size-matched test, which has no interval)."""
     f = _matched_figures(p, suffix)
     low, high = f["excess_ci_low"], f["excess_ci_high"]
-    if low is None or f["excess"] is None or low <= tol:
+    if low is None or high is None or f["excess"] is None or (low <= tol and high >= -tol):
         return None
     trn, hol = p[f"exact_copy_training{suffix}"], p[f"exact_copy_holdout{suffix}"]
     # the smaller side's matched share is its raw share: name only the one that differs
     hol_matched = f["holdout_matched"]
     hol_text = f"{hol:.4f}" + ("" if f"{hol_matched:.4f}" == f"{hol:.4f}" else f" (size-matched {hol_matched:.4f})")
-    return (f"exact_copy_training{suffix} {trn:.4f} (size-matched {f['training_matched']:.4f}) exceeds "
-            f"exact_copy_holdout{suffix} {hol_text} by {f['excess']:.4f} (95% CI {low:.4f}–{high:.4f})"
-            + (f", above exact_copy_tolerance {tol}" if tol else ""))
+    trn_text = f"exact_copy_training{suffix} {trn:.4f} (size-matched {f['training_matched']:.4f})"
+    if low > tol:
+        return (f"{trn_text} exceeds exact_copy_holdout{suffix} {hol_text} by {f['excess']:.4f} "
+                f"(95% CI {low:.4f}–{high:.4f})" + (f", above exact_copy_tolerance {tol}" if tol else ""))
+    # the mirror rule: fewer copies of training than of unseen records is a membership signal too
+    return (f"{trn_text} falls short of exact_copy_holdout{suffix} {hol_text} by {-f['excess']:.4f} "
+            f"(95% CI of the excess {low:.4f}–{high:.4f}): the output avoids training records")
 
 
 def integrity(

@@ -32,6 +32,17 @@ other members). Every holdout unit is thus scored once, which halves the varianc
 single fold and makes the verdict depend far less on the draw. An attack's AUC is the mean of
 its two folds' AUCs.
 
+Both directions (Ganev and De Cristofaro 2023): a synthetic table held *away* from training (a
+similarity filter that removes units close to training and never those close to unseen records)
+leaks too, since "no close synthetic neighbour" then marks a member. So each attack may also
+flip its score. The direction is chosen on one fold (the sign of its AUC − 0.5) and measured on
+the other, so that choosing it costs nothing in a fair table (the flipped AUC stays near 0.5)
+and a table pushed either way shows above 0.5: ``membership_auc_two_sided`` (the best attack,
+with its interval and ``membership_direction``, "closer" or "farther"), and for every attack the
+true-positive rate at false-positive rates of 1 % and 0.1 % (``membership_tpr_at_fpr``, the
+figure "The DCR Delusion" (2025) recommends beside the AUC: an attack can be harmless on average
+and still single out a few members with confidence).
+
 ``membership_auc`` is the highest AUC of the attacks; ``membership_auc_ci`` is the 95 %
 interval of that attack: the mean ± 1.96 standard errors, the standard error combining the two
 folds' DeLong variances (of the Mann–Whitney AUC, ties counting half) as if the folds were
@@ -58,6 +69,8 @@ import pandas as pd
 from synth_core.metrics._nn_kernels import k_nearest_distances
 
 ATTACKS = ("distance", "density_ratio")
+FPRS = (0.01, 0.001)  # false-positive rates of ``tpr_at_fpr``
+DIRECTIONS = {1.0: "closer", -1.0: "farther"}  # the sign an attack's score is used with
 DENSITY_K = 1  # neighbours behind each density estimate (module docstring)
 Z95 = 1.959963984540054  # standard normal 97.5 % quantile
 
@@ -92,6 +105,19 @@ class MembershipResult:
         Units scored, over all folds.
     n_population, n_synthetic : int
         Units the attacker holds (the larger fold's population sample; the synthetic sample).
+    auc_two_sided : float or None
+        The highest AUC over the attacks when each may flip its score, the direction chosen on
+        the other fold (module docstring); None with a single fold.
+    auc_two_sided_ci : tuple of float or None
+    attack_two_sided : str or None
+    direction : {"closer", "farther"} or None
+        How the best two-sided attack used its score on most units: "closer" = members sit
+        nearer the synthetic data, "farther" = they sit farther from it.
+    attack_auc_ci : dict of str to tuple
+        Every attack's 95 % interval (one-sided).
+    tpr_at_fpr : dict of str to dict
+        Per attack, ``{"0.01": tpr, "0.001": tpr}`` with the direction chosen on the other fold;
+        a rate is None when a fold has too few non-members to place it (fewer than 1 / FPR).
     """
 
     auc: float
@@ -102,6 +128,12 @@ class MembershipResult:
     n_non_members: int
     n_population: int
     n_synthetic: int
+    auc_two_sided: float | None = None
+    auc_two_sided_ci: tuple[float, float] | None = None
+    attack_two_sided: str | None = None
+    direction: str | None = None
+    attack_auc_ci: dict[str, tuple[float, float]] | None = None
+    tpr_at_fpr: dict[str, dict[str, float | None]] | None = None
 
 
 def attack_scores(candidates: Encoded, synthetic: Encoded, population: Encoded, k: int = DENSITY_K) -> dict[str, np.ndarray]:
@@ -173,23 +205,28 @@ def membership_audit(folds: list[Fold], synthetic: Encoded, k: int = DENSITY_K,
     -------
     MembershipResult
     """
-    per_fold = []
+    per_fold, split = [], []
     for fold in folds:
         m = fold.members.n
         candidates = Encoded(
             np.vstack([fold.members.cat, fold.non_members.cat]), np.vstack([fold.members.num, fold.non_members.num])
         )
         scores = attack_scores(candidates, synthetic, fold.population, k)
-        if scores_out is not None:
-            scores_out.append({name: (scores[name][:m], scores[name][m:]) for name in ATTACKS})
+        split.append({name: (scores[name][:m], scores[name][m:]) for name in ATTACKS})
         per_fold.append({name: auc_delong(scores[name][:m], scores[name][m:]) for name in ATTACKS})
-    aucs, cis = {}, {}
+    if scores_out is not None:
+        scores_out.extend(split)
+    aucs, cis, flipped, flipped_ci, signs, tprs = {}, {}, {}, {}, {}, {}
     for name in ATTACKS:
-        auc = float(np.mean([f[name][0] for f in per_fold]))
-        se = float(np.sqrt(sum(f[name][1] ** 2 for f in per_fold))) / len(per_fold)
-        aucs[name] = auc
-        cis[name] = (max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se))
+        aucs[name], cis[name] = _mean_auc([f[name] for f in per_fold])
+        # each fold's direction comes from the other folds, never from itself
+        signs[name] = [_direction([g[name][0] for j, g in enumerate(per_fold) if j != i]) for i in range(len(folds))]
+        pairs = [(a if sign > 0 else 1.0 - a, se) for (a, se), sign in zip((f[name] for f in per_fold), signs[name])]
+        flipped[name], flipped_ci[name] = _mean_auc(pairs)
+        tprs[name] = {str(fpr): _tpr_at_fpr([(sign * mem, sign * non) for (mem, non), sign
+                                             in zip((f[name] for f in split), signs[name])], fpr) for fpr in FPRS}
     best = max(ATTACKS, key=lambda a: (aucs[a], -ATTACKS.index(a)))
+    two = max(ATTACKS, key=lambda a: (flipped[a], -ATTACKS.index(a))) if len(folds) > 1 else None
     return MembershipResult(
         auc=aucs[best],
         auc_ci=cis[best],
@@ -199,7 +236,40 @@ def membership_audit(folds: list[Fold], synthetic: Encoded, k: int = DENSITY_K,
         n_non_members=sum(f.non_members.n for f in folds),
         n_population=max(f.population.n for f in folds),
         n_synthetic=synthetic.n,
+        auc_two_sided=None if two is None else flipped[two],
+        auc_two_sided_ci=None if two is None else flipped_ci[two],
+        attack_two_sided=two,
+        direction=None if two is None else DIRECTIONS[1.0 if sum(signs[two]) >= 0 else -1.0],
+        attack_auc_ci=cis,
+        tpr_at_fpr=tprs,
     )
+
+
+def _mean_auc(folds: list[tuple[float, float]]) -> tuple[float, tuple[float, float]]:
+    """The folds' mean AUC and its 95 % interval (their DeLong errors combined as independent)."""
+    auc = float(np.mean([a for a, _ in folds]))
+    se = float(np.sqrt(sum(e**2 for _, e in folds))) / len(folds)
+    return auc, (max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se))
+
+
+def _direction(aucs: list[float]) -> float:
+    """+1 (members score higher) unless the given folds' mean AUC lies below 0.5; +1 with none."""
+    return -1.0 if aucs and float(np.mean(aucs)) < 0.5 else 1.0
+
+
+def _tpr_at_fpr(folds: list[tuple[np.ndarray, np.ndarray]], fpr: float) -> float | None:
+    """Mean over folds of the share of members scoring above the threshold that at most ``fpr``
+    of the fold's non-members exceed; None when a fold has fewer than ``1 / fpr`` non-members
+    (such a rate cannot be placed)."""
+    rates = []
+    for members, non_members in folds:
+        n = len(non_members)
+        allowed = int(np.floor(fpr * n))  # non-members that may score above the threshold
+        if allowed < 1:
+            return None
+        threshold = np.sort(non_members)[n - allowed - 1]
+        rates.append(float(np.mean(members > threshold)))
+    return float(np.mean(rates)) if rates else None
 
 
 def auc_delong(positive: np.ndarray, negative: np.ndarray) -> tuple[float, float]:

@@ -146,6 +146,19 @@ class PrivacyResult:
         Every attack's AUC.
     membership_n : int, optional
         Members scored over both folds (and as many non-members).
+    membership_auc_two_sided : float, optional
+        The highest AUC when each attack may flip its score, the direction chosen on the other
+        fold: above 0.5 when members sit measurably closer to the synthetic data *or* farther
+        from it (:mod:`synth_core.metrics._membership`). The gate judges this one.
+    membership_auc_two_sided_ci : tuple of float, optional
+    membership_attack_two_sided : str, optional
+    membership_direction : {"closer", "farther"}, optional
+        Where members sit relative to the synthetic data for that attack.
+    membership_auc_ci_by_attack : dict, optional
+        Every attack's 95 % interval.
+    membership_tpr_at_fpr : dict, optional
+        Per attack, the true-positive rate at false-positive rates 1 % and 0.1 % (keys "0.01",
+        "0.001"; None where the holdout is too small to place the rate).
     excluded_columns : dict
         Columns left out of distances and exact copies, with the reason.
     exact_copy_training_matched, exact_copy_holdout_matched : float, optional
@@ -181,6 +194,12 @@ class PrivacyResult:
     membership_attack: str | None = None
     membership_auc_by_attack: dict[str, float] | None = None
     membership_n: int | None = None
+    membership_auc_two_sided: float | None = None
+    membership_auc_two_sided_ci: tuple[float, float] | None = None
+    membership_attack_two_sided: str | None = None
+    membership_direction: str | None = None
+    membership_auc_ci_by_attack: dict[str, tuple[float, float]] | None = None
+    membership_tpr_at_fpr: dict[str, dict[str, float | None]] | None = None
     excluded_columns: dict[str, str] = field(default_factory=dict)
     exact_copy_training_matched: float | None = None
     exact_copy_holdout_matched: float | None = None
@@ -554,16 +573,14 @@ def _resplit_excess(held: dict[str, np.ndarray], pairs: dict[str, np.ndarray] | 
 
 def _audit_fields(audit: MembershipResult | None) -> dict[str, Any]:
     """The :class:`PrivacyResult` fields of the membership audit (None each when it did not run)."""
-    if audit is None:
-        return dict.fromkeys(("membership_auc", "membership_auc_ci", "membership_attack", "membership_auc_by_attack",
-                              "membership_n"))
-    return {
-        "membership_auc": audit.auc,
-        "membership_auc_ci": audit.auc_ci,
-        "membership_attack": audit.attack,
-        "membership_auc_by_attack": dict(audit.attack_auc),
-        "membership_n": audit.n_members,
+    fields = {
+        "membership_auc": "auc", "membership_auc_ci": "auc_ci", "membership_attack": "attack",
+        "membership_auc_by_attack": "attack_auc", "membership_n": "n_members",
+        "membership_auc_two_sided": "auc_two_sided", "membership_auc_two_sided_ci": "auc_two_sided_ci",
+        "membership_attack_two_sided": "attack_two_sided", "membership_direction": "direction",
+        "membership_auc_ci_by_attack": "attack_auc_ci", "membership_tpr_at_fpr": "tpr_at_fpr",
     }
+    return {name: None if audit is None else getattr(audit, attr) for name, attr in fields.items()}
 
 
 def _sample_units(count: dict[str, int], cap: int, seed: int, unit: str) -> tuple[int, dict[str, np.ndarray]]:

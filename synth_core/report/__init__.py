@@ -200,7 +200,12 @@ def _headline(page: Page, ev, dp: Mapping | None = None, reasons: bool = True) -
         cards.append(card("privacy gate", verdict, f"DCR share {pct(priv.dcr_share, 1)} "
                           f"(95 % CI {interval(priv.dcr_share_ci, lambda v: pct(v, 1))}; fair ≈ 50 %)",
                           "pass" if verdict == "passed" else "fail"))
-        if priv.membership_auc is not None:
+        if priv.membership_auc_two_sided is not None:
+            cards.append(card("membership audit (both directions, best attack AUC)", dec(priv.membership_auc_two_sided),
+                              f"95 % CI {interval(priv.membership_auc_two_sided_ci, dec)}; "
+                              f"{priv.membership_attack_two_sided}, members {priv.membership_direction}; "
+                              "0.5 = tells nothing"))
+        elif priv.membership_auc is not None:
             cards.append(card("membership audit (best attack AUC)", dec(priv.membership_auc),
                               f"95 % CI {interval(priv.membership_auc_ci, dec)}; {priv.membership_attack}; "
                               "0.5 = tells nothing"))
@@ -322,6 +327,15 @@ def _privacy(page: Page, data: ReportData, ev, selection: Mapping[str, float] | 
     if p.membership_auc is not None:
         by = ", ".join(f"{a.replace('_', ' ')} {dec(v)}" for a, v in (p.membership_auc_by_attack or {}).items())
         rows.append(("membership audit AUC (best attack)", f"{dec(p.membership_auc)} (95 % CI {interval(p.membership_auc_ci, dec)}); {by}"))
+    if p.membership_auc_two_sided is not None:
+        rows.append(("membership audit AUC, either direction (direction chosen on the other fold)",
+                     f"{dec(p.membership_auc_two_sided)} (95 % CI {interval(p.membership_auc_two_sided_ci, dec)}); "
+                     f"{(p.membership_attack_two_sided or '').replace('_', ' ')}: members sit {p.membership_direction} "
+                     "(closer to / farther from the synthetic data)"))
+    for attack, rates in (p.membership_tpr_at_fpr or {}).items():
+        shown = ", ".join(f"{'n/a' if r is None else pct(r)} at {pct(float(f))}" for f, r in rates.items())
+        rows.append((f"true-positive rate at low false-positive rates: {attack.replace('_', ' ')}",
+                     shown + " (a blind attacker: equal to the false-positive rate)"))
     rows.append(("units per reference", f"{count(p.n, unit)} ({count(p.n_synthetic, unit)} synthetic)"))
     parts.append(table(pd.DataFrame(rows, columns=["figure", "value"])))
     if data.dcr is not None:

@@ -200,15 +200,28 @@ def dcr_png(dcr: dict[str, np.ndarray]) -> str:
 
 @matplotlib.rc_context(STYLE)
 def roc_png(roc: dict[str, dict[str, np.ndarray]], aucs: dict[str, float]) -> str:
-    """ROC curve of each membership attack (members vs non-members)."""
+    """ROC curve of each membership attack (members vs non-members) on log axes: an attack that is
+    harmless on average can still single out a few members at a low false-positive rate, which
+    only the lower left corner shows."""
     fig, ax = _figure(3.6, 3.4, left=0.16, bottom=0.14, top=0.97)
-    ax.plot([0, 1], [0, 1], color="#bbbbbb", linestyle="--", label="no information")
+    lowest = 1.0
+    for curve in roc.values():
+        positive = np.asarray(curve["fpr"])[np.asarray(curve["fpr"]) > 0]
+        lowest = min(lowest, positive.min() if positive.size else 1.0)
+    lowest = max(min(lowest, 1e-2), 1e-4)
+    ax.plot([lowest, 1], [lowest, 1], color="#bbbbbb", linestyle="--", label="no information")
     for attack, curve in roc.items():
         auc = aucs.get(attack)
         label = attack.replace("_", " ") + (f" (AUC {auc:.3f})" if auc is not None else "")
-        ax.plot(curve["fpr"], curve["tpr"], label=label, linewidth=1.4)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
+        fpr, tpr = np.asarray(curve["fpr"]), np.asarray(curve["tpr"])
+        shown = (fpr > 0) & (tpr > 0)
+        ax.plot(fpr[shown], tpr[shown], label=label, linewidth=1.4)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lowest, 1)
+    ax.set_ylim(lowest, 1)
+    ax.set_xlabel("false positive rate (log)")
+    ax.set_ylabel("true positive rate (log)")
     ax.set_aspect("equal")
     ax.legend(fontsize=6, loc="lower right")
     return _png(fig)

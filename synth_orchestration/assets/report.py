@@ -49,6 +49,7 @@ def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: di
     })
     priv_keys = ["dcr_share", "dcr_share_ci", "nndr_ratio", "exact_copy_training", "exact_copy_holdout",
                  "exact_copy_training_sequences", "exact_copy_holdout_sequences", "membership_auc", "membership_auc_ci",
+                 "membership_auc_two_sided", "membership_auc_two_sided_ci", "membership_direction",
                  "membership_attack", "dcr_training", "dcr_holdout"]
     priv_keys = [k for k in priv_keys if fin["privacy"].get(k) is not None]
 

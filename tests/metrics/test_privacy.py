@@ -50,6 +50,9 @@ def census_teeth(census) -> dict[str, PrivacyResult]:
     return {
         "fair": privacy_metrics(trn, hol, syn, seed=1),
         "near_copies": privacy_metrics(trn, hol, near_copies(syn, trn, 0.10, seed=0), seed=1),
+        # the other direction: a tenth of the table hugs unseen records, so training records
+        # sit farther from it than unseen ones do (what a filter avoiding training leaves)
+        "avoids_training": privacy_metrics(trn, hol, near_copies(syn, hol, 0.10, seed=0), seed=1),
     }
 
 
@@ -97,6 +100,44 @@ def test_membership_audit_teeth_fair_table_passes(census_teeth):
     assert privacy_gate(r).passed
 
 
+def test_two_sided_audit_costs_a_fair_table_nothing(census_teeth):
+    r = census_teeth["fair"]
+    assert abs(r.membership_auc_two_sided - 0.5) <= 0.02
+    assert r.membership_auc_two_sided_ci[0] <= GateSettings().max_membership_auc
+    assert r.membership_direction in ("closer", "farther")
+    assert set(r.membership_auc_ci_by_attack) == set(r.membership_tpr_at_fpr) == {"distance", "density_ratio"}
+    for rates in r.membership_tpr_at_fpr.values():
+        # with ~6,000 non-members a fold, both rates can be placed; a blind attacker gets TPR ≈ FPR
+        assert rates["0.01"] <= 0.03 and rates["0.001"] <= 0.01
+
+
+def test_two_sided_audit_catches_a_table_that_avoids_training(census_teeth):
+    fair, away = census_teeth["fair"], census_teeth["avoids_training"]
+    # the one-sided audit reads this table as safer than fair ...
+    assert away.membership_auc_by_attack["distance"] <= 0.47
+    assert away.membership_auc_ci[0] < GateSettings().max_membership_auc
+    # ... the two-sided one flips the score and sees members
+    assert away.membership_direction == "farther"
+    assert away.membership_auc_two_sided >= 0.53 > fair.membership_auc_two_sided + 0.01
+    assert away.membership_auc_two_sided_ci[0] > GateSettings().max_membership_auc
+    assert away.dcr_share <= 0.46 and away.dcr_share_ci[1] < 0.5
+    verdict = privacy_gate(away)
+    assert not verdict.passed
+    assert any(line.startswith("membership_auc_two_sided") and "farther from" in line for line in verdict.reasons)
+    assert any(line.startswith("dcr_share") and "farther from training" in line for line in verdict.reasons)
+
+
+def test_gate_mirror_rules_by_hand(census_clean):
+    base = census_clean.to_dict()
+    near_half = {**base, "dcr_share": 0.47, "dcr_share_ci": [0.45, 0.49]}
+    assert any("1 − max_dcr_share" in r for r in privacy_gate(near_half).reasons)
+    assert privacy_gate({**base, "dcr_share": 0.47, "dcr_share_ci": [0.40, 0.54]}).passed  # interval covers 0.5
+    assert privacy_gate({**base, "dcr_share": 0.485, "dcr_share_ci": [0.48, 0.49]}).passed  # within 0.48-0.52
+    short = {**base, "exact_copy_excess": -0.03, "exact_copy_excess_ci": [-0.05, -0.01]}
+    assert any("falls short of exact_copy_holdout" in r for r in privacy_gate(short).reasons)
+    assert privacy_gate({**base, "exact_copy_excess": -0.03, "exact_copy_excess_ci": [-0.05, 0.001]}).passed
+
+
 def test_membership_audit_teeth_near_copies_fail(census_teeth):
     fair, leaky = census_teeth["fair"], census_teeth["near_copies"]
     # A tenth of the members has a near-copy in the synthetic table: both attacks see it.
@@ -109,6 +150,10 @@ def test_membership_audit_teeth_near_copies_fail(census_teeth):
     verdict = privacy_gate(leaky)
     assert not verdict.passed
     assert any(line.startswith("membership_auc") and f"max_membership_auc {GateSettings().max_membership_auc}" in line for line in verdict.reasons)
+    assert leaky.membership_direction == "closer" and "closer to" in " ".join(verdict.reasons)
+    # a tenth of the members has a near-copy: the attack singles many out at a 1 % false-positive rate
+    best = leaky.membership_attack_two_sided
+    assert leaky.membership_tpr_at_fpr[best]["0.01"] >= fair.membership_tpr_at_fpr[best]["0.01"] + 0.02
     assert any(line.startswith("dcr_share") for line in verdict.reasons)
     assert not any(line.startswith("exact_copy") for line in verdict.reasons)
 
