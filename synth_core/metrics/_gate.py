@@ -8,9 +8,12 @@ or fails the same way everywhere. Each check returns a :class:`CheckResult`.
     ``overall`` ≥ the floor (``accuracy_floor``, or ``overall_max − floor_margin`` when unset)
     and ≥ the overall accuracy of a random pool sample of the same size (when given).
 ``privacy_gate``
-    Every privacy rule is two-sided: an output measurably *farther* from training than from
+    The distance rules are two-sided: an output measurably *farther* from training than from
     unseen records marks members as surely as one pulled towards training (an attacker who
-    knows a similarity filter ran flips the score), so each rule fails in either direction.
+    knows a similarity filter ran flips the score), so ``dcr_share`` and the membership audit
+    fail in either direction. The exact-copy rule stays one-sided: its interval is calibrated to
+    about 2.5-5 % false alarms on fair splits (``bench_exact_copy_gate.py``), and a mirror at
+    the same level would double them; a deficit of copies shows in the audit and ``dcr_share``.
 
     * ``dcr_share`` ≤ ``max_dcr_share`` (0.52, the MOSTLY AI Prize's rule), judged only when the
       share's 95 % interval lies above 0.5, so that small holdouts do not fail by chance; and
@@ -18,8 +21,7 @@ or fails the same way everywhere. Each check returns a :class:`CheckResult`.
     * ``nndr_ratio`` ≥ ``min_nndr_ratio`` (0.5, the Prize's rule);
     * exact copies: fails when the data show, at 95 % confidence, more copies of training than
       of the holdout once both are size-matched (the lower end of ``exact_copy_excess_ci`` above
-      ``exact_copy_tolerance``, 0), or fewer (its upper end below −``exact_copy_tolerance``),
-      for rows and for whole sequences. Raw shares are no rule: a larger training table holds
+      ``exact_copy_tolerance``, 0), for rows and for whole sequences. Raw shares are no rule: a larger training table holds
       more of the values discrete data repeat, and a holdout of a few hundred units leaves a
       share ±0.02 of noise. Calibration: ``benchmarks/bench_exact_copy_gate.py``;
     * the membership audit: fails when the lower end of ``membership_auc_two_sided_ci``
@@ -260,19 +262,15 @@ def _copy_reason(p: Mapping[str, Any], suffix: str, tol: float) -> str | None:
     data's sequences; a result from before the size-matched test, which has no interval)."""
     f = _matched_figures(p, suffix)
     low, high = f["excess_ci_low"], f["excess_ci_high"]
-    if low is None or high is None or f["excess"] is None or (low <= tol and high >= -tol):
+    if low is None or f["excess"] is None or low <= tol:
         return None
     trn, hol = p[f"exact_copy_training{suffix}"], p[f"exact_copy_holdout{suffix}"]
     # the smaller side's matched share is its raw share: name only the one that differs
     hol_matched = f["holdout_matched"]
     hol_text = f"{hol:.4f}" + ("" if f"{hol_matched:.4f}" == f"{hol:.4f}" else f" (size-matched {hol_matched:.4f})")
-    trn_text = f"exact_copy_training{suffix} {trn:.4f} (size-matched {f['training_matched']:.4f})"
-    if low > tol:
-        return (f"{trn_text} exceeds exact_copy_holdout{suffix} {hol_text} by {f['excess']:.4f} "
-                f"(95% CI {low:.4f}–{high:.4f})" + (f", above exact_copy_tolerance {tol}" if tol else ""))
-    # the mirror rule: fewer copies of training than of unseen records is a membership signal too
-    return (f"{trn_text} falls short of exact_copy_holdout{suffix} {hol_text} by {-f['excess']:.4f} "
-            f"(95% CI of the excess {low:.4f}–{high:.4f}): the output avoids training records")
+    return (f"exact_copy_training{suffix} {trn:.4f} (size-matched {f['training_matched']:.4f}) exceeds "
+            f"exact_copy_holdout{suffix} {hol_text} by {f['excess']:.4f} (95% CI {low:.4f}–{high:.4f})"
+            + (f", above exact_copy_tolerance {tol}" if tol else ""))
 
 
 def integrity(

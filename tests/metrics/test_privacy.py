@@ -133,9 +133,8 @@ def test_gate_mirror_rules_by_hand(census_clean):
     assert any("1 − max_dcr_share" in r for r in privacy_gate(near_half).reasons)
     assert privacy_gate({**base, "dcr_share": 0.47, "dcr_share_ci": [0.40, 0.54]}).passed  # interval covers 0.5
     assert privacy_gate({**base, "dcr_share": 0.485, "dcr_share_ci": [0.48, 0.49]}).passed  # within 0.48-0.52
-    short = {**base, "exact_copy_excess": -0.03, "exact_copy_excess_ci": [-0.05, -0.01]}
-    assert any("falls short of exact_copy_holdout" in r for r in privacy_gate(short).reasons)
-    assert privacy_gate({**base, "exact_copy_excess": -0.03, "exact_copy_excess_ci": [-0.05, 0.001]}).passed
+    # the copy rule is one-sided on purpose (its module docstring): a deficit alone does not fail
+    assert privacy_gate({**base, "exact_copy_excess": -0.03, "exact_copy_excess_ci": [-0.05, -0.01]}).passed
 
 
 def test_membership_audit_teeth_near_copies_fail(census_teeth):
