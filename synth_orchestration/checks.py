@@ -104,7 +104,8 @@ def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, gro
     figures.update({f"eval_random_{k}": v for k, v in base_acc.items() if v is not None and not k.endswith("_max")})
     figures["eval_overall_max"] = acc["overall_max"]
     figures.update({k: v for k, v in priv.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    for name in ("dcr_share_ci", "membership_auc_ci", "membership_auc_two_sided_ci"):  # intervals: two figures
+    for name in ("dcr_share_ci", "membership_auc_ci", "membership_auc_two_sided_ci", "attribute_inference_risk_ci",
+                 "linkability_risk_ci"):  # intervals: two figures
         if priv.get(name):
             figures[f"{name}_low"], figures[f"{name}_high"] = priv[name]
     for attack, value in (priv.get("membership_auc_by_attack") or {}).items():

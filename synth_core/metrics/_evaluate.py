@@ -225,7 +225,8 @@ def format_privacy(ev: Evaluation) -> list[str]:
     lines = [f"privacy ({p['n']:,} {unit} per reference, {p['n_synthetic']:,} synthetic)"]
     skip = {"n", "n_synthetic", "rows", "dcr_share_ci", "membership_auc_ci", "membership_attack", "membership_auc_by_attack",
             "membership_auc_two_sided_ci", "membership_attack_two_sided", "membership_direction",
-            "membership_auc_ci_by_attack", "membership_tpr_at_fpr"}
+            "membership_auc_ci_by_attack", "membership_tpr_at_fpr", "attribute_inference_risk_ci",
+            "linkability_risk_ci"}
     for key, value in p.items():
         if key in skip or value is None:
             continue
@@ -234,6 +235,8 @@ def format_privacy(ev: Evaluation) -> list[str]:
                 lines.append(f"  {key:<32} " + ", ".join(f"{c} ({why})" for c, why in value.items()))
             continue
         text = f"{value:.5f}" if isinstance(value, float) else str(value)
+        if key.endswith("_risk") and p.get(f"{key}_ci"):
+            text += "   95% CI {:.5f}-{:.5f} (0 = members no easier than unseen records)".format(*p[f"{key}_ci"])
         if key == "dcr_share" and p.get("dcr_share_ci"):
             text += "   95% CI {:.5f}-{:.5f}".format(*p["dcr_share_ci"])
         if key == "membership_auc" and p.get("membership_auc_ci"):

@@ -86,6 +86,7 @@ from scipy.special import gammaln
 from scipy.stats import norm
 
 from synth_core.errors import InputError
+from synth_core.metrics._inference import MAX_SYNTHETIC, MAX_TARGETS, inference_risks
 from synth_core.metrics._membership import Z95, Encoded, Fold, MembershipResult, membership_audit
 from synth_core.metrics._nn_kernels import k_nearest_distances
 from synth_core.metrics._units import (
@@ -159,6 +160,15 @@ class PrivacyResult:
     membership_tpr_at_fpr : dict, optional
         Per attack, the true-positive rate at false-positive rates 1 % and 0.1 % (keys "0.01",
         "0.001"; None where the holdout is too small to place the rate).
+    attribute_inference_risk, attribute_inference_risk_ci : optional
+        How much better an attacker holding the synthetic table infers a hidden column of a
+        training record than of a holdout record (the control set), from its other columns:
+        ``(r_members − r_controls) / (1 − r_controls)``, about 0 when nothing leaks, with its 95 %
+        interval (:mod:`synth_core.metrics._inference`).
+    attribute_inference_worst : str, optional
+        The encoded column inferred with the highest risk.
+    linkability_risk, linkability_risk_ci : optional
+        The same for linking two halves of a record's columns through the synthetic table.
     excluded_columns : dict
         Columns left out of distances and exact copies, with the reason.
     exact_copy_training_matched, exact_copy_holdout_matched : float, optional
@@ -200,6 +210,11 @@ class PrivacyResult:
     membership_direction: str | None = None
     membership_auc_ci_by_attack: dict[str, tuple[float, float]] | None = None
     membership_tpr_at_fpr: dict[str, dict[str, float | None]] | None = None
+    attribute_inference_risk: float | None = None
+    attribute_inference_risk_ci: tuple[float, float] | None = None
+    attribute_inference_worst: str | None = None
+    linkability_risk: float | None = None
+    linkability_risk_ci: tuple[float, float] | None = None
     excluded_columns: dict[str, str] = field(default_factory=dict)
     exact_copy_training_matched: float | None = None
     exact_copy_holdout_matched: float | None = None
@@ -327,6 +342,7 @@ def privacy_metrics(
     figures = _distance_figures(encoded, picked, collect)
     scores_out = None if collect is None else collect.setdefault("attack_scores", [])
     audit = _membership(count, cap, membership_size, seed, encoded, scores_out) if membership else None
+    risks = _inference(count, encoded, seed) if membership else {}
     return PrivacyResult(
         **figures,
         **copies,
@@ -335,6 +351,7 @@ def privacy_metrics(
         rows={t: int(row_counts[t][picked[t]].sum()) for t in TABLES},
         dcr_share_ci=wilson_interval(figures["dcr_share"], n_syn),
         **_audit_fields(audit),
+        **_risk_fields(risks),
         excluded_columns=excluded,
     )
 
@@ -641,6 +658,30 @@ def _distance_figures(encoded: Callable[[str, np.ndarray], Encoded], picked: dic
         "dcr_holdout_p5": float(np.percentile(dcr_hol, 5)),
         "nndr_ratio": float(np.median(nndr_trn) / np.median(nndr_hol)),
     }
+
+
+def _inference(count, encoded, seed) -> dict:
+    """Attribute-inference and linkability risks, training units against holdout units as the
+    control set (:mod:`synth_core.metrics._inference`; it draws its own targets)."""
+    if min(count.values()) < 1:
+        return {}
+    # encode only what the attacks can use (a stream of its own: the other draws stay put)
+    rng = np.random.default_rng([seed, 2])
+    caps = {"training": MAX_TARGETS, "holdout": MAX_TARGETS, "synthetic": MAX_SYNTHETIC}
+    rows = {t: np.sort(rng.choice(count[t], min(count[t], caps[t]), replace=False)) for t in caps}
+    return inference_risks(*(encoded(t, rows[t]) for t in caps), seed=seed)
+
+
+def _risk_fields(risks: dict) -> dict[str, Any]:
+    """The :class:`PrivacyResult` fields of the inference risks (None each when they did not run)."""
+    out = {}
+    for name in ("attribute_inference", "linkability"):
+        r = risks.get(name)
+        out[f"{name}_risk"] = None if r is None else r.risk
+        out[f"{name}_risk_ci"] = None if r is None else r.risk_ci
+    r = risks.get("attribute_inference")
+    out["attribute_inference_worst"] = None if r is None else r.worst
+    return out
 
 
 def _membership(count, cap, membership_size, seed, encoded, scores_out=None) -> MembershipResult | None:

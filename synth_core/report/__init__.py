@@ -332,6 +332,12 @@ def _privacy(page: Page, data: ReportData, ev, selection: Mapping[str, float] | 
                      f"{dec(p.membership_auc_two_sided)} (95 % CI {interval(p.membership_auc_two_sided_ci, dec)}); "
                      f"{(p.membership_attack_two_sided or '').replace('_', ' ')}: members sit {p.membership_direction} "
                      "(closer to / farther from the synthetic data)"))
+    for name, label in (("attribute_inference", "attribute inference risk (a hidden column from the others)"),
+                        ("linkability", "linkability risk (two halves of a record's columns)")):
+        value = getattr(p, f"{name}_risk")
+        if value is not None:
+            rows.append((label, f"{dec(value)} (95 % CI {interval(getattr(p, f'{name}_risk_ci'), dec)}; 0 = members "
+                                "no easier than unseen records)"))
     for attack, rates in (p.membership_tpr_at_fpr or {}).items():
         shown = ", ".join(f"{'n/a' if r is None else pct(r)} at {pct(float(f))}" for f, r in rates.items())
         rows.append((f"true-positive rate at low false-positive rates: {attack.replace('_', ' ')}",

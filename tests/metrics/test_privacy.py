@@ -127,6 +127,21 @@ def test_two_sided_audit_catches_a_table_that_avoids_training(census_teeth):
     assert any(line.startswith("dcr_share") and "farther from training" in line for line in verdict.reasons)
 
 
+def test_inference_risks_against_a_control_set(census_teeth, census):
+    fair, near = census_teeth["fair"], census_teeth["near_copies"]
+    for name in ("attribute_inference_risk", "linkability_risk"):
+        low, high = getattr(fair, f"{name}_ci")
+        assert low <= 0.0 <= high, (name, low, high)  # nothing leaks: members no easier than controls
+    # 10 % near-copies of training rows: a record's two halves lead to the same synthetic unit
+    assert near.linkability_risk_ci[0] > 0.01 > fair.linkability_risk
+    assert near.attribute_inference_risk > fair.attribute_inference_risk
+    assert fair.attribute_inference_worst is not None
+    copied = census["half_a"].copy()
+    copied.iloc[:2_000] = census["training_half"].iloc[:2_000].to_numpy()
+    leaky = privacy_metrics(census["training_half"], census["half_b"], copied, seed=1)
+    assert leaky.attribute_inference_risk_ci[0] > 0 and leaky.linkability_risk_ci[0] > 0.05
+
+
 def test_gate_mirror_rules_by_hand(census_clean):
     base = census_clean.to_dict()
     near_half = {**base, "dcr_share": 0.47, "dcr_share_ci": [0.45, 0.49]}
