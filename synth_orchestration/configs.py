@@ -16,7 +16,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from synth_core.generate import AdaptivePool
+from synth_core.generate import MIN_POOL_ROWS, AdaptivePool
 from synth_core.metrics import GateSettings
 from synth_core.select import GuardSettings
 from synth_core.select.flat import SelectionSettings
@@ -47,6 +47,10 @@ class PoolConfig(dg.Config):
 
     pool_factor: float = Field(default=_POOL.max_factor, gt=0,
                                description="pool size = pool_factor × target (rows or groups); adaptive: the maximum")
+    min_pool_rows: int = Field(default=MIN_POOL_ROWS, ge=0,
+                               description="the pool holds at least this many table rows whatever pool_factor gives "
+                               "(small tables: a larger pool costs seconds and fits far better); not under "
+                               "differential privacy")
     shard_size: int = Field(default=100_000, gt=0, description="rows (groups) per shard: bounds memory")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     seed: int = 0

@@ -5,6 +5,7 @@ improves the selection's proxy objective (``AdaptivePool``, ``grow_pool``).
 
 from synth_core.generate._generator import EngineError, GeneratorHandle, TrainingSettings, train_flat, train_sequential
 from synth_core.generate._pool import (
+    MIN_POOL_ROWS,
     AdaptivePool,
     AdaptiveResult,
     adaptive_plan,
@@ -12,6 +13,7 @@ from synth_core.generate._pool import (
     grow_pool,
     proxy_objective,
     read_curve,
+    pool_units,
     read_pool,
     rows_per_unit,
     shard_sizes,
@@ -19,6 +21,7 @@ from synth_core.generate._pool import (
 )
 
 __all__ = [
+    "MIN_POOL_ROWS",
     "AdaptivePool",
     "AdaptiveResult",
     "EngineError",
@@ -29,6 +32,7 @@ __all__ = [
     "grow_pool",
     "proxy_objective",
     "read_curve",
+    "pool_units",
     "read_pool",
     "rows_per_unit",
     "shard_sizes",

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from synth_core.errors import InputError
-from synth_core.generate import AdaptivePool, adaptive_plan, grow_pool, proxy_objective, read_curve, stop_reason
+from synth_core.generate import (MIN_POOL_ROWS, AdaptivePool, adaptive_plan, grow_pool, pool_units, proxy_objective,
+                                 read_curve, stop_reason)
 from synth_core.generate._generator import TrainingSettings, train_flat
-from synth_core.generate._pool import CURVE_FILE, shard_path, shard_seed
+from synth_core.generate._pool import CURVE_FILE, shard_path, shard_seed, shard_sizes
 
 TARGET = 150
 
@@ -78,6 +79,17 @@ def test_shards_have_a_floor_in_rows_and_a_short_range_is_a_fixed_pool():
     assert (plan.shard_size, plan.n_shards, plan.min_shards, plan.decides) == (20_000, 10, 4, True)
     # without a floor the small target's shards are 2 x target, and the rule decides again
     assert adaptive_plan(8_000, AdaptivePool(min_shard_rows=0), shard_size=100_000).decides
+
+
+def test_a_small_table_gets_a_pool_of_at_least_min_rows():
+    assert MIN_POOL_ROWS == 20_000
+    assert pool_units(122, 10, MIN_POOL_ROWS) == 20_000  # 1,220 by the factor alone
+    assert pool_units(8_000, 20, MIN_POOL_ROWS) == 160_000  # the factor already gives more
+    assert pool_units(48, 10, MIN_POOL_ROWS, rows_per_unit=17.0) == 1_177  # groups of 17 rows: 20,000 rows
+    assert pool_units(122, 10, 0) == 1_220 and pool_units(5, 0.5) == 5  # never below the target
+    plan = adaptive_plan(500, AdaptivePool(max_factor=10, min_shard_rows=0), shard_size=5_000, min_rows=20_000)
+    assert plan.n_max == 20_000 and plan.decides  # the maximum grows; the start stays 4 x target
+    assert sum(shard_sizes(plan.n_max, plan.shard_size)[: plan.min_shards]) >= 2_000
 
 
 def test_rows_per_unit_is_the_mean_group_length():
