@@ -44,11 +44,11 @@ def _format_table(report: dict) -> str:
             r, o = row["random pool sample"], row["output"]
             if o is None or o != o:
                 continue
-            lines.append(f"  {row['metric']:<22} random {cell(r):<15} output {cell(o)}")
+            lines.append(f"  {row['metric']:<27} random {cell(r):<15} output {cell(o)}")
     guard = report["table"].get("guard") or []
     if guard:
         lines += ["", "privacy guard (what selection left out)"]
-        lines += [f"  {row['figure']:<22} {row['value']:,.6g}" for row in guard]
+        lines += [f"  {row['figure']:<27} {row['value']:,.6g}" for row in guard]
     return "\n".join(lines)
 
 
