@@ -290,7 +290,7 @@ def guard_pool(
         return replace(guard_off(n_pool), replicas=int(replica.sum()), excluded_columns=excluded,
                        elapsed_s=time.perf_counter() - started)
 
-    d_train, d_ref, loo = _closeness(units["training"], units["pool"], unit_is_cat, settings, seed)
+    d_train, d_ref, loo = _closeness(units["training"], units["pool"], unit_is_cat, settings, seed, ~replica)
     threshold = float(np.quantile(loo, settings.near_copy_quantile)) if settings.near_copy_quantile > 0 else 0.0
     near = ~exact & (d_train <= threshold) if threshold > 0 else np.zeros(n_pool, dtype=bool)
     replica, figures = _excess_replicas(counts, profile_counts, settings.replica_k)
@@ -434,16 +434,23 @@ def _fair_copies(counts: np.ndarray, profile_counts: np.ndarray, k: int, seed: i
 
 
 def _closeness(train: np.ndarray, pool: np.ndarray, is_cat: np.ndarray, settings: GuardSettings,
-               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               seed: int, eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Squared distances: pool → nearest training unit, pool → nearest unit of a reference sample
-    of the pool (itself excluded), and training → nearest other training unit."""
+    of the pool (itself excluded), and training → nearest other training unit.
+
+    ``eligible``: pool units the reference may hold (default all). The guard leaves replicas (copies
+    of rare training profiles) out of it: a generator that replays a record several times would
+    otherwise find its own replays in the reference and pass for one whose units merely crowd
+    together. Copies of common profiles stay: in a table of a few coarse columns they are most of
+    the pool."""
     from synth_core.metrics import units as pv
     n_train, n_pool = len(train), len(pool)
     fitted = pv.fit_ranks([train], is_cat)
     train, pool = pv.apply_ranks(train, fitted, is_cat), pv.apply_ranks(pool, fitted, is_cat)
     # the reference: as many pool units as training has (at most half the pool), seeded
-    n_ref = max(1, min(n_train, n_pool // 2))
-    ref = np.sort(np.random.default_rng(seed).choice(n_pool, n_ref, replace=False))
+    allowed = np.arange(n_pool) if eligible is None or not eligible.any() else np.flatnonzero(eligible)
+    n_ref = max(1, min(n_train, len(allowed) // 2))
+    ref = np.sort(np.random.default_rng(seed).choice(allowed, n_ref, replace=False))
     units = np.vstack([train, pool[ref]])
     unit_set = np.r_[np.zeros(n_train, np.int64), np.ones(n_ref, np.int64)]
     cat = np.ascontiguousarray(units[:, is_cat], dtype=np.int64)
