@@ -293,20 +293,20 @@ def guard_pool(
     d_train, d_ref, loo = _closeness(units["training"], units["pool"], unit_is_cat, settings, seed, ~replica)
     threshold = float(np.quantile(loo, settings.near_copy_quantile)) if settings.near_copy_quantile > 0 else 0.0
     near = ~exact & (d_train <= threshold) if threshold > 0 else np.zeros(n_pool, dtype=bool)
-    replica, figures = _excess_replicas(counts, profile_counts, settings.replica_k)
+    removed, figures = _excess_replicas(replica, counts, profile_counts, settings.replica_k)
     near, near_figures = _excess_near_copies(near, d_train, d_ref, loo, threshold)
     figures.update(near_figures)
     trimmed, remedy = (_fair_copies(counts, profile_counts, settings.replica_k, seed) if settings.copy_remedy
                        else (np.zeros(n_pool, dtype=bool), {}))
     remedy = {**figures, **remedy}
-    candidates = np.flatnonzero(~replica & ~near & ~trimmed).astype(np.int64)
+    candidates = np.flatnonzero(~removed & ~near & ~trimmed).astype(np.int64)
     if len(candidates) == 0:
         raise InputError("every pool unit is a replica or near-copy of a training unit: the generator memorised "
                          "its training data (turn the privacy guard off only to inspect this)")
     ratio = np.log((np.sqrt(d_train[candidates]) + RATIO_EPS) / (np.sqrt(d_ref[candidates]) + RATIO_EPS))
     edges = np.quantile(ratio, STRATA_QUANTILES)
     strata = np.searchsorted(edges, ratio, side="right").astype(np.uint8)
-    guard = PoolGuard(n_pool, candidates, strata, len(STRATA_QUANTILES) + 1, int(replica.sum()), int(near.sum()),
+    guard = PoolGuard(n_pool, candidates, strata, len(STRATA_QUANTILES) + 1, int(removed.sum()), int(near.sum()),
                       float(np.sqrt(max(threshold, 0.0))), excluded, time.perf_counter() - started, remedy)
     if guard.remedy_note:
         log.warning("privacy guard remedy: %s", guard.remedy_note)
@@ -333,7 +333,16 @@ def _excess(share: float, n: int, fair: float, fair_var: float) -> bool:
     return share - fair > Z95 * np.sqrt(fair * (1 - fair) / max(1, n) + fair_var)
 
 
-def _excess_replicas(counts: np.ndarray, profile_counts: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
+def _good_turing(by_level: np.ndarray, levels: np.ndarray, n_train: int) -> tuple[float, float]:
+    """Population mass of the profiles seen ``levels`` times in ``n_train`` units, by Good and
+    Turing: sum of (r + 1)·n₍r+1₎ / N, and the estimate's variance (Var n₍r₎ ≈ n₍r₎).
+    ``by_level[r]`` = n₍r₎, the number of profiles seen r times."""
+    mass = float(((levels + 1) * by_level[levels + 1]).sum() / n_train)
+    return mass, float(((levels + 1) ** 2 * by_level[levels + 1]).sum() / n_train**2)
+
+
+def _excess_replicas(replica: np.ndarray, counts: np.ndarray, profile_counts: np.ndarray,
+                     k: int) -> tuple[np.ndarray, dict]:
     """The replicas to remove: all of them when the pool copies rare training profiles (seen 1 to
     ``k − 1`` times) more often than a generator that never saw training would, none otherwise.
 
@@ -350,13 +359,11 @@ def _excess_replicas(counts: np.ndarray, profile_counts: np.ndarray, k: int) -> 
     """
     n_pool, n_train = len(counts), max(1, int(profile_counts.sum()))
     by_level = np.bincount(profile_counts, minlength=k + 1)
-    replica = (counts > 0) & (counts < k)
     leaky = False
     figures = {}
     for name, levels in (("replica_share", np.arange(1, k)), ("singleton_copy_share", np.arange(1, 2))):
         share = float(np.isin(counts, levels).mean()) if n_pool else 0.0
-        fair = float(((levels + 1) * by_level[levels + 1]).sum() / n_train)
-        fair_var = float(((levels + 1) ** 2 * by_level[levels + 1]).sum() / n_train**2)
+        fair, fair_var = _good_turing(by_level, levels, n_train)
         leaky |= _excess(share, n_pool, fair, fair_var)
         figures.update({name: share, f"{name}_fair": fair})
     return (replica if leaky else np.zeros_like(replica)), figures
@@ -420,9 +427,9 @@ def _fair_copies(counts: np.ndarray, profile_counts: np.ndarray, k: int, seed: i
     band = np.arange(k, top[-1] + 1)
     in_band = np.flatnonzero((counts >= k) & (counts <= band[-1]))
     share = len(in_band) / n_pool
-    fair_share = float(((band + 1) * by_level[band + 1]).sum() / n_train)
+    fair_share, fair_var = _good_turing(by_level, band, n_train)
     # binomial noise of the pool's share plus the estimate's own (Var n₍r₎ ≈ n₍r₎)
-    se = float(np.sqrt(share * (1 - share) / n_pool + ((band + 1) ** 2 * by_level[band + 1]).sum() / n_train**2))
+    se = float(np.sqrt(share * (1 - share) / n_pool + fair_var))
     figures = {"copy_share": share, "copy_share_fair": fair_share, "copy_share_se": se, "copy_remedy_removed": 0}
     if share - fair_share <= Z95 * se:
         return trimmed, figures

@@ -214,23 +214,20 @@ def candidate_pool_asset(kind: str, config_cls: type, common: dict, assemble: Ca
                                         "k": 0, "settings": settings}, mapping_key="given")
                 return
             target = int(source_data["target_size"])
-            if float(settings["pool_factor"]) * target < target:
-                raise InputError(f"pool_factor {settings['pool_factor']} gives a pool of "
-                                 f"{int(np.ceil(float(settings['pool_factor']) * target)):,} {unit}, "
+            by_factor = int(np.ceil(float(settings["pool_factor"]) * target))
+            if by_factor < target:
+                raise InputError(f"pool_factor {settings['pool_factor']} gives a pool of {by_factor:,} {unit}, "
                                  f"smaller than the target size {target:,}")
-            from synth_core.generate import pool_units
+            from synth_core.generate import adaptive_plan, pool_units
 
-            # the minimum in rows reads training's mean group length: not under differential privacy
-            min_rows = 0 if spec.privacy is not None else int(settings.get("min_pool_rows", 0))
-            per_unit = _rows_per_unit(source_data) if min_rows else 1.0
-            n_total = pool_units(target, float(settings["pool_factor"]), min_rows, per_unit)
             asked = "adaptive_pool" in spec.selection or "adaptive_pool" in explicit_keys(context, config)
             adaptive, first = _adaptive(settings, spec, asked), None
+            # the minimum in rows reads training's mean group length: not under differential privacy
+            min_rows = 0 if spec.privacy is not None else int(settings.get("min_pool_rows", 0))
+            per_unit = _rows_per_unit(source_data) if min_rows or adaptive is not None else 1.0
+            n_total = pool_units(target, float(settings["pool_factor"]), min_rows, per_unit)
             if adaptive is not None:
-                from synth_core.generate import adaptive_plan
-
-                cut = adaptive_plan(target, adaptive, int(settings["shard_size"]), _rows_per_unit(source_data),
-                                    min_rows)
+                cut = adaptive_plan(target, adaptive, int(settings["shard_size"]), per_unit, min_rows)
                 if cut.decides:
                     n_total, first = cut.n_max, cut.min_shards
                     settings = {**settings, "shard_size": cut.shard_size}
