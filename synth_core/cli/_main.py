@@ -125,7 +125,9 @@ def _add_select(sub) -> None:
     dp.add_argument("--dp-selection-share", type=float,
                     help="share of ε that selection spends (default 0.5); the rest is the generator's")
     dp.add_argument("--generator-epsilon", type=float,
-                    help="the ε the pool's DP generator reported (default: its share of --epsilon, as budgeted)")
+                    help="the ε the pool's DP generator spent, when the pool carries no DP record of this project's "
+                         "generator: the output's (ε, δ) is then stated on that condition; without either, only "
+                         "selection's own guarantee is stated")
     p.set_defaults(func=_cmd_select)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from typing import Callable
 
 import pandas as pd
 
+from synth_core.conform import conform_table
 from synth_core.errors import InputError
 from synth_core.io import check_output, read_table, write_table
 
@@ -47,7 +49,6 @@ def read_inputs(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     value is lost). Raises :class:`~synth_core.errors.InputError` (exit 2) otherwise.
     """
     from synth_core.metrics import check_inputs
-    from synth_core.select.flat import conform_to
 
     check_output(args.output, {"--training": args.training, "--pool": args.pool, "--holdout": args.holdout})
     training = read_table(args.training, what="training")
@@ -70,7 +71,7 @@ def read_inputs(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     names = {"training": str(args.training), "synthetic": str(args.pool), "holdout": str(args.holdout)}
     check_inputs(training, pool, holdout, group_key=args.group_key, names=names)
     keys = (args.group_key,) if args.group_key else ()
-    return training, conform_to(pool, training, name=str(args.pool), identifiers=keys), holdout
+    return training, conform_table(pool, training, name=str(args.pool), identifiers=keys), holdout
 
 
 def privacy_budget(args):
@@ -111,8 +112,6 @@ def run_select(args) -> int:
     if budget is not None:
         return run_dp_select(args, budget, started)
     if args.group_key:
-        from synth_core.select.sequential import run_sequential_select
-
         return run_sequential_select(args)
     training, pool, holdout = read_inputs(args)
     size = args.size if args.size is not None else len(training)
@@ -123,6 +122,24 @@ def run_select(args) -> int:
     return judge_and_write(args, training, holdout, stages, target=size, selected=records[-1].rows,
                            n_pool=problem.n_pool, guard=problem.guard, table=stage_table, started=started,
                            unit="rows")
+
+
+def generator_spend(args, budget) -> tuple[float | None, float | None, str | None]:
+    """The pool generator's (ε, δ) and where it comes from: the DP record this project's generator
+    wrote beside the pool, else ``--generator-epsilon`` (a claim, composed on that condition), else
+    unknown (None, None, None): selection's own guarantee is then all this run can state."""
+    from synth_core.generate import pool_dp_record
+
+    record = pool_dp_record(args.pool)
+    stated = args.generator_epsilon
+    if record is not None:
+        if stated is not None and not math.isclose(stated, record["epsilon"], rel_tol=1e-6):
+            raise InputError(f"--generator-epsilon {stated:g} contradicts the pool's DP record "
+                             f"(ε = {record['epsilon']:.6g} in {args.pool}): leave the option out")
+        return record["epsilon"], record["delta"], "pool record"
+    if stated is not None:
+        return float(stated), budget.generator_delta, "stated"
+    return None, None, None
 
 
 def run_dp_select(args, budget, started: float) -> int:
@@ -141,11 +158,10 @@ def run_dp_select(args, budget, started: float) -> int:
     settings = SelectionSettings(seed=args.seed, guard=GuardSettings(enabled=False))
     dp = DPSettings(rho=budget.selection_rho, delta=budget.selection_delta)
     problem, records = run_selection(training, pool, args.size, settings, dp=dp)
-    generator_epsilon = args.generator_epsilon if args.generator_epsilon is not None else budget.generator_epsilon
     statement = PrivacyStatement(problem.noisy.rho, budget.selection_delta, problem.noisy.sigma,
-                                 generator_epsilon=generator_epsilon, generator_delta=budget.generator_delta)
+                                 *generator_spend(args, budget),
+                                 generator_budget=(budget.generator_epsilon, budget.generator_delta))
     figures = {**statement.to_dict(), "budget": budget.to_dict(), **problem.noisy.figures(),
-               "generator_epsilon_from": "--generator-epsilon" if args.generator_epsilon is not None else "budget",
                "size_from": "--size" if args.size is not None else "noisy estimate", "privacy_guard": "off"}
     stages = [({"stage": rec.stage, "rows": len(rec.rows), "objective": rec.objective, "elapsed_s": rec.elapsed_s,
                 "details": rec.details}, output_table(training, pool, rec.rows)) for rec in records]
@@ -154,12 +170,51 @@ def run_dp_select(args, budget, started: float) -> int:
                            extra={"differential_privacy": figures}, notes=dp_lines(figures))
 
 
+def group_stage_table(rows: list[dict]) -> str:
+    """Fixed-width table: one line per stage of the group selection."""
+    header = (f"{'stage':<10} {'groups':>8} {'rows':>9} {'objective':>10} {'uni':>8} {'bi':>8} {'tri':>8} "
+              f"{'coh':>8} {'overall':>8} {'time_s':>7}")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        acc = r["accuracy"]
+
+        def fmt(name: str) -> str:
+            return f"{acc[name]:.5f}" if acc.get(name) is not None else "-"
+
+        lines.append(
+            f"{r['stage']:<10} {r['groups']:>8,} {r['rows']:>9,} {r['objective']:>10.6f} {fmt('univariate'):>8} "
+            f"{fmt('bivariate'):>8} {fmt('trivariate'):>8} {fmt('coherence'):>8} {fmt('overall'):>8} "
+            f"{r['elapsed_s']:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def run_sequential_select(args) -> int:
+    """``synth select --group-key KEY``: select groups (:func:`synth_core.select.sequential.select_groups`),
+    judge and write the output, print the report (:func:`judge_and_write`). The holdout is read only for
+    the evaluation."""
+    from synth_core.select import GuardSettings
+    from synth_core.select.sequential import SequentialSettings, select_groups
+
+    started = time.perf_counter()
+    training, pool, holdout = read_inputs(args)
+    sel = select_groups(training, pool, args.group_key, args.size,
+                        SequentialSettings(seed=args.seed, guard=GuardSettings(enabled=getattr(args, "privacy_guard", True))))
+    stages = []
+    for rec in sel.stages.values():
+        subset = sel.output(pool, rec.stage)
+        stages.append(({"stage": rec.stage, "groups": int(rec.groups.shape[0]), "rows": len(subset),
+                        "objective": rec.objective, "elapsed_s": rec.elapsed_s, "estimate": rec.breakdown,
+                        "details": rec.details}, subset))
+    return judge_and_write(args, training, holdout, stages, target=sel.n_target, selected=sel.final.groups,
+                           n_pool=sel.layout.n_groups, guard=sel.guard, table=group_stage_table, started=started,
+                           unit="groups", extra={"timings": sel.timings})
+
+
 def dp_lines(f: dict) -> list[str]:
     """What the DP release spent, for the text report."""
     return [
-        f"differential privacy: (ε, δ) = ({f['epsilon']:.4g}, {f['delta']:.3g}) for the output: generator "
-        f"({f['generator_epsilon']:.4g}, {f['generator_delta']:.3g}, {f['generator_epsilon_from']}) + selection "
-        f"({f['selection_epsilon']:.4g}, {f['selection_delta']:.3g})",
+        f"differential privacy: {f['statement']}",
         f"  selection: ρ = {f['selection_rho']:.4g} (zCDP), σ = {f['selection_sigma']:.4g} per cell, "
         f"Δ = {f['sensitivity']:.4g} over {f['tables']} tables ({f['cells']:,} cells); size from {f['size_from']} "
         f"(noisy n = {f['noisy_n']:,.0f})",
@@ -253,5 +308,5 @@ def _print_privacy(first: dict, last: dict) -> None:
         print(f"  {key:<30} {cell(a):>15} {cell(b):>15}")
 
 
-__all__ = ["EXIT_CHECK_FAILED", "judge_and_write", "privacy_budget", "read_inputs", "run_dp_select", "run_select",
-           "stage_table"]
+__all__ = ["EXIT_CHECK_FAILED", "group_stage_table", "judge_and_write", "privacy_budget", "read_inputs",
+           "run_dp_select", "run_select", "run_sequential_select", "stage_table"]

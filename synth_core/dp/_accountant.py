@@ -135,16 +135,38 @@ class PrivacyBudget:
         return cls(**data)
 
 
+# Where a statement's generator (ε, δ) comes from. Only a recorded spend is composed without a
+# condition: a number the user types is a claim about a pool this run cannot inspect.
+GENERATOR_SOURCES = {
+    "engine": "reported by the engine for this run's DP training",
+    "pool record": "recorded by this project's DP generator in the pool's manifest",
+    "stated": "stated with --generator-epsilon, not verified",
+}
+
+
 @dataclass(frozen=True)
 class PrivacyStatement:
-    """The composed guarantee of a published table: generator ``(ε_g, δ_g)`` (as the engine reported it,
-    or ``None`` when the generator was not trained with DP) plus selection's ρ-zCDP stated at ``δ_s``."""
+    """The composed guarantee of a published table: generator ``(ε_g, δ_g)`` plus selection's ρ-zCDP
+    stated at ``δ_s`` (basic composition).
+
+    ``generator_source`` says where ``(ε_g, δ_g)`` comes from (a key of :data:`GENERATOR_SOURCES`);
+    ``None`` with no generator figures: the pool's provenance is unknown and only selection's own
+    guarantee is stated -- the output's then depends on how the pool was made.
+    """
 
     selection_rho: float
     selection_delta: float
     selection_sigma: float
     generator_epsilon: float | None
     generator_delta: float | None
+    generator_source: str | None = None
+    generator_budget: tuple[float, float] | None = None  # the generator's share of the budget, for the text
+
+    def __post_init__(self) -> None:
+        if (self.generator_epsilon is None) != (self.generator_delta is None):
+            raise InputError("a privacy statement needs both the generator's ε and δ, or neither")
+        if self.generator_source is not None and self.generator_source not in GENERATOR_SOURCES:
+            raise InputError(f"unknown generator source {self.generator_source!r}")
 
     @property
     def selection_epsilon(self) -> float:
@@ -163,8 +185,36 @@ class PrivacyStatement:
     def delta(self) -> float | None:
         return None if self.generator_delta is None else float(self.generator_delta + self.selection_delta)
 
+    @property
+    def covers(self) -> str:
+        """What the stated (ε, δ) covers, in one sentence."""
+        if not self.covers_generator:
+            return ("selection's use of training only: the pool's provenance is unknown, so the output's guarantee "
+                    "depends on how the pool was made (it holds only if the pool's generator is itself DP on the "
+                    "same training data)")
+        if self.generator_source == "stated":
+            return ("the published table, on the condition that the pool's generator is DP as --generator-epsilon "
+                    "states (not verified)")
+        return "the published table's dependence on any one training record"
+
+    def headline(self) -> str:
+        """``(ε, δ) = (…) for …``: the one line a reader needs."""
+        sel = f"selection ({self.selection_epsilon:.4g}, {self.selection_delta:.3g})"
+        if not self.covers_generator:
+            line = f"(ε, δ) = ({self.selection_epsilon:.4g}, {self.selection_delta:.3g}) for {self.covers}"
+            if self.generator_budget is not None:
+                line += (f"; a DP generator on the same data within its budget ({self.generator_budget[0]:.4g}, "
+                         f"{self.generator_budget[1]:.3g}) would give the output ({self.selection_epsilon + self.generator_budget[0]:.4g}, "
+                         f"{self.selection_delta + self.generator_budget[1]:.3g})")
+            return line
+        source = GENERATOR_SOURCES.get(self.generator_source or "engine")
+        return (f"(ε, δ) = ({self.epsilon:.4g}, {self.delta:.3g}) for the output"
+                f"{' if the pool is DP as stated' if self.generator_source == 'stated' else ''}: generator "
+                f"({self.generator_epsilon:.4g}, {self.generator_delta:.3g}, {source}) + {sel}")
+
     def to_dict(self) -> dict:
         return {"epsilon": self.epsilon, "delta": self.delta, "generator_epsilon": self.generator_epsilon,
                 "generator_delta": self.generator_delta, "selection_epsilon": self.selection_epsilon,
                 "selection_delta": self.selection_delta, "selection_rho": self.selection_rho,
-                "selection_sigma": self.selection_sigma}
+                "selection_sigma": self.selection_sigma, "generator_source": self.generator_source,
+                "covers": self.covers, "statement": self.headline()}

@@ -20,7 +20,7 @@ from synth_core.dp._accountant import gaussian_sigma
 from synth_core.errors import InputError
 
 if TYPE_CHECKING:  # the feature layout; the dp package itself needs only its offsets and cell counts
-    from synth_core.select._features import FeatureSet
+    from synth_core.select import FeatureSet
 
 
 def gaussian_release(counts: np.ndarray, n_tables: int, rho: float,

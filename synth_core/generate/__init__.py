@@ -3,7 +3,14 @@ from it in resumable shards (``_pool``), of a fixed size or grown until one more
 improves the selection's proxy objective (``AdaptivePool``, ``grow_pool``).
 """
 
-from synth_core.generate._generator import EngineError, GeneratorHandle, TrainingSettings, train_flat, train_sequential
+from synth_core.generate._generator import (
+    DPTraining,
+    EngineError,
+    GeneratorHandle,
+    TrainingSettings,
+    train_flat,
+    train_sequential,
+)
 from synth_core.generate._pool import (
     MIN_POOL_ROWS,
     AdaptivePool,
@@ -11,6 +18,7 @@ from synth_core.generate._pool import (
     adaptive_plan,
     generate_pool,
     grow_pool,
+    pool_dp_record,
     proxy_objective,
     read_curve,
     pool_units,
@@ -24,12 +32,14 @@ __all__ = [
     "MIN_POOL_ROWS",
     "AdaptivePool",
     "AdaptiveResult",
+    "DPTraining",
     "EngineError",
     "GeneratorHandle",
     "TrainingSettings",
     "adaptive_plan",
     "generate_pool",
     "grow_pool",
+    "pool_dp_record",
     "proxy_objective",
     "read_curve",
     "pool_units",

@@ -587,7 +587,7 @@ def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingPr
                            status, replay=True)
     handle.epochs, handle.engine_training_seconds = _training_progress(handle.model_dir)
     if handle.dp is not None:
-        handle.dp_epsilon, handle.dp_delta = _dp_spent(handle.model_dir)
+        handle.dp_epsilon, handle.dp_delta = accounted_spend(handle.model_dir, handle.dp["max_epsilon"], g.id)
     handle.sdk_version, handle.engine_version = _versions()
     handle.save()
     if previous and previous != g.id:  # retrained in the same workdir: drop the superseded model
@@ -808,6 +808,20 @@ def _training_progress(model_dir: Path) -> tuple[float | None, float | None]:
             epochs = e if epochs is None else max(epochs, e)
             seconds = t if seconds is None else seconds + t
     return epochs, seconds
+
+
+def accounted_spend(model_dir: Path, max_epsilon: float, generator_id: str) -> tuple[float, float]:
+    """The engine's reported (ε, δ) of a DP training, or :class:`EngineError` when it cannot be read
+    (the SDK's layout drifted) or exceeds ``max_epsilon``: a run that cannot account for its spend
+    must fail rather than publish under a weaker statement."""
+    eps, delta = _dp_spent(model_dir)
+    if eps is None or delta is None:
+        raise EngineError(f"DP training of generator {generator_id} finished but the engine's ε and δ could not be "
+                          f"read from {model_dir / 'ModelStore'}: refusing to state a guarantee it cannot account for")
+    if eps > max_epsilon * (1 + 1e-6):
+        raise EngineError(f"DP training of generator {generator_id} spent ε = {eps:.4g}, more than its budget "
+                          f"max_epsilon = {max_epsilon:.4g}")
+    return eps, delta
 
 
 def _dp_spent(model_dir: Path) -> tuple[float | None, float | None]:

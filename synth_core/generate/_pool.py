@@ -125,6 +125,9 @@ def generate_pool(
         "columns": list(handle.columns),
         "group_key": handle.group_key,
     }
+    if getattr(handle, "dp_epsilon", None) is not None:
+        # the spend the engine reported, so that ``synth select --epsilon`` can compose it (pool_dp_record)
+        manifest["differential_privacy"] = {"epsilon": float(handle.dp_epsilon), "delta": float(handle.dp_delta)}
     # temporary files of killed writers are removed by write_table itself, and only when their
     # writer is gone: parallel shard steps share this folder
     _check_or_write_manifest(out_dir, manifest)
@@ -171,6 +174,22 @@ def generate_pool(
         shards_skipped=skipped,
         seeds=seeds,
     )
+
+
+def pool_dp_record(path: str | os.PathLike) -> dict | None:
+    """The DP spend of the generator that made the pool at ``path`` (a pool folder, or one of its
+    shard files), as this project's generator recorded it in the pool's manifest:
+    ``{"epsilon", "delta", "generator_id"}``; None for a pool without that record (a non-DP
+    generator's, or one of unknown provenance)."""
+    path = Path(path)
+    manifest = (path if path.is_dir() else path.parent) / MANIFEST
+    if not manifest.is_file():
+        return None
+    meta = read_manifest(manifest)
+    record = meta.get("differential_privacy")
+    if not isinstance(record, dict) or record.get("epsilon") is None or record.get("delta") is None:
+        return None
+    return {"epsilon": float(record["epsilon"]), "delta": float(record["delta"]), "generator_id": meta.get("generator_id")}
 
 
 def read_pool(out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -367,14 +386,15 @@ def proxy_objective(training: pd.DataFrame, pool: pd.DataFrame, n_target: int, *
     sequential (``group_key``): the coherence pre-selection. Refinement, the dear stage, is left
     out: the proxy ranks pool sizes, it is not the final accuracy. Training only, never holdout.
     """
+    from synth_core.conform import conform_table
+
     if group_key is None:
-        from synth_core.select.flat import SelectionSettings, conform_to, prepare, stage_ipf, stage_trim
+        from synth_core.select.flat import SelectionSettings, prepare, stage_ipf, stage_trim
 
         settings = SelectionSettings(seed=seed)
-        problem = prepare(training, conform_to(pool, training), n_target, settings)
+        problem = prepare(training, conform_table(pool, training), n_target, settings)
         rows = stage_trim(problem, stage_ipf(problem, settings).rows, settings)
         return float(problem.objective_of(rows))
-    from synth_core.conform import conform_table
     from synth_core.select.sequential import SequentialSettings, prepare_groups, stage_coherence
 
     settings = SequentialSettings(seed=seed)

@@ -213,8 +213,7 @@ def _headline(page: Page, ev, dp: Mapping | None = None, reasons: bool = True) -
         cards.append(_dp_card(dp))
     parts.append(f'<div class="cards">{"".join(cards)}</div>')
     if dp is not None:
-        parts.append(note("The (ε, δ) covers the published table; the privacy gate above reads training and "
-                          "holdout and is not covered by it."))
+        parts.append(note(_dp_scope(dp)))
     fields = ["univariate", "bivariate", "trivariate", "coherence", "overall"]
     shown = [f for f in fields if acc.get(f) is not None]
     parts.append(table(pd.DataFrame({"part": shown, "accuracy": [pct(acc[f]) for f in shown],
@@ -232,6 +231,15 @@ def _schema(page: Page, schema: Sequence[Mapping] | None) -> None:
     parts = page.section("schema", "Columns")
     rows = [["" if entry.get(f) is None else entry.get(f) for f in SCHEMA_FIELDS] for entry in schema]
     parts.append(table(pd.DataFrame(rows, columns=list(SCHEMA_FIELDS))))
+
+
+def _dp_scope(dp: Mapping) -> str:
+    """What a run's (ε, δ) covers and what it does not, in the reader's words."""
+    covers = dp.get("covers") or ("the published table's dependence on any one training record"
+                                  if dp.get("epsilon") is not None else "selection's use of training only")
+    stated = dp.get("statement") or f"ε = {dp.get('epsilon') or dp.get('selection_epsilon'):.4g}, covering {covers}"
+    return (f"Differential privacy: {stated}. Not covered: the evaluation on this page (the privacy gate and the "
+            "accuracy figures read training and holdout) and anything released besides the table.")
 
 
 def _dp_card(dp: Mapping) -> str:

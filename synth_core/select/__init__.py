@@ -6,9 +6,11 @@ privacy guard (``_guard``, ``_guard_kernels``) and progress lines (``_progress``
 are :mod:`synth_core.select.flat` (rows) and :mod:`synth_core.select.sequential` (whole groups).
 """
 
+from synth_core.select._features import FeatureSet
 from synth_core.select._guard import GuardSettings, PoolGuard
 
 __all__ = [
+    "FeatureSet",
     "GuardSettings",
     "PoolGuard",
 ]

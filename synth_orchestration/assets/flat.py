@@ -237,11 +237,12 @@ def privacy_statement(spec, problem: SelectionProblem, trained_generator: dict) 
     from synth_core.dp import PrivacyStatement
 
     gen = trained_generator.get("privacy") or {}
+    known = gen.get("generator_epsilon") is not None
     statement = PrivacyStatement(problem.noisy.rho, budget.selection_delta, problem.noisy.sigma,
-                                 gen.get("generator_epsilon"), gen.get("generator_delta"))
-    return {**statement.to_dict(), "budget": budget.to_dict(), "privacy_guard": "off",
-            "covers": "the published table's dependence on any one training record" if statement.covers_generator
-            else "selection only: the pool's generator is not known to be DP"}
+                                 gen.get("generator_epsilon"), gen.get("generator_delta"),
+                                 generator_source="engine" if known else None,
+                                 generator_budget=(budget.generator_epsilon, budget.generator_delta))
+    return {**statement.to_dict(), "budget": budget.to_dict(), "privacy_guard": "off"}
 
 
 quality_report = quality_report_asset(

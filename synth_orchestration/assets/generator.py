@@ -52,8 +52,7 @@ def given_pool(spec) -> dict:
 
 def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_data: dict, settings: dict) -> dict:
     """Train, or reuse the stored generator when data version and training settings are unchanged."""
-    from synth_core.generate import GeneratorHandle, TrainingSettings, train_flat, train_sequential
-    from synth_core.generate._generator import DPTraining
+    from synth_core.generate import DPTraining, GeneratorHandle, TrainingSettings, train_flat, train_sequential
 
     budget = spec.privacy_budget
     dp = DPTraining(max_epsilon=budget.generator_epsilon, delta=budget.generator_delta) if budget else None

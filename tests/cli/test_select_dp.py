@@ -52,12 +52,25 @@ def test_dp_select_reports_the_budget_and_is_deterministic(files, capsys):
     dp = report["differential_privacy"]
     budget = PrivacyBudget(4.0, 1e-6)
     assert dp["selection_rho"] == pytest.approx(budget.selection_rho)
-    assert dp["epsilon"] == pytest.approx(4.0) and dp["delta"] == pytest.approx(1e-6)
+    # a pool file of unknown provenance: selection's own guarantee, never the budget's total
+    assert dp["epsilon"] is None and dp["generator_source"] is None
+    assert dp["selection_epsilon"] == pytest.approx(2.0) and dp["selection_delta"] == pytest.approx(5e-7)
     assert dp["selection_sigma"] == pytest.approx(math.sqrt(dp["tables"]) / math.sqrt(2 * dp["selection_rho"]))
     assert dp["tables"] == 15 + 105  # census: 15 columns' margins + all their pairs, no triples in DP mode
     assert report["guard"] is None and dp["privacy_guard"] == "off"
     assert len(pd.read_csv(root / "dp0.csv")) == 1500
-    assert "differential privacy: (ε, δ) = (4, 1e-06)" in text and "σ = " in text and "ρ = " in text
+    assert "differential privacy: (ε, δ) = (2, 5e-07) for selection's use of training only" in text
+    assert "depends on how the pool was made" in text and "σ = " in text and "ρ = " in text
+    assert "(4, 1e-06) for the output" not in text
+
+
+def test_a_stated_generator_epsilon_is_composed_on_its_condition(files, capsys):
+    out = files["root"] / "stated.csv"
+    assert _run(files, out, "--epsilon", "4", "--generator-epsilon", "1.5", "--json") in (0, 3)
+    dp = json.loads(capsys.readouterr().out)["differential_privacy"]
+    assert dp["generator_source"] == "stated" and dp["generator_epsilon"] == 1.5
+    assert dp["epsilon"] == pytest.approx(3.5) and dp["delta"] == pytest.approx(1e-6)
+    assert dp["statement"].startswith("(ε, δ) = (3.5, 1e-06) for the output if the pool is DP as stated")
 
 
 def test_dp_select_without_size_uses_the_noisy_count(files, capsys):

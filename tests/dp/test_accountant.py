@@ -67,6 +67,25 @@ def test_budget_split_and_composed_statement():
     assert PrivacyStatement(b.selection_rho, b.selection_delta, 1.0, None, None).epsilon is None
 
 
+def test_a_statement_says_what_it_covers_by_where_the_generators_spend_comes_from():
+    b = PrivacyBudget(epsilon=1.0, delta=1e-6)
+    gen = (b.generator_epsilon, b.generator_delta)
+    unknown = PrivacyStatement(b.selection_rho, b.selection_delta, 1.0, None, None, generator_budget=gen)
+    # the pool's provenance unknown: selection's own guarantee, never the budget's total
+    assert unknown.headline().startswith("(ε, δ) = (0.5, 5e-07) for selection's use of training only")
+    assert "depends on how the pool was made" in unknown.headline() and "(1, 1e-06)" in unknown.headline()
+    recorded = PrivacyStatement(b.selection_rho, b.selection_delta, 1.0, *gen, generator_source="pool record")
+    assert recorded.headline().startswith("(ε, δ) = (1, 1e-06) for the output: generator (0.5, 5e-07, recorded")
+    stated = PrivacyStatement(b.selection_rho, b.selection_delta, 1.0, *gen, generator_source="stated")
+    assert stated.headline().startswith("(ε, δ) = (1, 1e-06) for the output if the pool is DP as stated")
+    assert "not verified" in stated.covers
+    assert recorded.to_dict()["statement"] == recorded.headline()
+    with pytest.raises(InputError):
+        PrivacyStatement(b.selection_rho, b.selection_delta, 1.0, 0.5, None)
+    with pytest.raises(InputError):
+        PrivacyStatement(b.selection_rho, b.selection_delta, 1.0, *gen, generator_source="a rumour")
+
+
 @pytest.mark.parametrize("bad", [{"epsilon": 0}, {"epsilon": -1}, {"epsilon": float("inf")}, {"epsilon": 1, "delta": 0},
                                  {"epsilon": 1, "delta": 1.0}, {"epsilon": 1, "selection_share": 1.0},
                                  {"epsilon": 1, "selection_share": 0}, {"epsilon": 1, "sigma": 2}, {"delta": 1e-6},

@@ -3,16 +3,19 @@ model; about 90 s with the SDK server start and a sample, so marked slow like th
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
+from synth_core.cli import main
 from synth_core.errors import InputError
-from synth_core.generate import GeneratorHandle, TrainingSettings, train_flat
+from synth_core.generate import GeneratorHandle, TrainingSettings, generate_pool, pool_dp_record, train_flat
 from synth_core.generate._generator import DPTraining
 
 
 @pytest.mark.slow
-def test_dp_training_records_the_engines_epsilon(tmp_path, census_paths):
+def test_dp_training_records_the_engines_epsilon(tmp_path, census_paths, capsys):
     training = pd.read_csv(census_paths["training"]).iloc[:1500, :6]
     settings = TrainingSettings(model_size="small", max_epochs=1, seed=0, device="cpu")
     handle = train_flat(training, tmp_path / "g", settings, name="dp-test", dp=DPTraining(max_epsilon=4.0, delta=1e-6))
@@ -23,8 +26,24 @@ def test_dp_training_records_the_engines_epsilon(tmp_path, census_paths):
     reloaded = GeneratorHandle.load(tmp_path / "g")
     assert reloaded.dp_epsilon == handle.dp_epsilon
     sample = handle.sample(50, seed=0)
+    # the pool carries the engine's spend, and synth select --epsilon composes it as recorded
+    generate_pool(handle, 3000, tmp_path / "pool", seed=0)
     handle.close()
     assert list(sample.columns) == list(training.columns) and len(sample) == 50
+    record = {"epsilon": handle.dp_epsilon, "delta": handle.dp_delta, "generator_id": handle.generator_id}
+    assert pool_dp_record(tmp_path / "pool") == record
+    assert pool_dp_record(tmp_path / "pool" / "shard-00000.parquet") == record
+    training.to_csv(tmp_path / "training.csv", index=False)
+    args = ["select", "--training", str(tmp_path / "training.csv"), "--pool", str(tmp_path / "pool"), "--size", "1000",
+            "--epsilon", "8", "--force", "--json", "--output"]
+    capsys.readouterr()  # the engine's console so far
+    assert main([*args, str(tmp_path / "out.csv")]) in (0, 3)
+    dp = json.loads(capsys.readouterr().out)["differential_privacy"]
+    assert dp["generator_source"] == "pool record" and dp["generator_epsilon"] == handle.dp_epsilon
+    assert dp["epsilon"] == pytest.approx(handle.dp_epsilon + dp["selection_epsilon"])
+    # a stated ε that contradicts the record is refused (exit 2), nothing written
+    assert main([*args[:-1], "--generator-epsilon", "3.5", "--output", str(tmp_path / "out2.csv")]) == 2
+    assert "pool's DP record" in capsys.readouterr().err and not (tmp_path / "out2.csv").exists()
 
 
 @pytest.mark.parametrize("bad", [dict(max_epsilon=0, delta=1e-6), dict(max_epsilon=1, delta=1.0)])
@@ -55,3 +74,20 @@ def test_calibrated_noise_spends_the_budget(epsilon, epochs):
 
     assert epsilon * 0.97 <= spent(noise) <= epsilon
     assert spent(noise * 0.9) > epsilon
+
+
+@pytest.mark.parametrize("columns,row,error", [
+    ("epoch,steps,trn_loss", "1.0,3,2.5", "could not be read"),  # the engine stopped writing its spend
+    ("epoch,steps,dp_eps,dp_delta", "1.0,3,4.2,1e-6", "more than its budget"),
+])
+def test_a_dp_spend_that_cannot_be_accounted_for_fails_the_training(tmp_path, columns, row, error):
+    from synth_core.generate import EngineError
+    from synth_core.generate._generator import accounted_spend
+
+    folder = tmp_path / "ModelStore" / "tabular" / "model-data"
+    folder.mkdir(parents=True)
+    (folder / "progress-messages.csv").write_text(f"{columns}\n{row}\n")
+    with pytest.raises(EngineError, match=error):
+        accounted_spend(tmp_path, 4.0, "g-1")
+    (folder / "progress-messages.csv").write_text("epoch,steps,dp_eps,dp_delta\n1.0,3,1.2,1e-6\n2.0,6,3.9,1e-6\n")
+    assert accounted_spend(tmp_path, 4.0, "g-1") == (3.9, 1e-6)

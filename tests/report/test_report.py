@@ -134,15 +134,17 @@ def test_a_dp_run_states_its_budget_in_the_headline(reports):
 
     ev, plain = reports["fair"]
     assert "differential privacy" not in _visible(plain.html)
-    composed = PrivacyStatement(0.05, 5e-7, 30.0, 3.9, 5e-7)
+    composed = PrivacyStatement(0.05, 5e-7, 30.0, 3.9, 5e-7, generator_source="engine")
     text = _visible(build_report(ev, dp=composed.to_dict()).html)
     assert f"ε = {composed.epsilon:.3g}, δ = {composed.delta:.1e}" in text
     assert f"generator ε 3.9 (δ 5.0e-07) + selection ε {composed.selection_epsilon:.3g} (δ 5.0e-07)" in text
-    assert "not covered by it" in text
-    # a given pool: its generator is not known to be DP, so only selection's part is stated
-    alone = PrivacyStatement(0.05, 5e-7, 30.0, None, None).to_dict() | {"covers": "selection only: unknown generator"}
+    assert f"Differential privacy: (ε, δ) = ({composed.epsilon:.4g}, 1e-06) for the output" in text
+    assert "Not covered: the evaluation on this page" in text
+    # a given pool: its generator is not known to be DP, so only selection's part is stated, and said to be so
+    alone = PrivacyStatement(0.05, 5e-7, 30.0, None, None).to_dict()
     text = _visible(build_report(ev, dp=alone).html)
-    assert f"ε = {composed.selection_epsilon:.3g}" in text and "selection only: unknown generator" in text
+    assert f"ε = {composed.selection_epsilon:.3g}" in text and "depends on how the pool was made" in text
+    assert "for the output" not in text
 
 
 def _before(html: str, first: str, then: str) -> bool:

@@ -629,13 +629,6 @@ def run_selection(
     return problem, records
 
 
-def conform_to(frame: pd.DataFrame, training: pd.DataFrame, *, name: str = "pool",
-               identifiers: Sequence[str] = ()) -> pd.DataFrame:
-    """``frame`` with training's column order and dtypes; :class:`InputError` naming the
-    column and both types when values would be lost (see :func:`synth_core.conform.conform_table`)."""
-    return conform_table(frame, training, name=name, identifiers=identifiers)
-
-
 def output_table(training: pd.DataFrame, pool: pd.DataFrame | Sequence[str | Path], rows: np.ndarray) -> pd.DataFrame:
     """The selected rows (pool order) with training's column order and dtypes.
 
@@ -645,7 +638,7 @@ def output_table(training: pd.DataFrame, pool: pd.DataFrame | Sequence[str | Pat
     """
     from synth_core.io import read_rows
 
-    return conform_to(read_rows(pool, np.sort(np.asarray(rows, dtype=np.int64)), list(training.columns)), training)
+    return conform_table(read_rows(pool, np.sort(np.asarray(rows, dtype=np.int64)), list(training.columns)), training)
 
 
 def save_rows(path: Path, rows: np.ndarray) -> Path:

@@ -7,7 +7,8 @@ Pipeline (:func:`select_groups`), every stage a subset of ``n_target`` pool grou
 3. ``refined``: swaps on the full objective (:mod:`synth_core.select.sequential._group_refine`).
 
 Bins, features and targets come from the training table only (:mod:`synth_core.select.sequential._sequences`); a
-holdout is never seen here. :func:`run_sequential_select` is ``synth select --group-key``.
+holdout is never seen here. ``synth select --group-key`` runs :func:`select_groups`; printing, judging and the
+exit status are the command line's (:mod:`synth_core.cli`).
 """
 
 from __future__ import annotations
@@ -298,49 +299,6 @@ def select_groups(
                                timings, problem if keep_problem else None, plan.guard)
 
 
-# --------------------------------------------------------------------------------------------
-# CLI
-
-
-def stage_table(rows: list[dict]) -> str:
-    """Fixed-width table: one line per stage."""
-    header = (f"{'stage':<10} {'groups':>8} {'rows':>9} {'objective':>10} {'uni':>8} {'bi':>8} {'tri':>8} "
-              f"{'coh':>8} {'overall':>8} {'time_s':>7}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        acc = r["accuracy"]
-
-        def fmt(name: str) -> str:
-            return f"{acc[name]:.5f}" if acc.get(name) is not None else "-"
-
-        lines.append(
-            f"{r['stage']:<10} {r['groups']:>8,} {r['rows']:>9,} {r['objective']:>10.6f} {fmt('univariate'):>8} "
-            f"{fmt('bivariate'):>8} {fmt('trivariate'):>8} {fmt('coherence'):>8} {fmt('overall'):>8} "
-            f"{r['elapsed_s']:>7.1f}"
-        )
-    return "\n".join(lines)
-
-
-def run_sequential_select(args) -> int:
-    """``synth select --group-key KEY``: select groups, judge and write the output, print the report
-    (:func:`synth_core.cli._select.judge_and_write`). The holdout is read only for the evaluation."""
-    from synth_core.cli import judge_and_write, read_inputs
-
-    started = time.perf_counter()
-    training, pool, holdout = read_inputs(args)
-    sel = select_groups(training, pool, args.group_key, args.size,
-                        SequentialSettings(seed=args.seed, guard=GuardSettings(enabled=getattr(args, "privacy_guard", True))))
-    stages = []
-    for rec in sel.stages.values():
-        subset = sel.output(pool, rec.stage)
-        stages.append(({"stage": rec.stage, "groups": int(rec.groups.shape[0]), "rows": len(subset),
-                        "objective": rec.objective, "elapsed_s": rec.elapsed_s, "estimate": rec.breakdown,
-                        "details": rec.details}, subset))
-    return judge_and_write(args, training, holdout, stages, target=sel.n_target, selected=sel.final.groups,
-                           n_pool=sel.layout.n_groups, guard=sel.guard, table=stage_table, started=started,
-                           unit="groups", extra={"timings": sel.timings})
-
-
 __all__ = [
     "SequentialPlan",
     "SequentialSelection",
@@ -350,9 +308,7 @@ __all__ = [
     "groups_table",
     "prepare_groups",
     "random_stage",
-    "run_sequential_select",
     "select_groups",
     "stage_coherence",
     "stage_group_refine",
-    "stage_table",
 ]

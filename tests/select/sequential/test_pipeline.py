@@ -507,7 +507,7 @@ def test_cli_sequential_select(small, prize, tmp_path, capsys):
 
     # the table form, without a holdout (no privacy lines, the privacy gate not evaluated); a bad
     # size is a one-line error
-    from synth_core.select.sequential import run_sequential_select
+    from synth_core.cli._select import run_sequential_select
 
     args = types.SimpleNamespace(training=paths["training"], pool=paths["pool"], output=tmp_path / "o.csv",
                                  holdout=None, group_key=KEY, size=50, seed=0, json=False, privacy_guard=False)
