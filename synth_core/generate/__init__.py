@@ -1,11 +1,11 @@
-"""Generation: train a MOSTLY AI generator locally (``_generator``) and sample a candidate pool
-from it in resumable shards (``_pool``), of a fixed size or grown until one more shard no longer
-improves the selection's proxy objective (``AdaptivePool``, ``grow_pool``).
+"""Generation: train a MOSTLY AI generator locally (``_generator``; the SDK's internals in
+``_sdk``) and sample a candidate pool from it in resumable shards (``_pool``), of a fixed size or
+grown until one more shard no longer improves the selection's proxy objective (``AdaptivePool``,
+``grow_pool``).
 """
 
 from synth_core.generate._generator import (
     DPTraining,
-    EngineError,
     GeneratorHandle,
     TrainingSettings,
     train_flat,
@@ -27,6 +27,7 @@ from synth_core.generate._pool import (
     shard_sizes,
     stop_reason,
 )
+from synth_core.generate._sdk import EngineError
 
 __all__ = [
     "MIN_POOL_ROWS",

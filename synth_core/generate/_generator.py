@@ -11,6 +11,8 @@ generation keeps the child process.
 
 ``mostlyai`` (and through it torch) is imported lazily inside functions only: importing this
 module stays cheap, so the evaluation CLI can import ``synth_core`` without pulling in torch.
+Whatever depends on the SDK's private API or on-disk layout (the in-process job, progress files,
+output ZIP, job processes and logs, console) lives in ``synth_core.generate._sdk``.
 
 Layout of a ``workdir`` after training::
 
@@ -74,16 +76,12 @@ in a child process, not in this one. ``device="cuda"`` fails fast when no GPU is
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import shutil
 import threading
 import time
-import traceback
 import warnings
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -92,6 +90,25 @@ import numpy as np
 import pandas as pd
 
 from synth_core.errors import InputError
+from synth_core.generate._sdk import (
+    JOB_OUTPUT_LOG,  # noqa: F401  (importable from here, as before the SDK's internals moved to _sdk)
+    EngineError,
+    _capture_job_output,
+    _client,
+    _close_client,
+    _current_epoch,
+    _dataset_dir,
+    _generate_here,
+    _generator_dir,
+    _job_failure,
+    _quiet,
+    _read_synthetic,
+    _run_generation_job,
+    _versions,
+    _wait_for_job_process,
+    accounted_spend,
+    training_progress,
+)
 from synth_core.io import atomic_path
 from synth_core.schema import ENGINE_ENCODINGS, engine_encoding
 
@@ -116,7 +133,6 @@ PROGRESS_SECONDS = 15.0  # interval of training progress reports
 # progress(epochs trained so far or None, elapsed seconds, estimated seconds left or None)
 TrainingProgressFn = Callable[[float | None, float, float | None], None]
 POLL_SECONDS = 1.0  # job polling interval (the SDK's default is 2 s, its minimum 1 s)
-ENGINE_SEED_ENV = "MOSTLYAI_ENGINE_SEED"  # set by the engine's seeding for its worker processes
 
 
 @dataclass
@@ -300,7 +316,7 @@ class GeneratorHandle:
 
     @property
     def model_dir(self) -> Path:
-        return self.sdk_home / "generators" / self.generator_id
+        return _generator_dir(self.sdk_home, self.generator_id)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -308,7 +324,7 @@ class GeneratorHandle:
         data["settings"] = asdict(self.settings)
         data["version"] = HANDLE_VERSION
         data["sdk_home"] = SDK_DIR
-        data["model_path"] = str(Path(SDK_DIR) / "generators" / self.generator_id)
+        data["model_path"] = str(_generator_dir(Path(SDK_DIR), self.generator_id))
         return data
 
     def save(self) -> Path:
@@ -544,10 +560,8 @@ def _reporting(handle: GeneratorHandle, progress: TrainingProgressFn | None, sta
     done = threading.Event()
 
     def loop() -> None:
-        # the SDK trains under in_progress/<id> and moves the model to generators/<id> at the end
-        running = handle.sdk_home / "in_progress" / handle.generator_id
         while not done.wait(PROGRESS_SECONDS):
-            epochs = _current_epoch(running)
+            epochs = _current_epoch(handle.sdk_home, handle.generator_id)
             elapsed = time.monotonic() - started
             with contextlib.suppress(Exception):  # a failing logger must not break training
                 progress(epochs, elapsed, _eta(handle.settings, epochs, elapsed))
@@ -574,7 +588,7 @@ def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingPr
     with _device_env(handle.settings.device), _quiet():
         g = client.train(config=config, start=False, wait=False, progress_bar=False)
         handle.generator_id = g.id
-        with _stderr_to(_job_dir(handle.sdk_home, SDK_GENERATORS_DIR, g.id) / JOB_OUTPUT_LOG):
+        with _capture_job_output(_generator_dir(handle.sdk_home, g.id)):
             g.training.start()  # the job process inherits this stderr: the engine's traceback lands in the file
         with _reporting(handle, progress, started):
             g.training.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads g
@@ -583,174 +597,23 @@ def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingPr
     handle.generator_id = g.id
     status = str(getattr(g.training_status, "value", g.training_status))
     if status != "DONE":
-        raise _job_failure(f"training of generator {g.id}", _job_dir(handle.sdk_home, SDK_GENERATORS_DIR, g.id),
-                           status, replay=True)
-    handle.epochs, handle.engine_training_seconds = _training_progress(handle.model_dir)
+        raise _job_failure(f"training of generator {g.id}", _generator_dir(handle.sdk_home, g.id), status,
+                           replay=True)
+    handle.epochs, handle.engine_training_seconds = training_progress(handle.model_dir, g.id)
     if handle.dp is not None:
         handle.dp_epsilon, handle.dp_delta = accounted_spend(handle.model_dir, handle.dp["max_epsilon"], g.id)
     handle.sdk_version, handle.engine_version = _versions()
     handle.save()
     if previous and previous != g.id:  # retrained in the same workdir: drop the superseded model
-        shutil.rmtree(workdir / SDK_DIR / "generators" / str(previous), ignore_errors=True)
+        shutil.rmtree(_generator_dir(workdir / SDK_DIR, str(previous)), ignore_errors=True)
     return handle
 
 
 # ---------------------------------------------------------------------------------------------
-# SDK plumbing
+# devices and generation
 # ---------------------------------------------------------------------------------------------
 
-# The SDK's local home (mostlyai 6.2.0): generators/<id>/ and synthetic-datasets/<id>/ hold a
-# training and a generation job. Its job writes job.log there, tracebacks included, but only
-# while the job process's root logger is unconfigured; opacus configures it (to stderr) when the
-# engine is imported, so the engine's traceback usually reaches only the job's stderr, which we
-# capture in JOB_OUTPUT_LOG beside it.
-SDK_GENERATORS_DIR = "generators"
-SDK_DATASETS_DIR = "synthetic-datasets"
-SDK_JOB_LOG = "job.log"
-JOB_OUTPUT_LOG = "job-output.log"
-TRACEBACK_HEADER = "Traceback (most recent call last):"
-MAX_REASON_CHARS = 300  # an engine message can quote whole values: the one-line reason is cut here
-
-_CLIENTS: dict[Path, Any] = {}
-_CLIENTS_LOCK = threading.Lock()
 _ENV_LOCK = threading.Lock()
-_STDERR_LOCK = threading.Lock()
-
-
-class EngineError(RuntimeError):
-    """A training or generation job of the engine failed. The message is one line: the job, the
-    engine's own reason (the last line of the exception it raised) and the job's log (``log``)."""
-
-    def __init__(self, message: str, log: Path | None = None) -> None:
-        super().__init__(message)
-        self.log = log
-
-    def moved(self, log: Path) -> "EngineError":
-        """The same error naming ``log``, where the job's log was kept."""
-        text = str(self)
-        if self.log is not None:
-            text = text.replace(f"; log: {self.log}", f"; log: {log}")
-        return EngineError(text, log)
-
-
-def _job_dir(home: Path, kind_dir: str, job_id: str) -> Path:
-    return Path(home) / kind_dir / str(job_id)
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
-    """Point this process's stderr (file descriptor 2) at ``path`` while a job process is started,
-    so that the job inherits it. Other threads' stderr output in this window (one local HTTP call)
-    goes to the file too."""
-    import sys
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _STDERR_LOCK, open(path, "ab") as log:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):  # no usable stderr to redirect: start the job as it is
-            saved = None
-        if saved is None:
-            yield
-            return
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _engine_reason(log: Path) -> str | None:
-    """The last line of the last traceback in a job's log, its exception named without the module
-    (``OutOfBoundsDatetime: Out of bounds ...``); None when the log holds no traceback."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    reason, in_frames = None, False
-    for line in lines:
-        if TRACEBACK_HEADER in line:  # log lines carry a prefix: "<time>:ERROR:Traceback ..."
-            in_frames = True
-        elif in_frames and line.strip() and not line[0].isspace():  # frames are indented, the exception is not
-            reason, in_frames = line.strip(), False
-    if reason is None:
-        return None
-    name, sep, message = reason.partition(": ")
-    if all(part.isidentifier() for part in name.split(".")):
-        reason = name.rsplit(".", 1)[-1] + sep + message
-    return _one_line(reason)
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
-
-
-def _job_failure(what: str, job_dir: Path, status: str, *, error: str | None = None,
-                 replay: bool = False) -> EngineError:
-    """The error for a job that ended with ``status``: ``what`` failed, the engine's reason (from
-    the job's logs; else ``error``, the exception caught in this process) and the log to read.
-    ``replay``: copy the captured job output to this process's stderr, where it used to go."""
-    logs = [job_dir / name for name in (JOB_OUTPUT_LOG, SDK_JOB_LOG) if (job_dir / name).is_file()]
-    found = [(reason, path) for path in logs if (reason := _engine_reason(path))]
-    reason, log = found[0] if found else (error, logs[0] if logs else job_dir)
-    if replay and (job_dir / JOB_OUTPUT_LOG).is_file():
-        import sys
-
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write((job_dir / JOB_OUTPUT_LOG).read_text(errors="replace"))
-            sys.stderr.flush()
-    if reason:
-        reason = _one_line(reason)
-        head = f"{what} failed" if status == "FAILED" else f"{what} ended with status {status}"
-        return EngineError(f"{head}: {reason}; log: {log}", log)
-    return EngineError(f"{what} ended with status {status} and left no exception in its log; log: {log}", log)
-
-
-def _client(home: Path):
-    """One ``MostlyAI(local=True, local_dir=home)`` per home directory and process."""
-    home = Path(home).resolve()
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(home)
-        if client is None:
-            import rich
-            from mostlyai.sdk import MostlyAI
-
-            home.mkdir(parents=True, exist_ok=True)
-            console = rich.get_console()
-            was_quiet = console.quiet
-            try:  # quiet=True silences the SDK's banner but flips the global console: restore it
-                client = MostlyAI(local=True, local_dir=home, quiet=True)
-            finally:
-                console.quiet = was_quiet
-            _CLIENTS[home] = client
-        return client
-
-
-def _close_client(home: Path) -> None:
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.pop(Path(home).resolve(), None)
-    if client is not None:
-        with contextlib.suppress(Exception):
-            client.local_server.stop()
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the SDK's rich console messages ("Started training", ...) for one call."""
-    import rich
-
-    console = rich.get_console()
-    was_quiet = console.quiet
-    console.quiet = True
-    try:
-        yield
-    finally:
-        console.quiet = was_quiet
 
 
 def _resolve_device(device: str) -> str:
@@ -783,139 +646,6 @@ def _device_env(device: str) -> Iterator[None]:
                 os.environ["CUDA_VISIBLE_DEVICES"] = old
 
 
-def _versions() -> tuple[str | None, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = []
-    for pkg in ("mostlyai", "mostlyai-engine"):
-        try:
-            out.append(version(pkg))
-        except PackageNotFoundError:
-            out.append(None)
-    return out[0], out[1]
-
-
-def _training_progress(model_dir: Path) -> tuple[float | None, float | None]:
-    """Epochs trained and the engine's own training time, from its progress-messages.csv."""
-    epochs = seconds = None
-    for path in sorted(model_dir.glob("ModelStore/*/model-data/progress-messages.csv")):
-        try:
-            rows = list(csv.DictReader(io.StringIO(path.read_text())))
-        except OSError:
-            continue
-        if rows:
-            e, t = float(rows[-1]["epoch"]), float(rows[-1]["total_time"])
-            epochs = e if epochs is None else max(epochs, e)
-            seconds = t if seconds is None else seconds + t
-    return epochs, seconds
-
-
-def accounted_spend(model_dir: Path, max_epsilon: float, generator_id: str) -> tuple[float, float]:
-    """The engine's reported (ε, δ) of a DP training, or :class:`EngineError` when it cannot be read
-    (the SDK's layout drifted) or exceeds ``max_epsilon``: a run that cannot account for its spend
-    must fail rather than publish under a weaker statement."""
-    eps, delta = _dp_spent(model_dir)
-    if eps is None or delta is None:
-        raise EngineError(f"DP training of generator {generator_id} finished but the engine's ε and δ could not be "
-                          f"read from {model_dir / 'ModelStore'}: refusing to state a guarantee it cannot account for")
-    if eps > max_epsilon * (1 + 1e-6):
-        raise EngineError(f"DP training of generator {generator_id} spent ε = {eps:.4g}, more than its budget "
-                          f"max_epsilon = {max_epsilon:.4g}")
-    return eps, delta
-
-
-def _dp_spent(model_dir: Path) -> tuple[float | None, float | None]:
-    """The ε and δ the engine reported, from its progress-messages.csv: the largest ``dp_eps`` of
-    any epoch (ε only grows while DP-SGD runs, and the choice of the kept checkpoint depends on
-    every epoch trained), summed over the model's tables."""
-    eps = delta = None
-    for path in sorted(model_dir.glob("ModelStore/*/model-data/progress-messages.csv")):
-        try:
-            rows = list(csv.DictReader(io.StringIO(path.read_text())))
-        except OSError:
-            continue
-        spent = [float(r["dp_eps"]) for r in rows if r.get("dp_eps") not in (None, "")]
-        deltas = [float(r["dp_delta"]) for r in rows if r.get("dp_delta") not in (None, "")]
-        if spent:
-            eps = max(spent) + (eps or 0.0)
-            delta = max(deltas) + (delta or 0.0) if deltas else delta
-    return eps, delta
-
-
-def _wait_for_job_process(job_id: str, timeout_s: float = 300.0) -> None:
-    """Wait for the SDK's job subprocess of ``job_id`` to exit.
-
-    The local SDK reports training as done and then, in the same subprocess, samples a few probe
-    rows into its home folder; moving or deleting that folder before the process exits breaks the
-    probe and can leave stray files behind.
-    """
-    import psutil
-
-    mine = []
-    for proc in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):  # gone or a zombie already: nothing to wait for
-            if job_id in " ".join(proc.cmdline()):
-                mine.append(proc)
-    psutil.wait_procs(mine, timeout=timeout_s)
-
-
-def _current_epoch(model_dir: Path) -> float | None:
-    """Epoch of the table being trained now (its progress file is the most recently written)."""
-    files = list(model_dir.glob("*/ModelStore/model-data/progress-messages.csv"))
-    if not files:
-        return None
-    with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
-        latest = max(files, key=lambda p: p.stat().st_mtime)
-        return float(list(csv.DictReader(io.StringIO(latest.read_text())))[-1]["epoch"])
-    return None
-
-
-def _generate_here(device: str) -> bool:
-    """Whether a generation job may run in this process (module docstring): not where it must be
-    kept off a GPU this process sees, and only while the SDK has the job function we call."""
-    try:
-        from mostlyai.sdk._local.execution.jobs import execute_generation_job  # noqa: F401
-    except ImportError:
-        return False
-    if device == "cpu":
-        import torch
-
-        return not torch.cuda.is_available()
-    return True
-
-
-def _run_generation_job(sd_id: str, home: Path) -> str | None:
-    """The SDK's generation job for ``sd_id``, run here; returns the job's error, if any (it also
-    marks the dataset failed: the caller reads the status). What it changes in this process is
-    put back: the root logger (``logging.basicConfig`` to its job log) and the engine's seed
-    variable, which child processes started later would inherit."""
-    import logging
-
-    from mostlyai.sdk._local.execution.jobs import execute_generation_job
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    seed_env = os.environ.get(ENGINE_SEED_ENV)
-    try:
-        execute_generation_job(sd_id, Path(home))
-    except Exception as exc:  # the job has marked itself failed; the caller reports it
-        # the SDK's job.log exists only when the root logger was unconfigured: keep the traceback
-        with contextlib.suppress(OSError):
-            with open(_job_dir(Path(home), SDK_DATASETS_DIR, sd_id) / JOB_OUTPUT_LOG, "a") as log:
-                log.write(traceback.format_exc())
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        for added in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(added)
-            added.close()
-        root.setLevel(level)
-        if seed_env is None:
-            os.environ.pop(ENGINE_SEED_ENV, None)
-        else:
-            os.environ[ENGINE_SEED_ENV] = seed_env
-    return None
-
-
 def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: float,
                      in_process: bool | None = None) -> dict[str, pd.DataFrame]:
     """Run one SDK generation job and return its raw tables; the job's files are deleted after.
@@ -944,13 +674,13 @@ def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: fl
     here = _generate_here(handle.settings.device) if in_process is None else in_process
     with _device_env(handle.settings.device), _quiet():
         sd = client.generate(handle.generator_id, config=config, start=False, wait=False, progress_bar=False)
-        job_dir = _job_dir(handle.sdk_home, SDK_DATASETS_DIR, sd.id)
+        job_dir = _dataset_dir(handle.sdk_home, sd.id)
         error = None
         if here:
             error = _run_generation_job(sd.id, handle.sdk_home)
             sd.reload()
         else:
-            with _stderr_to(job_dir / JOB_OUTPUT_LOG):
+            with _capture_job_output(job_dir):
                 sd.generation.start()
             sd.generation.wait(progress_bar=False, interval=POLL_SECONDS)  # reloads sd
     status = str(getattr(sd.generation_status, "value", sd.generation_status))
@@ -964,21 +694,6 @@ def _generate_tables(handle: GeneratorHandle, n: int, seed: int, temperature: fl
     finally:
         with contextlib.suppress(Exception):
             sd.delete()
-
-
-def _read_synthetic(sd_dir: Path, sd) -> dict[str, pd.DataFrame]:
-    """Read the job's parquet parts in file-name order (the SDK's own download does not sort)."""
-    zip_path = sd_dir / "ZIP" / "synthetic-parquet-data.zip"
-    if not zip_path.is_file():  # layout changed in a later SDK: fall back to its download
-        data = sd.data(return_type="dict")
-        return {k: v.reset_index(drop=True) for k, v in data.items()}
-    tables: dict[str, list[pd.DataFrame]] = {}
-    with zipfile.ZipFile(zip_path) as z:
-        for member in sorted(n for n in z.namelist() if n.endswith(".parquet")):
-            table = member.split("/", 1)[0]
-            with z.open(member) as fh:
-                tables.setdefault(table, []).append(pd.read_parquet(io.BytesIO(fh.read())))
-    return {t: pd.concat(parts, ignore_index=True) for t, parts in tables.items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_calibrated_noise_spends_the_budget(epsilon, epochs):
 ])
 def test_a_dp_spend_that_cannot_be_accounted_for_fails_the_training(tmp_path, columns, row, error):
     from synth_core.generate import EngineError
-    from synth_core.generate._generator import accounted_spend
+    from synth_core.generate._sdk import accounted_spend
 
     folder = tmp_path / "ModelStore" / "tabular" / "model-data"
     folder.mkdir(parents=True)

@@ -12,16 +12,14 @@ import pandas as pd
 import pytest
 
 import synth_core.generate._generator as gen
-from synth_core.generate._generator import (
+from synth_core.generate._generator import TrainingSettings, _generate_tables, train_flat
+from synth_core.generate._sdk import (
     JOB_OUTPUT_LOG,
     MAX_REASON_CHARS,
     SDK_JOB_LOG,
     EngineError,
-    TrainingSettings,
     _engine_reason,
-    _generate_tables,
     _job_failure,
-    train_flat,
 )
 
 TINY = dict(model_size="small", max_epochs=1, max_training_time_min=None, seed=1, device="cpu")

@@ -283,7 +283,8 @@ def test_generation_in_this_process_equals_the_servers_child_process(flat_handle
     import logging
     import os
 
-    from synth_core.generate._generator import ENGINE_SEED_ENV, _generate_here, _generate_tables
+    from synth_core.generate._generator import _generate_tables
+    from synth_core.generate._sdk import ENGINE_SEED_ENV, _generate_here
 
     assert _generate_here("auto") and _generate_here("cpu")  # this machine has no GPU
     root = logging.getLogger()
