@@ -226,7 +226,7 @@ def format_privacy(ev: Evaluation) -> list[str]:
     skip = {"n", "n_synthetic", "rows", "dcr_share_ci", "membership_auc_ci", "membership_attack", "membership_auc_by_attack",
             "membership_auc_two_sided_ci", "membership_attack_two_sided", "membership_direction",
             "membership_auc_ci_by_attack", "membership_tpr_at_fpr", "attribute_inference_risk_ci",
-            "linkability_risk_ci"}
+            "linkability_risk_ci", "singling_out_risk_ci"}
     for key, value in p.items():
         if key in skip or value is None:
             continue

@@ -17,6 +17,15 @@ units and distance (:mod:`synth_core.metrics._privacy`: categorical codes, numbe
     the columns each, seeded) and links them through the synthetic table: a target's two parts
     are linked when their closest synthetic units on either half are the same unit.
 
+``singling_out``
+    The attacker wants a description that fits exactly one person. From a synthetic unit he
+    builds the shortest conjunction of its values (columns in a random order; a category
+    equal, a number within :data:`SINGLING_OUT_WINDOW` rank units) that fits no other unit of
+    the synthetic table, and the description succeeds on a table when it fits exactly one of
+    its units. Members and controls are equally many, so a generator that learned the
+    population singles out either as often; one that reproduces its training records hands
+    the attacker descriptions of them.
+
 A success rate alone says little: common values are guessed right for anybody. Each attack
 therefore runs on members (training units) and on controls (holdout units, which the generator
 never saw), and the risk is the share of the members' success that the controls do not
@@ -40,6 +49,9 @@ NUMERIC_TOLERANCE = 0.05  # a numeric guess is right within this many rank units
 MAX_SECRETS = 6  # secret columns tried by the attribute-inference attack
 MAX_TARGETS = 1_000  # members (and as many controls) attacked
 MAX_SYNTHETIC = 10_000  # synthetic units the attacker searches (a sample dilutes a leak; the cost grows with it)
+SINGLING_OUT_WINDOW = 0.005  # a number fits a description within this many rank units (half a percentile)
+SINGLING_OUT_QUERIES = 2_000  # synthetic units the attacker tries to describe
+MAX_SINGLING_OUT = 25_000  # units per table (members, controls, synthetic): a subsample would dilute a copy
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,97 @@ def inference_risks(members: Encoded, controls: Encoded, synthetic: Encoded, see
     linkability = InferenceRisk(link_risk, _interval(link_risk, np.sqrt(link_var)), link["members"],
                                 link["controls"], n)
     return {"attribute_inference": attribute, "linkability": linkability}
+
+
+def singling_out(members: Encoded, controls: Encoded, synthetic: Encoded, seed: int = 0) -> InferenceRisk | None:
+    """Singling-out risk of ``synthetic`` (module docstring): members and controls of the same
+    number (at most :data:`MAX_SINGLING_OUT`); ``None`` when a table is empty or the units have
+    fewer than two columns, or when no synthetic unit can be described uniquely."""
+    rng = np.random.default_rng([seed, 0x50])
+    n = min(members.n, controls.n, MAX_SINGLING_OUT)
+    n_cat, n_num = members.cat.shape[1], members.num.shape[1]
+    if n < 1 or synthetic.n < 2 or n_cat + n_num < 2:
+        return None
+    members = _take(members, np.sort(rng.choice(members.n, n, replace=False)))
+    controls = _take(controls, np.sort(rng.choice(controls.n, n, replace=False)))
+    if synthetic.n > MAX_SINGLING_OUT:
+        synthetic = _take(synthetic, np.sort(rng.choice(synthetic.n, MAX_SINGLING_OUT, replace=False)))
+    queries = rng.choice(synthetic.n, min(SINGLING_OUT_QUERIES, synthetic.n), replace=False).astype(np.int64)
+    # column order per query: categorical columns as 0..n_cat-1, numeric as n_cat..
+    order = np.argsort(rng.random((len(queries), n_cat + n_num)), axis=1).astype(np.int64)
+    length = np.zeros(len(queries), dtype=np.int64)
+    _describe(synthetic.cat, synthetic.num, queries, order, SINGLING_OUT_WINDOW, length)
+    kept = length > 0
+    if not kept.any():
+        return None
+    q, o, ln = queries[kept], order[kept], length[kept]
+    rates = {}
+    for who, t in (("members", members), ("controls", controls)):
+        fits = np.zeros(len(q), dtype=np.int64)
+        _count_fits(synthetic.cat, synthetic.num, q, o, ln, SINGLING_OUT_WINDOW, t.cat, t.num, fits)
+        rates[who] = float(np.mean(fits == 1))
+    risk, var = _risk(rates["members"], rates["controls"], len(q))
+    return InferenceRisk(risk, _interval(risk, np.sqrt(var)), rates["members"], rates["controls"], int(len(q)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _fits(s_cat, s_num, i, r_cat, r_num, j, col, n_cat, window):
+    """Whether unit ``j`` of ``r`` shares unit ``i``'s value of column ``col`` (categories equal;
+    numbers within ``window``, or both missing)."""
+    if col < n_cat:
+        return s_cat[i, col] == r_cat[j, col]
+    a, b = s_num[i, col - n_cat], r_num[j, col - n_cat]
+    if a != a or b != b:
+        return (a != a) and (b != b)
+    return abs(a - b) <= window
+
+
+@numba.njit(cache=True, nogil=True)
+def _describe(s_cat, s_num, queries, order, window, length):
+    """For each query unit, the number of its first columns (in its order) whose values fit no
+    other synthetic unit; 0 when even all columns fit another unit (it cannot be singled out)."""
+    n_cat = s_cat.shape[1]
+    n = s_num.shape[0]
+    alive = np.empty(n, dtype=np.int64)
+    for k in range(queries.shape[0]):
+        i = queries[k]
+        m = 0
+        for j in range(n):
+            if j != i:
+                alive[m] = j
+                m += 1
+        for step in range(order.shape[1]):
+            col = order[k, step]
+            kept = 0
+            for a in range(m):
+                j = alive[a]
+                if _fits(s_cat, s_num, i, s_cat, s_num, j, col, n_cat, window):
+                    alive[kept] = j
+                    kept += 1
+            m = kept
+            if m == 0:
+                length[k] = step + 1
+                break
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_fits(s_cat, s_num, queries, order, length, window, t_cat, t_num, out):
+    """How many units of the target table fit each query's description (stops counting at 2)."""
+    n_cat = s_cat.shape[1]
+    for k in range(queries.shape[0]):
+        i = queries[k]
+        count = 0
+        for j in range(t_num.shape[0]):
+            ok = True
+            for step in range(length[k]):
+                if not _fits(s_cat, s_num, i, t_cat, t_num, j, order[k, step], n_cat, window):
+                    ok = False
+                    break
+            if ok:
+                count += 1
+                if count > 1:
+                    break
+        out[k] = count
 
 
 def _take(units: Encoded, rows: np.ndarray) -> Encoded:

@@ -86,7 +86,7 @@ from scipy.special import gammaln
 from scipy.stats import norm
 
 from synth_core.errors import InputError
-from synth_core.metrics._inference import MAX_SYNTHETIC, MAX_TARGETS, inference_risks
+from synth_core.metrics._inference import MAX_SINGLING_OUT, MAX_SYNTHETIC, MAX_TARGETS, inference_risks, singling_out
 from synth_core.metrics._membership import Z95, Encoded, Fold, MembershipResult, membership_audit
 from synth_core.metrics._nn_kernels import k_nearest_distances
 from synth_core.metrics._units import (
@@ -169,6 +169,9 @@ class PrivacyResult:
         The encoded column inferred with the highest risk.
     linkability_risk, linkability_risk_ci : optional
         The same for linking two halves of a record's columns through the synthetic table.
+    singling_out_risk, singling_out_risk_ci : optional
+        The same for descriptions built from synthetic units that fit exactly one record
+        (members and controls equally many).
     excluded_columns : dict
         Columns left out of distances and exact copies, with the reason.
     exact_copy_training_matched, exact_copy_holdout_matched : float, optional
@@ -215,6 +218,8 @@ class PrivacyResult:
     attribute_inference_worst: str | None = None
     linkability_risk: float | None = None
     linkability_risk_ci: tuple[float, float] | None = None
+    singling_out_risk: float | None = None
+    singling_out_risk_ci: tuple[float, float] | None = None
     excluded_columns: dict[str, str] = field(default_factory=dict)
     exact_copy_training_matched: float | None = None
     exact_copy_holdout_matched: float | None = None
@@ -661,21 +666,28 @@ def _distance_figures(encoded: Callable[[str, np.ndarray], Encoded], picked: dic
 
 
 def _inference(count, encoded, seed) -> dict:
-    """Attribute-inference and linkability risks, training units against holdout units as the
-    control set (:mod:`synth_core.metrics._inference`; it draws its own targets)."""
+    """Attribute-inference, linkability and singling-out risks, training units against holdout
+    units as the control set (:mod:`synth_core.metrics._inference`; it draws its own targets)."""
     if min(count.values()) < 1:
         return {}
     # encode only what the attacks can use (a stream of its own: the other draws stay put)
     rng = np.random.default_rng([seed, 2])
     caps = {"training": MAX_TARGETS, "holdout": MAX_TARGETS, "synthetic": MAX_SYNTHETIC}
     rows = {t: np.sort(rng.choice(count[t], min(count[t], caps[t]), replace=False)) for t in caps}
-    return inference_risks(*(encoded(t, rows[t]) for t in caps), seed=seed)
+    risks = inference_risks(*(encoded(t, rows[t]) for t in caps), seed=seed)
+    # singling out needs the tables nearly whole: a sample would rarely hold the record a copy describes
+    rng = np.random.default_rng([seed, 3])
+    rows = {t: np.sort(rng.choice(count[t], min(count[t], MAX_SINGLING_OUT), replace=False)) for t in caps}
+    found = singling_out(*(encoded(t, rows[t]) for t in caps), seed=seed)
+    if found is not None:
+        risks["singling_out"] = found
+    return risks
 
 
 def _risk_fields(risks: dict) -> dict[str, Any]:
     """The :class:`PrivacyResult` fields of the inference risks (None each when they did not run)."""
     out = {}
-    for name in ("attribute_inference", "linkability"):
+    for name in ("attribute_inference", "linkability", "singling_out"):
         r = risks.get(name)
         out[f"{name}_risk"] = None if r is None else r.risk
         out[f"{name}_risk_ci"] = None if r is None else r.risk_ci

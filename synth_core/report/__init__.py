@@ -341,7 +341,8 @@ def _privacy(page: Page, data: ReportData, ev, selection: Mapping[str, float] | 
                      f"{(p.membership_attack_two_sided or '').replace('_', ' ')}: members sit {p.membership_direction} "
                      "(closer to / farther from the synthetic data)"))
     for name, label in (("attribute_inference", "attribute inference risk (a hidden column from the others)"),
-                        ("linkability", "linkability risk (two halves of a record's columns)")):
+                        ("linkability", "linkability risk (two halves of a record's columns)"),
+                        ("singling_out", "singling-out risk (a description that fits one record)")):
         value = getattr(p, f"{name}_risk")
         if value is not None:
             rows.append((label, f"{dec(value)} (95 % CI {interval(getattr(p, f'{name}_risk_ci'), dec)}; 0 = members "

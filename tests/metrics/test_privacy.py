@@ -129,7 +129,7 @@ def test_two_sided_audit_catches_a_table_that_avoids_training(census_teeth):
 
 def test_inference_risks_against_a_control_set(census_teeth, census):
     fair, near = census_teeth["fair"], census_teeth["near_copies"]
-    for name in ("attribute_inference_risk", "linkability_risk"):
+    for name in ("attribute_inference_risk", "linkability_risk", "singling_out_risk"):
         low, high = getattr(fair, f"{name}_ci")
         assert low <= 0.0 <= high, (name, low, high)  # nothing leaks: members no easier than controls
     # 10 % near-copies of training rows: a record's two halves lead to the same synthetic unit
@@ -140,6 +140,8 @@ def test_inference_risks_against_a_control_set(census_teeth, census):
     copied.iloc[:2_000] = census["training_half"].iloc[:2_000].to_numpy()
     leaky = privacy_metrics(census["training_half"], census["half_b"], copied, seed=1)
     assert leaky.attribute_inference_risk_ci[0] > 0 and leaky.linkability_risk_ci[0] > 0.05
+    # copies hand the attacker descriptions that fit their training record alone
+    assert leaky.singling_out_risk_ci[0] > 0.01 and leaky.singling_out_risk > fair.singling_out_risk + 0.02
 
 
 def test_gate_mirror_rules_by_hand(census_clean):
