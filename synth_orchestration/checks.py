@@ -61,21 +61,14 @@ def _check(name: str, passed: bool, description: str, metadata: dict) -> dg.Asse
     )
 
 
-def integrity_problems(final: pd.DataFrame, training: pd.DataFrame, target: int, rows: np.ndarray, n_pool: int,
-                       group_key: str | None) -> list[str]:
-    """The integrity check's failed conditions (:func:`synth_core.metrics._gate.integrity`); empty when it passes."""
-    from synth_core.metrics import integrity
-
-    return list(integrity(final, training, target=target, rows=rows, n_pool=n_pool, group_key=group_key).reasons)
-
-
 def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, group_key, target, rows, n_pool, out: Path) -> dict:
-    """Evaluate the output and a random pool sample against training ∪ holdout; judge the three checks.
+    """Evaluate the output and a random pool sample against training ∪ holdout; judge the three checks
+    (:func:`synth_core.metrics.judge`) and turn them into the asset's check results, figures and files.
 
     The rules and their defaults live in :mod:`synth_core.metrics._gate`; ``settings`` (the run's merged config)
     overrides the thresholds it names.
     """
-    from synth_core.metrics import GateSettings, accuracy_floor, evaluate, integrity, privacy_gate
+    from synth_core.metrics import GateSettings, evaluate, judge
 
     gate = GateSettings.from_mapping(settings)
     # the report's pictures come from this evaluation too (kept with details): the output is evaluated once
@@ -84,14 +77,11 @@ def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, gro
         pickle.dump(ev, fh, protocol=pickle.HIGHEST_PROTOCOL)
     base = evaluate(training, baseline, holdout, group_key=group_key, seed=gate.eval_seed, gate=gate)
     acc, base_acc = ev.accuracy.to_dict(), base.accuracy.to_dict()
-    priv, base_priv = ev.privacy.to_dict(), base.privacy.to_dict()
-    verdicts = [
-        accuracy_floor(acc, base_acc, gate),
-        privacy_gate(ev.privacy, gate),
-        integrity(final, training, target=target, rows=rows, n_pool=n_pool, group_key=group_key),
-    ]
+    priv, base_priv = ev.privacy.to_dict(), base.privacy.to_dict()  # the pipelines always hold a holdout
+    verdict = judge(ev, base, final=final, training=training, target=target, selected=rows, n_pool=n_pool,
+                    group_key=group_key, settings=gate)
     checks = [_check(v.name, v.passed, v.description, {k: x for k, x in v.figures.items() if x is not None})
-              for v in verdicts]
+              for v in verdict.checks]
     evaluation = {
         "final": {"accuracy": acc, "privacy": priv},
         "random": {"accuracy": base_acc, "privacy": base_priv, "privacy_gate": base.privacy_gate.to_dict()},
@@ -105,7 +95,7 @@ def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, gro
     figures["eval_overall_max"] = acc["overall_max"]
     figures.update({k: v for k, v in priv.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     for name in ("dcr_share_ci", "membership_auc_ci", "membership_auc_two_sided_ci", "attribute_inference_risk_ci",
-                 "linkability_risk_ci"):  # intervals: two figures
+                 "linkability_risk_ci", "singling_out_risk_ci"):  # intervals: two figures
         if priv.get(name):
             figures[f"{name}_low"], figures[f"{name}_high"] = priv[name]
     for attack, value in (priv.get("membership_auc_by_attack") or {}).items():

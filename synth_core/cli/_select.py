@@ -13,7 +13,6 @@ import logging
 import math
 import sys
 import time
-from typing import Callable
 
 import pandas as pd
 
@@ -26,17 +25,20 @@ EXIT_CHECK_FAILED = 3
 
 
 def stage_table(rows: list[dict]) -> str:
-    """Fixed-width table: one line per stage."""
-    header = f"{'stage':<9} {'rows':>9} {'objective':>10} {'uni':>8} {'bi':>8} {'tri':>8} {'coh':>8} {'overall':>8} {'time_s':>7}"
+    """Fixed-width table: one line per stage, with a ``groups`` column when the rows carry one
+    (group selection) and "-" for an accuracy figure that was not measured."""
+    groups = any("groups" in r for r in rows)
+    stage = 10 if groups else 9
+    header = (f"{'stage':<{stage}} " + (f"{'groups':>8} " if groups else "")
+              + f"{'rows':>9} {'objective':>10} {'uni':>8} {'bi':>8} {'tri':>8} {'coh':>8} {'overall':>8} {'time_s':>7}")
     lines = [header, "-" * len(header)]
     for r in rows:
         acc = r["accuracy"]
-        coh = f"{acc['coherence']:.5f}" if acc.get("coherence") is not None else "-"
-        tri = f"{acc['trivariate']:.5f}" if acc.get("trivariate") is not None else "-"
-        bi = f"{acc['bivariate']:.5f}" if acc.get("bivariate") is not None else "-"
+        cells = (f"{acc[name]:.5f}" if acc.get(name) is not None else "-"
+                 for name in ("univariate", "bivariate", "trivariate", "coherence", "overall"))
         lines.append(
-            f"{r['stage']:<9} {r['rows']:>9,} {r['objective']:>10.6f} {acc['univariate']:>8.5f} {bi:>8} "
-            f"{tri:>8} {coh:>8} {acc['overall']:>8.5f} {r['elapsed_s']:>7.1f}"
+            f"{r['stage']:<{stage}} " + (f"{r['groups']:>8,} " if groups else "")
+            + f"{r['rows']:>9,} {r['objective']:>10.6f} " + " ".join(f"{c:>8}" for c in cells) + f" {r['elapsed_s']:>7.1f}"
         )
     return "\n".join(lines)
 
@@ -120,8 +122,7 @@ def run_select(args) -> int:
     stages = [({"stage": rec.stage, "rows": len(rec.rows), "objective": rec.objective, "elapsed_s": rec.elapsed_s,
                 "details": rec.details}, output_table(training, pool, rec.rows)) for rec in records]
     return judge_and_write(args, training, holdout, stages, target=size, selected=records[-1].rows,
-                           n_pool=problem.n_pool, guard=problem.guard, table=stage_table, started=started,
-                           unit="rows")
+                           n_pool=problem.n_pool, guard=problem.guard, started=started, unit="rows")
 
 
 def generator_spend(args, budget) -> tuple[float | None, float | None, str | None]:
@@ -166,27 +167,8 @@ def run_dp_select(args, budget, started: float) -> int:
     stages = [({"stage": rec.stage, "rows": len(rec.rows), "objective": rec.objective, "elapsed_s": rec.elapsed_s,
                 "details": rec.details}, output_table(training, pool, rec.rows)) for rec in records]
     return judge_and_write(args, training, holdout, stages, target=problem.n_target, selected=records[-1].rows,
-                           n_pool=problem.n_pool, guard=None, table=stage_table, started=started, unit="rows",
+                           n_pool=problem.n_pool, guard=None, started=started, unit="rows",
                            extra={"differential_privacy": figures}, notes=dp_lines(figures))
-
-
-def group_stage_table(rows: list[dict]) -> str:
-    """Fixed-width table: one line per stage of the group selection."""
-    header = (f"{'stage':<10} {'groups':>8} {'rows':>9} {'objective':>10} {'uni':>8} {'bi':>8} {'tri':>8} "
-              f"{'coh':>8} {'overall':>8} {'time_s':>7}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        acc = r["accuracy"]
-
-        def fmt(name: str) -> str:
-            return f"{acc[name]:.5f}" if acc.get(name) is not None else "-"
-
-        lines.append(
-            f"{r['stage']:<10} {r['groups']:>8,} {r['rows']:>9,} {r['objective']:>10.6f} {fmt('univariate'):>8} "
-            f"{fmt('bivariate'):>8} {fmt('trivariate'):>8} {fmt('coherence'):>8} {fmt('overall'):>8} "
-            f"{r['elapsed_s']:>7.1f}"
-        )
-    return "\n".join(lines)
 
 
 def run_sequential_select(args) -> int:
@@ -207,8 +189,8 @@ def run_sequential_select(args) -> int:
                         "objective": rec.objective, "elapsed_s": rec.elapsed_s, "estimate": rec.breakdown,
                         "details": rec.details}, subset))
     return judge_and_write(args, training, holdout, stages, target=sel.n_target, selected=sel.final.groups,
-                           n_pool=sel.layout.n_groups, guard=sel.guard, table=group_stage_table, started=started,
-                           unit="groups", extra={"timings": sel.timings})
+                           n_pool=sel.layout.n_groups, guard=sel.guard, started=started, unit="groups",
+                           extra={"timings": sel.timings})
 
 
 def dp_lines(f: dict) -> list[str]:
@@ -224,16 +206,17 @@ def dp_lines(f: dict) -> list[str]:
 
 
 def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, stages: list[tuple[dict, pd.DataFrame]],
-                    *, target: int, selected, n_pool: int, guard, table: Callable[[list[dict]], str], started: float,
-                    unit: str, extra: dict | None = None, notes: list[str] | None = None) -> int:
-    """Evaluate the stages, judge the final one with the gate's three checks, write it when they pass
-    (or with ``--force``), print the report; returns the exit status.
+                    *, target: int, selected, n_pool: int, guard, started: float, unit: str,
+                    extra: dict | None = None, notes: list[str] | None = None) -> int:
+    """Evaluate the stages, judge the final one with the gate (:func:`synth_core.metrics.judge`), write
+    it when the checks pass (or with ``--force``), print the report; returns the exit status.
 
     ``stages``: (record, table) per stage, first the random pool sample, last the output. Every
-    stage is scored for accuracy against training ∪ holdout; privacy only for the first and the
-    last (the holdout takes no part in the selection itself). Evaluation uses the gate's seed.
+    stage is scored for accuracy against training ∪ holdout (the stage table); privacy only for the
+    first and the last (the holdout takes no part in the selection itself). Evaluation uses the
+    gate's seed and default thresholds; without a holdout the privacy check is not evaluated.
     """
-    from synth_core.metrics import GateSettings, accuracy_floor, evaluate, integrity
+    from synth_core.metrics import GateSettings, evaluate, judge
 
     gate = GateSettings()
     key = args.group_key
@@ -247,22 +230,20 @@ def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, 
         rows.append(row)
         evaluations.append(ev)
     final = stages[-1][1]
-    checks = {"accuracy_floor": accuracy_floor(rows[-1]["accuracy"], rows[0]["accuracy"], gate),
-              "privacy_gate": evaluations[-1].privacy_gate,
-              "integrity": integrity(final, training, target=target, rows=selected, n_pool=n_pool, group_key=key)}
-    passed = all(c is None or c.passed for c in checks.values())
+    verdict = judge(evaluations[-1], evaluations[0], final=final, training=training, target=target,
+                    selected=selected, n_pool=n_pool, group_key=key, settings=gate)
+    passed = verdict.passed
     written = passed or bool(getattr(args, "force", False))
     if written:  # date-like text back in the source's format
         schema = getattr(args, "schema", None)
         write_table(final if schema is None else schema.restore(final), args.output)
     total = time.perf_counter() - started
-    verdicts = {name: (c.to_dict() if c is not None else None) for name, c in checks.items()}
     if args.json:
         print(json.dumps({"stages": rows, **(extra or {}), "guard": guard.figures() if guard is not None else None,
-                          "checks": verdicts, "passed": passed, "output": str(args.output) if written else None,
+                          "checks": verdict.to_dict(), "passed": passed, "output": str(args.output) if written else None,
                           "elapsed_s": round(total, 3)}, default=str))
     else:
-        print(table(rows))
+        print(stage_table(rows))
         if holdout is not None:
             _print_privacy(rows[0]["privacy"], rows[-1]["privacy"])
         if guard is not None:
@@ -270,7 +251,7 @@ def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, 
         if notes:
             print("\n" + "\n".join(notes))
         print("\nchecks")
-        for name, check in checks.items():
+        for name, check in verdict.items():
             state = "not evaluated (needs --holdout)" if check is None else ("passed" if check.passed else "FAILED")
             print(f"  {name:<15} {state}" + (f": {check.description}" if check is not None and not check.passed else ""))
         n = len(final) if unit == "rows" else final[key].nunique()
@@ -279,7 +260,7 @@ def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, 
         else:
             print(f"\nnothing written to {args.output}: a check failed (--force writes anyway)")
     if not passed:
-        failed = [f"{name} ({c.description})" for name, c in checks.items() if c is not None and not c.passed]
+        failed = [f"{check.name} ({check.description})" for check in verdict.failed]
         print(f"synth select: check failed: {'; '.join(failed)}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return 0
@@ -308,5 +289,5 @@ def _print_privacy(first: dict, last: dict) -> None:
         print(f"  {key:<30} {cell(a):>15} {cell(b):>15}")
 
 
-__all__ = ["EXIT_CHECK_FAILED", "group_stage_table", "judge_and_write", "privacy_budget", "read_inputs",
-           "run_dp_select", "run_select", "run_sequential_select", "stage_table"]
+__all__ = ["EXIT_CHECK_FAILED", "judge_and_write", "privacy_budget", "read_inputs", "run_dp_select", "run_select",
+           "run_sequential_select", "stage_table"]

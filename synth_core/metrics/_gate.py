@@ -2,7 +2,8 @@
 
 The pipelines (``refined_output``'s blocking checks), ``synth evaluate --json`` (its
 ``privacy_gate``) and ``synth select`` judge an output with these functions, so a table passes
-or fails the same way everywhere. Each check returns a :class:`CheckResult`.
+or fails the same way everywhere; the pipelines and ``synth select`` drive all three through one
+call, :func:`synth_core.metrics._judge.judge`. Each check returns a :class:`CheckResult`.
 
 ``accuracy_floor``
     ``overall`` ≥ the floor (``accuracy_floor``, or ``overall_max − floor_margin`` when unset)
