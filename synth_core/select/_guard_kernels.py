@@ -32,6 +32,9 @@ import numpy as np
 CAT_DIMS = 4  # embedding dimensions per categorical column
 TOP_DIMS = 5  # a node splits on one of its this many highest-variance coordinates
 VARIANCE_SAMPLE = 128  # units per node that estimate the coordinates' variance
+ROOT = 0  # node number of every tree's root
+LEAF = -1  # split coordinate (``dims``) of a leaf node
+TREE_SEED_STRIDE = 7919  # tree t of a forest seeded s is grown from seed s * TREE_SEED_STRIDE + t
 
 
 def embed(cat: np.ndarray, num: np.ndarray, n_codes: np.ndarray, seed: int) -> np.ndarray:
@@ -74,23 +77,23 @@ def embed(cat: np.ndarray, num: np.ndarray, n_codes: np.ndarray, seed: int) -> n
 
 
 @numba.njit(cache=True)
-def _split(E, idx, a, b):
-    """Partition ``idx[a:b]`` at a median of one high-variance coordinate; returns (dim, value,
-    mid) with ``idx[a:mid]`` below ``value``, or ``mid = -1`` when no coordinate separates them."""
-    n_dims = E.shape[1]
-    m = min(b - a, VARIANCE_SAMPLE)
+def _split(emb, idx, lo, hi):
+    """Partition ``idx[lo:hi]`` at a median of one high-variance coordinate; returns (dim, value,
+    mid) with ``idx[lo:mid]`` below ``value``, or ``mid = -1`` when no coordinate separates them."""
+    n_dims = emb.shape[1]
+    n_sample = min(hi - lo, VARIANCE_SAMPLE)
     mean = np.zeros(n_dims)
     var = np.zeros(n_dims)
-    for t in range(m):
-        r = idx[a + (t * (b - a)) // m]
+    for t in range(n_sample):
+        r = idx[lo + (t * (hi - lo)) // n_sample]
         for k in range(n_dims):
-            mean[k] += E[r, k]
+            mean[k] += emb[r, k]
     for k in range(n_dims):
-        mean[k] /= m
-    for t in range(m):
-        r = idx[a + (t * (b - a)) // m]
+        mean[k] /= n_sample
+    for t in range(n_sample):
+        r = idx[lo + (t * (hi - lo)) // n_sample]
         for k in range(n_dims):
-            d = E[r, k] - mean[k]
+            d = emb[r, k] - mean[k]
             var[k] += d * d
     order = np.argsort(-var)
     n_var = 0
@@ -100,66 +103,66 @@ def _split(E, idx, a, b):
     if n_var == 0:  # the sampled units are equal: the whole node is one leaf
         return -1, np.float32(0.0), -1
     first = np.random.randint(min(TOP_DIMS, n_var))
-    vals = np.empty(b - a, np.float32)
+    vals = np.empty(hi - lo, np.float32)
     for attempt in range(n_var):
         dim = order[(first + attempt) % n_var]
-        for t in range(a, b):
-            vals[t - a] = E[idx[t], dim]
+        for t in range(lo, hi):
+            vals[t - lo] = emb[idx[t], dim]
         cut = np.float32(np.median(vals))
         below = 0
-        for t in range(b - a):
+        for t in range(hi - lo):
             if vals[t] < cut:
                 below += 1
         if below == 0:  # ties fill the lower half: cut just above the median value instead
             above = np.inf
-            for t in range(b - a):
+            for t in range(hi - lo):
                 if cut < vals[t] < above:
                     above = vals[t]
             if above == np.inf:
                 continue
             cut = np.float32(above)
-        i, j = a, b - 1
+        i, j = lo, hi - 1
         while i <= j:
-            if E[idx[i], dim] < cut:
+            if emb[idx[i], dim] < cut:
                 i += 1
             else:
                 idx[i], idx[j] = idx[j], idx[i]
                 j -= 1
-        if a < i < b:
+        if lo < i < hi:
             return dim, cut, i
     return -1, np.float32(0.0), -1
 
 
 @numba.njit(cache=True)
-def _build_tree(E, leaf_size, seed, idx, dims, cuts, left, right, start, end):
+def _build_tree(emb, leaf_size, seed, idx, dims, cuts, left, right, start, end):
     """Grow one tree over ``idx`` (permuted in place into leaf order); returns its node count."""
     np.random.seed(seed)
     stack = np.empty(dims.shape[0], np.int64)
-    start[0], end[0] = 0, idx.shape[0]
+    start[ROOT], end[ROOT] = 0, idx.shape[0]
     n_nodes, top = 1, 1
-    stack[0] = 0
+    stack[0] = ROOT
     while top > 0:
         top -= 1
         node = stack[top]
-        a, b = start[node], end[node]
-        dims[node] = -1
-        if b - a <= leaf_size:
+        lo, hi = start[node], end[node]
+        dims[node] = LEAF
+        if hi - lo <= leaf_size:
             continue
-        dim, cut, mid = _split(E, idx, a, b)
+        dim, cut, mid = _split(emb, idx, lo, hi)
         if mid < 0:
             continue
         dims[node], cuts[node] = dim, cut
         left[node], right[node] = n_nodes, n_nodes + 1
-        start[n_nodes], end[n_nodes] = a, mid
-        start[n_nodes + 1], end[n_nodes + 1] = mid, b
+        start[n_nodes], end[n_nodes] = lo, mid
+        start[n_nodes + 1], end[n_nodes + 1] = mid, hi
         stack[top], stack[top + 1] = n_nodes, n_nodes + 1
         top += 2
         n_nodes += 2
     return n_nodes
 
 
-def build_forest(E: np.ndarray, n_trees: int, leaf_size: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Randomized k-d trees over the embedded units ``E``.
+def build_forest(emb: np.ndarray, n_trees: int, leaf_size: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Randomized k-d trees over the embedded units ``emb``.
 
     Returns
     -------
@@ -168,10 +171,10 @@ def build_forest(E: np.ndarray, n_trees: int, leaf_size: int, seed: int) -> tupl
     dims, cuts, left, right, start, end : ndarrays of shape (n_trees, n_nodes)
         Split coordinate (−1 for a leaf), split value, children and unit range per node.
     """
-    n = E.shape[0]
+    n = emb.shape[0]
     max_nodes = 2 * (n // max(1, leaf_size // 2)) + 3  # a split halves a node, never below leaf_size / 2
     order = np.empty((n_trees, n), np.int64)
-    dims = np.full((n_trees, max_nodes), -1, np.int64)
+    dims = np.full((n_trees, max_nodes), LEAF, np.int64)
     cuts = np.zeros((n_trees, max_nodes), np.float32)
     left = np.zeros((n_trees, max_nodes), np.int64)
     right = np.zeros((n_trees, max_nodes), np.int64)
@@ -179,29 +182,29 @@ def build_forest(E: np.ndarray, n_trees: int, leaf_size: int, seed: int) -> tupl
     end = np.zeros((n_trees, max_nodes), np.int64)
     for t in range(n_trees):
         order[t] = np.arange(n)
-        _build_tree(E, int(leaf_size), int(seed) * 7919 + t, order[t], dims[t], cuts[t], left[t], right[t],
-                    start[t], end[t])
+        _build_tree(emb, int(leaf_size), int(seed) * TREE_SEED_STRIDE + t, order[t], dims[t], cuts[t], left[t],
+                    right[t], start[t], end[t])
     return order, dims, cuts, left, right, start, end
 
 
 @numba.njit(cache=True, inline="always")
-def sqdist(qc, qn, rc, rn, bound):
+def sqdist(cat_a, num_a, cat_b, num_b, bound):
     """Squared mixed distance of two units, abandoned (returned early) once it reaches ``bound``.
 
     A categorical mismatch adds 1; numbers add ``(a − b)²``; NaN vs NaN adds 0 and NaN vs a
     number adds 1 (the distance of :mod:`synth_core.metrics._privacy`).
     """
     s = 0.0
-    for f in range(qc.shape[0]):
-        if qc[f] != rc[f]:
+    for f in range(cat_a.shape[0]):
+        if cat_a[f] != cat_b[f]:
             s += 1.0
             if s >= bound:
                 return s
-    for f in range(qn.shape[0]):
-        d = qn[f] - rn[f]
+    for f in range(num_a.shape[0]):
+        d = num_a[f] - num_b[f]
         if d == d:
             s += d * d
-        elif not (qn[f] != qn[f] and rn[f] != rn[f]):
+        elif not (num_a[f] != num_a[f] and num_b[f] != num_b[f]):
             s += 1.0
         if s >= bound:
             return s
@@ -210,7 +213,7 @@ def sqdist(qc, qn, rc, rn, bound):
 
 @numba.njit(cache=True, parallel=True)
 def nearest_by_set(q_emb, q_cat, q_num, own, order, dims, cuts, left, right, start, end,
-                   t_cat, t_num, t_set, out):
+                   tree_cat, tree_num, tree_set, out):
     """Per query, the squared distance to the nearest unit of each set found in its leaves.
 
     Parameters
@@ -219,9 +222,9 @@ def nearest_by_set(q_emb, q_cat, q_num, own, order, dims, cuts, left, right, sta
     own : ndarray of shape (n_queries,), int64
         Unit index (in the forest) that a query must skip: itself, or −1.
     order, dims, cuts, left, right, start, end : the forest (:func:`build_forest`).
-    t_cat, t_num : ndarrays of shape (n_trees, n, ·)
+    tree_cat, tree_num : ndarrays of shape (n_trees, n, ·)
         Each tree's copy of the forest units' codes and numbers, in leaf order.
-    t_set : ndarray of shape (n_trees, n), int64
+    tree_set : ndarray of shape (n_trees, n), int64
         Set (0 … n_sets−1) of each leaf-order position.
     out : ndarray of shape (n_queries, n_sets), float64
         Filled with the distances (``inf`` where a set was not met).
@@ -231,15 +234,15 @@ def nearest_by_set(q_emb, q_cat, q_num, own, order, dims, cuts, left, right, sta
     for q in numba.prange(q_emb.shape[0]):
         best = np.full(n_sets, np.inf)
         for t in range(n_trees):
-            node = 0
-            while dims[t, node] >= 0:
+            node = ROOT
+            while dims[t, node] != LEAF:
                 node = left[t, node] if q_emb[q, dims[t, node]] < cuts[t, node] else right[t, node]
             for p in range(start[t, node], end[t, node]):
                 if order[t, p] == own[q]:
                     continue
-                s = t_set[t, p]
-                d = sqdist(q_cat[q], q_num[q], t_cat[t, p], t_num[t, p], best[s])
-                if d < best[s]:
-                    best[s] = d
-        for s in range(n_sets):
-            out[q, s] = best[s]
+                set_id = tree_set[t, p]
+                d = sqdist(q_cat[q], q_num[q], tree_cat[t, p], tree_num[t, p], best[set_id])
+                if d < best[set_id]:
+                    best[set_id] = d
+        for set_id in range(n_sets):
+            out[q, set_id] = best[set_id]

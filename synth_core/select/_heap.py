@@ -1,6 +1,6 @@
-"""Binary max-heaps of (key, index) pairs in two parallel arrays, for numba kernels.
+"""Binary max-heaps of (key, id) pairs in two parallel arrays (``keys``, ``ids``), for numba kernels.
 
-Order: larger key first, ties to the smaller index, so every pop sequence is deterministic.
+Order: larger key first, ties to the smaller id, so every pop sequence is deterministic.
 The lazy greedy searches of trimming and refinement (flat and grouped) keep stale gains in
 these heaps. Every operation is O(log size); no allocation.
 
@@ -24,163 +24,193 @@ def better(ka, ia, kb, ib):
 
 
 @njit(inline="always")
-def _put(hk, hi, pos, key, idx):
+def _put(keys, ids, pos, key, idx):
     """Write the entry (key, idx) at ``pos``."""
-    hk[pos] = key
-    hi[pos] = idx
+    keys[pos] = key
+    ids[pos] = idx
 
 
 @njit(cache=True)
-def sift_down(hk, hi, pos, size):
+def sift_down(keys, ids, pos, size):
     """Move the entry at ``pos`` down until both children sort after it."""
-    k = hk[pos]
-    i = hi[pos]
+    key = keys[pos]
+    idx = ids[pos]
     while True:
         child = 2 * pos + 1
         if child >= size:
             break
-        if child + 1 < size and better(hk[child + 1], hi[child + 1], hk[child], hi[child]):
+        if child + 1 < size and better(keys[child + 1], ids[child + 1], keys[child], ids[child]):
             child += 1
-        if not better(hk[child], hi[child], k, i):
+        if not better(keys[child], ids[child], key, idx):
             break
-        _put(hk, hi, pos, hk[child], hi[child])
+        _put(keys, ids, pos, keys[child], ids[child])
         pos = child
-    _put(hk, hi, pos, k, i)
+    _put(keys, ids, pos, key, idx)
 
 
 @njit(cache=True)
-def sift_up(hk, hi, pos):
+def sift_up(keys, ids, pos):
     """Move the entry at ``pos`` up until its parent sorts before it."""
-    k = hk[pos]
-    i = hi[pos]
+    key = keys[pos]
+    idx = ids[pos]
     while pos > 0:
         parent = (pos - 1) // 2
-        if not better(k, i, hk[parent], hi[parent]):
+        if not better(key, idx, keys[parent], ids[parent]):
             break
-        _put(hk, hi, pos, hk[parent], hi[parent])
+        _put(keys, ids, pos, keys[parent], ids[parent])
         pos = parent
-    _put(hk, hi, pos, k, i)
+    _put(keys, ids, pos, key, idx)
 
 
 @njit(cache=True)
-def heapify(hk, hi, size):
-    """Max-heap over ``hk[:size]`` / ``hi[:size]``, in place (O(size))."""
+def heapify(keys, ids, size):
+    """Max-heap over ``keys[:size]`` / ``ids[:size]``, in place (O(size))."""
     for pos in range(size // 2 - 1, -1, -1):
-        sift_down(hk, hi, pos, size)
+        sift_down(keys, ids, pos, size)
 
 
 @njit(cache=True)
-def pop(hk, hi, size):
+def pop(keys, ids, size):
     """Remove the root; returns the new size."""
     size -= 1
     if size > 0:
-        _put(hk, hi, 0, hk[size], hi[size])
-        sift_down(hk, hi, 0, size)
+        _put(keys, ids, 0, keys[size], ids[size])
+        sift_down(keys, ids, 0, size)
     return size
 
 
 @njit(cache=True)
-def push(hk, hi, size, key, idx):
+def push(keys, ids, size, key, idx):
     """Insert (key, idx) at ``size``; returns the new size (the arrays must have room)."""
-    _put(hk, hi, size, key, idx)
-    sift_up(hk, hi, size)
+    _put(keys, ids, size, key, idx)
+    sift_up(keys, ids, size)
     return size + 1
 
 
 @njit(cache=True)
-def second_best(hk, hi, size):
+def second_best(keys, ids, size):
     """Position of the best entry below the root (-1 if none)."""
     if size < 2:
         return -1
-    if size > 2 and better(hk[2], hi[2], hk[1], hi[1]):
+    if size > 2 and better(keys[2], ids[2], keys[1], ids[1]):  # positions 1 and 2: the root's children
         return 2
     return 1
 
 
 @njit(cache=True)
-def stale_top(hk, hi, size, ver, cver, version, max_stale, limit, fk, fp, out):
-    """Heap indices of up to ``limit`` entries of the max-heap ``hk``/``hi`` that a lazy pick would
-    recompute at ``version`` (key computed ``max_stale`` or more versions ago, ``ver``; no gain
-    cached at ``version``, ``cver``),
+def stale_top(keys, ids, size, key_versions, cached_versions, version, max_stale, limit, frontier_keys,
+              frontier_pos, out):
+    """Ids of up to ``limit`` entries of the max-heap ``keys``/``ids`` that a lazy pick would
+    recompute at ``version`` (key computed ``max_stale`` or more versions ago, ``key_versions``;
+    no gain cached at ``version``, ``cached_versions``; both indexed by id),
     best key first: a best-first walk down the heap, which visits at most ``4 * limit`` entries
-    (``fk``/``fp``: scratch for the walk's frontier, room for ``4 * limit + 2``). The root comes
-    first when it qualifies. Returns how many were written to ``out``."""
+    (``frontier_keys``/``frontier_pos``: scratch for the walk's frontier, a heap of (key, heap
+    position), room for ``4 * limit + 2``). The root comes first when it qualifies. Returns how
+    many were written to ``out``."""
     n_out = 0
     if size == 0:
         return 0
-    fsize = push(fk, fp, 0, hk[0], 0)
+    frontier_size = push(frontier_keys, frontier_pos, 0, keys[0], 0)
     visited = 0
-    while fsize > 0 and n_out < limit and visited < 4 * limit:
-        pos = fp[0]
-        fsize = pop(fk, fp, fsize)
+    while frontier_size > 0 and n_out < limit and visited < 4 * limit:
+        pos = frontier_pos[0]
+        frontier_size = pop(frontier_keys, frontier_pos, frontier_size)
         visited += 1
-        j = hi[pos]
-        if version - ver[j] >= max_stale and cver[j] != version:
+        j = ids[pos]
+        if version - key_versions[j] >= max_stale and cached_versions[j] != version:
             out[n_out] = j
             n_out += 1
         for child in (2 * pos + 1, 2 * pos + 2):
             if child < size:
-                fsize = push(fk, fp, fsize, hk[child], child)
+                frontier_size = push(frontier_keys, frontier_pos, frontier_size, keys[child], child)
     return n_out
 
 
+# slots of a speculation cache's tally (an int64 array of 2)
+TALLY_CALLS = 0  # parallel calls that computed gains ahead
+TALLY_GAINS = 1  # gains computed in them
+
+
 @njit(inline="always")
-def cache_gains(cval, cver, js, gains, n, version, tally):
-    """Cache the ``n`` gains computed ahead for heap entries ``js`` (:func:`stale_top`'s pick) as
+def cache_gains(cached_gains, cached_versions, picked, gains, n, version, tally):
+    """Cache the ``n`` gains computed ahead for heap entries ``picked`` (:func:`stale_top`'s pick) as
     valid at ``version``, and count the parallel call and its gains in ``tally``."""
-    tally[0] += 1
-    tally[1] += n
+    tally[TALLY_CALLS] += 1
+    tally[TALLY_GAINS] += n
     for t in range(n):
-        cval[js[t]] = gains[t]
-        cver[js[t]] = version
+        cached_gains[picked[t]] = gains[t]
+        cached_versions[picked[t]] = version
 
 
 @njit(inline="always")
-def hold(held_k, held_j, n_held, key, idx, gain, best, best_h):
+def hold(held_keys, held_ids, n_held, key, idx, gain, best, best_held):
     """Hold the addition candidate (``key``, ``idx``) popped for the current removal candidate,
     whose swap gain is ``gain``; returns (held count, best gain, position of the best held
     candidate), the best changing only on a strictly larger gain (ties keep the earlier)."""
-    held_k[n_held] = key
-    held_j[n_held] = idx
+    held_keys[n_held] = key
+    held_ids[n_held] = idx
     if gain > best:
         best = gain
-        best_h = n_held
-    return n_held + 1, best, best_h
+        best_held = n_held
+    return n_held + 1, best, best_held
 
 
 @njit(inline="always")
-def push_held(hk, hi, size, held_k, held_j, n_held, used):
+def push_held(keys, ids, size, held_keys, held_ids, n_held, used):
     """Return the ``n_held`` held entries except the one at ``used`` (-1: none used) to the
     heap, with the keys they were refreshed to; returns the new size."""
     for h in range(n_held):
         if h != used:
-            size = push(hk, hi, size, held_k[h], held_j[h])
+            size = push(keys, ids, size, held_keys[h], held_ids[h])
     return size
 
 
+# columns of a search's output buffer of swaps, (capacity, 2) int64
+SWAP_REMOVED = 0
+SWAP_ADDED = 1
+
+
 @njit(inline="always")
-def record_swap(in_subset, members, p, a, b, gain, out_swaps, out_gain, acc):
+def record_swap(in_subset, members, p, a, b, gain, out_swaps, out_gain, slot):
     """Book an accepted swap: ``a`` (at position ``p`` of ``members``) leaves, ``b`` takes
-    its place; ``(a, b)`` and ``gain`` become output ``acc``."""
+    its place; ``(a, b)`` and ``gain`` become output ``slot``."""
     in_subset[a] = 0
     in_subset[b] = 1
     members[p] = b
-    out_swaps[acc, 0] = a
-    out_swaps[acc, 1] = b
-    out_gain[acc] = gain
+    out_swaps[slot, SWAP_REMOVED] = a
+    out_swaps[slot, SWAP_ADDED] = b
+    out_gain[slot] = gain
+
+
+# slots of a swap search's carried state (an int64 array) that both searches share; the flat and
+# the grouped search put their counters after them (``STATE_*`` of :mod:`synth_core.select._kernels`
+# and :mod:`synth_core.select.sequential._group_kernels`)
+STATE_REM_SIZE = 0  # entries left in the removal heap
+STATE_ADD_SIZE = 1  # entries left in the addition heap
+STATE_FAILS = 2  # consecutive removal candidates without an improving partner
+STATE_VERSION = 3  # counts version: grows by one with every accepted swap
 
 
 @njit(inline="always")
 def load_search(state):
     """(removal heap size, addition heap size, consecutive failures, counts version): the part
-    of a swap search's state that both searches carry between kernel calls in ``state[:4]``."""
-    return state[0], state[1], state[2], state[3]
+    of a swap search's state that both searches carry between kernel calls."""
+    return state[STATE_REM_SIZE], state[STATE_ADD_SIZE], state[STATE_FAILS], state[STATE_VERSION]
 
 
 @njit(inline="always")
 def save_search(state, rem_size, add_size, fails, version):
     """Store what :func:`load_search` loads, for the next kernel call."""
-    state[0] = rem_size
-    state[1] = add_size
-    state[2] = fails
-    state[3] = version
+    state[STATE_REM_SIZE] = rem_size
+    state[STATE_ADD_SIZE] = add_size
+    state[STATE_FAILS] = fails
+    state[STATE_VERSION] = version
+
+
+def start_search(state, rem_size: int, add_size: int) -> None:
+    """Reset what :func:`load_search` loads for a round's fresh heaps (from Python, between
+    rounds): full heaps, no failures, counts version 0 (the version of the heaps' fresh keys)."""
+    state[STATE_REM_SIZE] = rem_size
+    state[STATE_ADD_SIZE] = add_size
+    state[STATE_FAILS] = 0
+    state[STATE_VERSION] = 0

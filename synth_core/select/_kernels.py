@@ -23,6 +23,7 @@ Conventions shared by every kernel:
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 # numba's OpenMP layer (GNU libgomp) lets idle worker threads spin after every parallel region
 # unless told otherwise. The selection runs thousands of short regions (one IPF pass per pair),
@@ -51,6 +52,13 @@ from synth_core.select._heap import (  # noqa: E402  # heapify is re-exported fo
 
 ROW_BLOCK = 2048
 N_CHUNKS = 64  # fixed (thread-count independent) chunking of reductions: deterministic sums
+
+# slots of the swap search's carried state (:func:`swap_search`), after the four that both swap
+# searches share (``STATE_REM_SIZE`` ... ``STATE_VERSION`` of :mod:`synth_core.select._heap`)
+STATE_REM_RECOMPUTATIONS = 4  # lazy recomputations of removal gains
+STATE_ADD_RECOMPUTATIONS = 5  # lazy recomputations of addition gains
+STATE_EVALUATIONS = 6  # exact swap-gain evaluations
+STATE_SLOTS = 7  # length of the state array
 
 
 @njit(inline="always")
@@ -288,34 +296,34 @@ def trim_lazy_greedy(
     """
     m = alive.shape[0]
     weighted = row_w.shape[0] > 0
-    hk = np.empty(m, dtype=np.float64)
-    hi = np.empty(m, dtype=np.int64)
+    heap_keys = np.empty(m, dtype=np.float64)
+    heap_ids = np.empty(m, dtype=np.int64)
     size = 0
     for i in range(m):
         if alive[i]:
-            hk[size] = stale[i]
-            hi[size] = i
+            heap_keys[size] = stale[i]
+            heap_ids[size] = i
             size += 1
-    heapify(hk, hi, size)
+    heapify(heap_keys, heap_ids, size)
 
     removed = 0
     reevals = 0
     while removed < n_remove and size > 0:
-        i = hi[0]
+        i = heap_ids[0]
         w = row_w[i] if weighted else 1.0
         g = _resid_gain(codes, i, -w, resid, fweights, cols, strides, offsets)
         reevals += 1
-        c = _second_best(hk, hi, size)
-        if c < 0 or not _better(hk[c], hi[c], g, i) or g >= theta:
+        runner_up = _second_best(heap_keys, heap_ids, size)
+        if runner_up < 0 or not _better(heap_keys[runner_up], heap_ids[runner_up], g, i) or g >= theta:
             _apply_both(codes, i, -w, counts, resid, cols, strides, offsets)
             alive[i] = 0
             removed_out[n_done + removed] = i
             gain_out[n_done + removed] = g
             removed += 1
-            size = _pop(hk, hi, size)
+            size = _pop(heap_keys, heap_ids, size)
         else:
-            hk[0] = g
-            _sift_down(hk, hi, 0, size)
+            heap_keys[0] = g
+            _sift_down(heap_keys, heap_ids, 0, size)
         if reevals >= max_reevals and removed > 0:
             break
     return removed, reevals
@@ -326,91 +334,108 @@ def trim_lazy_greedy(
 
 
 @njit(parallel=True, cache=True)
-def gains_of(js, n, rows, sign, row_w, codes, resid, fweights, cols, strides, offsets, out):
-    """``out[t]`` = the gain of moving row ``rows[js[t]]`` in (``sign=+1``) or out (``-1``), for
+def gains_of(picked, n, rows, sign, row_w, codes, resid, fweights, cols, strides, offsets, out):
+    """``out[t]`` = the gain of moving row ``rows[picked[t]]`` in (``sign=+1``) or out (``-1``), for
     ``t < n``, in parallel: each gain is one sequential sum (:func:`_resid_gain`), so its bits
     do not depend on which thread computes it."""
     weighted = row_w.shape[0] > 0
     for t in prange(n):
-        r = rows[js[t]]
+        r = rows[picked[t]]
         w = row_w[r] if weighted else 1.0
         out[t] = _resid_gain(codes, r, sign * w, resid, fweights, cols, strides, offsets)
 
 
 @njit(inline="always")
-def _cached_gain(j, hk, hi, size, ver, version, rows, sign, row_w, weighted, codes, resid, fweights, cols, strides,
-                 offsets, spec):
+def _cached_gain(j, heap_keys, heap_ids, size, key_versions, version, rows, sign, row_w, weighted, codes, resid,
+                 fweights, cols, strides, offsets, cache):
     """The gain of heap entry ``j`` against the current residuals. With a speculation batch
-    (``spec``: see :func:`swap_search`) above 1, a cache miss recomputes, in one parallel call,
-    the ``batch`` entries with the best stale keys (the ones the lazy picks would recompute next,
-    in that order) and caches them for this counts version; the residuals change only with the
-    version, so a cached gain has the bits of a fresh recomputation."""
-    cval, cver, fk, fp, js, gbuf, batch, tally = spec
-    if batch <= 1:
+    (``cache``, a :class:`Speculation`: see :func:`swap_search`) above 1, a cache miss recomputes,
+    in one parallel call, the ``batch`` entries with the best stale keys (the ones the lazy picks
+    would recompute next, in that order) and caches them for this counts version; the residuals
+    change only with the version, so a cached gain has the bits of a fresh recomputation."""
+    if cache.batch <= 1:
         r = rows[j]
         w = row_w[r] if weighted else 1.0
         return _resid_gain(codes, r, sign * w, resid, fweights, cols, strides, offsets)
-    if cver[j] != version:
-        n = _stale_top(hk, hi, size, ver, cver, version, 1, batch, fk, fp, js)
-        gains_of(js, n, rows, sign, row_w, codes, resid, fweights, cols, strides, offsets, gbuf)
-        _cache_gains(cval, cver, js, gbuf, n, version, tally)
-    return cval[j]
+    if cache.versions[j] != version:
+        # max_stale 1: every key computed before this version would be recomputed
+        n = _stale_top(heap_keys, heap_ids, size, key_versions, cache.versions, version, 1, cache.batch,
+                       cache.frontier_keys, cache.frontier_pos, cache.picked)
+        gains_of(cache.picked, n, rows, sign, row_w, codes, resid, fweights, cols, strides, offsets,
+                 cache.picked_gains)
+        _cache_gains(cache.gains, cache.versions, cache.picked, cache.picked_gains, n, version, cache.tally)
+    return cache.gains[j]
 
 
 @njit(inline="always")
-def _lazy_pop(hk, hi, size, ver, version, rows, sign, row_w, weighted, max_reevals, codes, resid, fweights, cols,
-              strides, offsets, spec):
+def _lazy_pop(heap_keys, heap_ids, size, key_versions, version, rows, sign, row_w, weighted, max_reevals, codes, resid,
+              fweights, cols, strides, offsets, cache):
     """Pop the entry whose refreshed gain is best: the root's gain (moving row ``rows[j]`` in,
     ``sign=+1``, or out, ``-1``) is recomputed against the current residuals until it still
     beats the next key, at most ``max_reevals`` times; a key of the current ``version`` is fresh
-    and taken as it is. Recomputations go through the speculation cache ``spec``
-    (:func:`_cached_gain`), which changes their cost, never their values. Returns (heap index,
+    and taken as it is. Recomputations go through the speculation cache ``cache``
+    (:func:`_cached_gain`), which changes their cost, never their values. Returns (heap id,
     gain, new size, recomputations)."""
-    n_re = 0
+    n_recomputed = 0
     while True:
-        j = hi[0]
-        if ver[j] == version:
-            g = hk[0]
+        j = heap_ids[0]
+        if key_versions[j] == version:
+            g = heap_keys[0]
             break
-        g = _cached_gain(j, hk, hi, size, ver, version, rows, sign, row_w, weighted, codes, resid, fweights, cols,
-                         strides, offsets, spec)
-        ver[j] = version
-        n_re += 1
-        q = _second_best(hk, hi, size)
-        if q < 0 or not _better(hk[q], hi[q], g, j) or n_re >= max_reevals:
+        g = _cached_gain(j, heap_keys, heap_ids, size, key_versions, version, rows, sign, row_w, weighted, codes,
+                         resid, fweights, cols, strides, offsets, cache)
+        key_versions[j] = version
+        n_recomputed += 1
+        runner_up = _second_best(heap_keys, heap_ids, size)
+        if (runner_up < 0 or not _better(heap_keys[runner_up], heap_ids[runner_up], g, j)
+                or n_recomputed >= max_reevals):
             break
-        hk[0] = g
-        _sift_down(hk, hi, 0, size)
-    return j, g, _pop(hk, hi, size), n_re
+        heap_keys[0] = g
+        _sift_down(heap_keys, heap_ids, 0, size)
+    return j, g, _pop(heap_keys, heap_ids, size), n_recomputed
 
 
-def speculation(n_entries: int, batch: int) -> tuple:
-    """The speculation cache of one heap of ``n_entries`` entries (see :func:`_cached_gain`):
-    gains cached per entry with their counts version (-1: none), the walk's scratch, the batch's
-    buffers, the batch size (1: no speculation, every gain computed when needed) and a tally of
-    (parallel calls, gains computed in them)."""
+class Speculation(NamedTuple):
+    """The speculation cache of one heap (see :func:`_cached_gain`; made by :func:`speculation`),
+    a named tuple to numba. Arrays with one value per heap entry are indexed by the entry's id."""
+
+    gains: np.ndarray  # (entries,) float64: the gain cached per entry, ...
+    versions: np.ndarray  # (entries,) int64: ... valid at this counts version (-1: none)
+    frontier_keys: np.ndarray  # (4 * batch + 2,) float64: scratch of the walk that picks a batch ...
+    frontier_pos: np.ndarray  # (4 * batch + 2,) int64: ... (synth_core.select._heap.stale_top)
+    picked: np.ndarray  # (batch,) int64: the entries of the batch computed ahead, ...
+    picked_gains: np.ndarray  # (batch,) float64: ... and their gains
+    batch: int  # entries computed per parallel call (1: no speculation, every gain when needed)
+    tally: np.ndarray  # (2,) int64: parallel calls and the gains computed in them (_heap.TALLY_*)
+
+
+def speculation(n_entries: int, batch: int) -> Speculation:
+    """The speculation cache of one heap of ``n_entries`` entries (:class:`Speculation`): no gain
+    cached yet, a tally of zero; ``batch`` 1: no speculation."""
     batch = max(1, int(batch))
-    return (np.empty(n_entries, dtype=np.float64), np.full(n_entries, -1, dtype=np.int64),
-            np.empty(4 * batch + 2, dtype=np.float64), np.empty(4 * batch + 2, dtype=np.int64),
-            np.empty(batch, dtype=np.int64), np.empty(batch, dtype=np.float64), batch, np.zeros(2, dtype=np.int64))
+    return Speculation(np.empty(n_entries, dtype=np.float64), np.full(n_entries, -1, dtype=np.int64),
+                       np.empty(4 * batch + 2, dtype=np.float64), np.empty(4 * batch + 2, dtype=np.int64),
+                       np.empty(batch, dtype=np.int64), np.empty(batch, dtype=np.float64), batch,
+                       np.zeros(2, dtype=np.int64))
 
 
 @njit(cache=True)
 def swap_search(
-    codes, in_subset, subset_rows, row_w, add_rows, rem_hk, rem_hi, rem_ver, add_hk, add_hi, add_ver, state,
-    max_accept, pairs_per_removal, max_fail, max_reevals, eps,
-    counts, resid, fweights, cols, strides, offsets, out_swaps, out_gain, rem_spec, add_spec,
+    codes, in_subset, subset_rows, row_w, add_rows, rem_keys, rem_ids, rem_versions, add_keys, add_ids, add_versions,
+    state, max_accept, pairs_per_removal, max_fail, max_reevals, eps,
+    counts, resid, fweights, cols, strides, offsets, out_swaps, out_gain, rem_cache, add_cache,
 ):
     """Lazy swap search over two heaps of gains (rebuilt by the caller each round).
 
-    ``rem_hk/rem_hi``: removal gains keyed by position in ``subset_rows``; ``add_hk/add_hi``:
-    addition gains keyed by index into ``add_rows``. ``resid`` is ``counts - target``, kept
-    in step with ``counts`` (one read per cell instead of two). ``rem_ver``/``add_ver`` hold
-    the counts version at which each key was computed; the version (``state[3]``) grows with
-    every accepted swap, so a key computed at the current version is known fresh and is not
-    recomputed. ``state = [rem_size, add_size, consecutive_failures, version,
-    removal recomputations, addition recomputations, swap evaluations]`` carries the search
-    between calls.
+    ``rem_keys/rem_ids``: removal gains and the positions in ``subset_rows`` they belong to;
+    ``add_keys/add_ids``: addition gains and their indices into ``add_rows``. ``resid`` is
+    ``counts - target``, kept in step with ``counts`` (one read per cell instead of two).
+    ``rem_versions``/``add_versions`` hold, per id, the counts version at which its key was
+    computed; the version (``state[_heap.STATE_VERSION]``) grows with every accepted swap, so a key
+    computed at the current version is known fresh and is not recomputed. ``state`` (int64,
+    ``STATE_SLOTS`` long: removal heap size, addition heap size, consecutive failures, version,
+    removal recomputations, addition recomputations, swap evaluations, at the ``STATE_*`` slots)
+    carries the search between calls.
 
     Each step takes the removal candidate whose recomputed removal gain is best (lazy: the
     root is recomputed until it still beats the next key, at most ``max_reevals`` times),
@@ -420,51 +445,51 @@ def swap_search(
     improving partner is dropped for this round. Stops after ``max_accept`` swaps, an empty
     heap, or ``max_fail`` consecutive failed removal candidates. Returns the swaps accepted.
 
-    ``rem_spec``/``add_spec``: each heap's speculation cache (:func:`speculation`, made for the
+    ``rem_cache``/``add_cache``: each heap's speculation cache (:func:`speculation`, made for the
     round's heaps): with a batch above 1, the recomputations a pick needs are done ahead, a batch
     at a time on all threads; the picks, their order and every gain stay those of the
     one-at-a-time search, so the swaps do not depend on the thread count or the batch size.
     """
     weighted = row_w.shape[0] > 0
     rem_size, add_size, fails, version = _load_search(state)
-    held_k = np.empty(pairs_per_removal, dtype=np.float64)
-    held_j = np.empty(pairs_per_removal, dtype=np.int64)
-    acc = 0
-    while acc < max_accept and rem_size > 0 and add_size > 0 and fails < max_fail:
-        p, _, rem_size, n_re = _lazy_pop(rem_hk, rem_hi, rem_size, rem_ver, version, subset_rows, -1.0, row_w,
-                                         weighted, max_reevals, codes, resid, fweights, cols, strides, offsets,
-                                         rem_spec)
-        state[4] += n_re
+    held_keys = np.empty(pairs_per_removal, dtype=np.float64)
+    held_ids = np.empty(pairs_per_removal, dtype=np.int64)
+    n_accepted = 0
+    while n_accepted < max_accept and rem_size > 0 and add_size > 0 and fails < max_fail:
+        p, _, rem_size, n_recomputed = _lazy_pop(rem_keys, rem_ids, rem_size, rem_versions, version, subset_rows, -1.0,
+                                                 row_w, weighted, max_reevals, codes, resid, fweights, cols, strides,
+                                                 offsets, rem_cache)
+        state[STATE_REM_RECOMPUTATIONS] += n_recomputed
         a = subset_rows[p]
         wa = row_w[a] if weighted else 1.0
         # pick the best addition candidates (lazy) and evaluate the swaps
         n_held = 0
         best = eps
-        best_h = -1
+        best_held = -1
         while n_held < pairs_per_removal and add_size > 0:
-            j, gb, add_size, n_re = _lazy_pop(add_hk, add_hi, add_size, add_ver, version, add_rows, 1.0, row_w,
-                                              weighted, max_reevals, codes, resid, fweights, cols, strides, offsets,
-                                              add_spec)
-            state[5] += n_re
+            j, gb, add_size, n_recomputed = _lazy_pop(add_keys, add_ids, add_size, add_versions, version, add_rows, 1.0,
+                                                      row_w, weighted, max_reevals, codes, resid, fweights, cols,
+                                                      strides, offsets, add_cache)
+            state[STATE_ADD_RECOMPUTATIONS] += n_recomputed
             b = add_rows[j]
             wb = row_w[b] if weighted else 1.0
-            sg = _resid_swap_gain(codes, a, wa, b, wb, resid, fweights, cols, strides, offsets)
-            state[6] += 1
-            n_held, best, best_h = _hold(held_k, held_j, n_held, gb, j, sg, best, best_h)
-        add_size = _push_held(add_hk, add_hi, add_size, held_k, held_j, n_held, best_h)
-        if best_h >= 0:
-            b = add_rows[held_j[best_h]]
+            swap_gain = _resid_swap_gain(codes, a, wa, b, wb, resid, fweights, cols, strides, offsets)
+            state[STATE_EVALUATIONS] += 1
+            n_held, best, best_held = _hold(held_keys, held_ids, n_held, gb, j, swap_gain, best, best_held)
+        add_size = _push_held(add_keys, add_ids, add_size, held_keys, held_ids, n_held, best_held)
+        if best_held >= 0:
+            b = add_rows[held_ids[best_held]]
             wb = row_w[b] if weighted else 1.0
             _apply_both(codes, a, -wa, counts, resid, cols, strides, offsets)
             _apply_both(codes, b, wb, counts, resid, cols, strides, offsets)
-            _record_swap(in_subset, subset_rows, p, a, b, best, out_swaps, out_gain, acc)
-            acc += 1
+            _record_swap(in_subset, subset_rows, p, a, b, best, out_swaps, out_gain, n_accepted)
+            n_accepted += 1
             fails = 0
             version += 1
         else:
             fails += 1
     _save_search(state, rem_size, add_size, fails, version)
-    return acc
+    return n_accepted
 
 
 # ----------------------------------------------------------------------------------------
@@ -472,61 +497,64 @@ def swap_search(
 
 
 @njit(parallel=True, cache=True)
-def ipf_pass(codes_t, w, ua, ub, unb, ratio, ta, tb, tnb, t_cells):
+def ipf_pass(codes_t, w, upd_a, upd_b, upd_stride, ratio, tab_a, tab_b, tab_stride, tab_cells):
     """One fused IPF pass over the pool (``codes_t`` is column-major: columns x rows).
 
-    If ``ratio`` is non-empty, first rescale every row weight by ``ratio`` of its cell of
-    pair ``(ua, ub)`` (the adjustment of the previous pair); then, if ``t_cells > 0``, return
-    the weighted table of pair ``(ta, tb)`` (the next pair) from the updated weights. Fusing
-    the two halves the passes over the pool. Fixed chunking keeps the sums deterministic.
-    ``w`` may be float32 or float64; tables are float64 sums of the stored weights. A row's
-    cell is ``code_a * unb + code_b`` (``tnb`` likewise): ``unb`` is the second column's bin
-    count for a pair, 0 for a single column's margin (``ua == ub``).
+    If ``ratio`` is non-empty, first rescale every row weight by ``ratio`` of its cell of the
+    updated pair ``(upd_a, upd_b)`` (the adjustment of the previous pair); then, if
+    ``tab_cells > 0``, return the weighted table of pair ``(tab_a, tab_b)`` (the next pair) from
+    the updated weights. Fusing the two halves the passes over the pool. Fixed chunking keeps the
+    sums deterministic. ``w`` may be float32 or float64; tables are float64 sums of the stored
+    weights. A row's cell is ``code_a * upd_stride + code_b`` (``tab_stride`` likewise):
+    ``upd_stride`` is the second column's bin count for a pair, 0 for a single column's margin
+    (``upd_a == upd_b``).
     """
     n = w.shape[0]
     do_update = ratio.shape[0] > 0
-    do_table = t_cells > 0
+    do_table = tab_cells > 0
     n_chunks = N_CHUNKS
     per = (n + n_chunks - 1) // n_chunks
-    local = np.zeros((n_chunks, max(t_cells, 1)), dtype=np.float64)
+    local = np.zeros((n_chunks, max(tab_cells, 1)), dtype=np.float64)
     for k in prange(n_chunks):
         lo = k * per
         hi = min(n, lo + per)
         if do_update and do_table:
             for r in range(lo, hi):
-                w[r] = w[r] * ratio[codes_t[ua, r] * unb + codes_t[ub, r]]
-                local[k, codes_t[ta, r] * tnb + codes_t[tb, r]] += w[r]
+                w[r] = w[r] * ratio[codes_t[upd_a, r] * upd_stride + codes_t[upd_b, r]]
+                local[k, codes_t[tab_a, r] * tab_stride + codes_t[tab_b, r]] += w[r]
         elif do_update:
             for r in range(lo, hi):
-                w[r] = w[r] * ratio[codes_t[ua, r] * unb + codes_t[ub, r]]
+                w[r] = w[r] * ratio[codes_t[upd_a, r] * upd_stride + codes_t[upd_b, r]]
         elif do_table:
             for r in range(lo, hi):
-                local[k, codes_t[ta, r] * tnb + codes_t[tb, r]] += w[r]
-    table = np.zeros(max(t_cells, 1), dtype=np.float64)
+                local[k, codes_t[tab_a, r] * tab_stride + codes_t[tab_b, r]] += w[r]
+    table = np.zeros(max(tab_cells, 1), dtype=np.float64)
     for k in range(n_chunks):
-        for c in range(t_cells):
+        for c in range(tab_cells):
             table[c] += local[k, c]
-    return table[:t_cells]
+    return table[:tab_cells]
 
 
 @njit(inline="always")
-def _sift_down_worst(hk, hi, v, i, size):
-    """Put (v, i) at the root of the worst-first heap ``hk[:size]`` / ``hi[:size]`` (the root
-    sorts after every other entry in :func:`synth_core.select._heap.better` order) and sift it down."""
+def _sift_down_worst(heap_keys, heap_ids, v, i, size):
+    """Put (v, i) at the root of the worst-first heap ``heap_keys[:size]`` / ``heap_ids[:size]`` (the
+    root sorts after every other entry in :func:`synth_core.select._heap.better` order) and sift it
+    down."""
     pos = 0
     while True:
         child = 2 * pos + 1
         if child >= size:
             break
-        if child + 1 < size and _better(hk[child], hi[child], hk[child + 1], hi[child + 1]):
+        if child + 1 < size and _better(heap_keys[child], heap_ids[child], heap_keys[child + 1],
+                                        heap_ids[child + 1]):
             child += 1
-        if not _better(v, i, hk[child], hi[child]):
+        if not _better(v, i, heap_keys[child], heap_ids[child]):
             break
-        hk[pos] = hk[child]
-        hi[pos] = hi[child]
+        heap_keys[pos] = heap_keys[child]
+        heap_ids[pos] = heap_ids[child]
         pos = child
-    hk[pos] = v
-    hi[pos] = i
+    heap_keys[pos] = v
+    heap_ids[pos] = i
 
 
 @njit(cache=True)
@@ -539,15 +567,15 @@ def topk_desc(values, k):
     here (2.5 M values with many ties, k up to 400 k), so this kernel keeps its own sift.
     """
     n = values.shape[0]
-    cnt = 0
+    n_eligible = 0
     for i in range(n):
         if values[i] > -np.inf:
-            cnt += 1
-    k = min(k, cnt)
+            n_eligible += 1
+    k = min(k, n_eligible)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    hk = np.empty(k, dtype=np.float64)
-    hi = np.empty(k, dtype=np.int64)
+    heap_keys = np.empty(k, dtype=np.float64)
+    heap_ids = np.empty(k, dtype=np.int64)
     size = 0
     for i in range(n):
         v = values[i]
@@ -558,20 +586,20 @@ def topk_desc(values, k):
             size += 1
             while pos > 0:
                 parent = (pos - 1) // 2
-                if not _better(hk[parent], hi[parent], v, i):
+                if not _better(heap_keys[parent], heap_ids[parent], v, i):
                     break
-                hk[pos] = hk[parent]
-                hi[pos] = hi[parent]
+                heap_keys[pos] = heap_keys[parent]
+                heap_ids[pos] = heap_ids[parent]
                 pos = parent
-            hk[pos] = v
-            hi[pos] = i
-        elif _better(v, i, hk[0], hi[0]):  # (v, i) beats the worst kept
-            _sift_down_worst(hk, hi, v, i, size)
+            heap_keys[pos] = v
+            heap_ids[pos] = i
+        elif _better(v, i, heap_keys[0], heap_ids[0]):  # (v, i) beats the worst kept
+            _sift_down_worst(heap_keys, heap_ids, v, i, size)
     # pop worst first into the back of the output
     out = np.empty(k, dtype=np.int64)
     for t in range(k - 1, -1, -1):
-        out[t] = hi[0]
+        out[t] = heap_ids[0]
         size -= 1
         if size > 0:
-            _sift_down_worst(hk, hi, hk[size], hi[size], size)
+            _sift_down_worst(heap_keys, heap_ids, heap_keys[size], heap_ids[size], size)
     return out

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from synth_core.errors import InputError
+from synth_core.select._heap import SWAP_ADDED, SWAP_REMOVED
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class SwapLog:
         The trace holds ``err / scale`` (the flat refinement's count error per target row; 1 for
         the grouped one, where the division is exact).
     buf_swaps : ndarray of shape (capacity, 2), int64
-        The kernel writes (removed, added) here, ...
+        The kernel writes (removed, added) here (columns ``SWAP_REMOVED``, ``SWAP_ADDED``), ...
     buf_gain : ndarray of shape (capacity,), float64
         ... and each swap's exact gain here.
     trace : list of float
@@ -107,7 +108,7 @@ class SwapLog:
 
     def first(self) -> tuple[int, int, float]:
         """(removed, added, gain) of the buffers' first swap: the one swap of a step-mode call."""
-        return int(self.buf_swaps[0, 0]), int(self.buf_swaps[0, 1]), float(self.buf_gain[0])
+        return int(self.buf_swaps[0, SWAP_REMOVED]), int(self.buf_swaps[0, SWAP_ADDED]), float(self.buf_gain[0])
 
     def swaps(self) -> np.ndarray:
         """Every booked swap in order, shape (n_swaps, 2)."""

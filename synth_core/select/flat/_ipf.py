@@ -112,17 +112,18 @@ def _target_tables(train_codes, first, second, stride, n_cells, train_weights):
     return out, offsets
 
 
-def _raked_targets(raker: _Raker, train, tw, target_tables) -> tuple[np.ndarray, np.ndarray]:
+def _raked_targets(raker: _Raker, train, train_w, target_tables) -> tuple[np.ndarray, np.ndarray]:
     """The pair tables IPF rakes to and their offsets: counted from ``train`` (weighted by
-    ``tw``), or given as ``target_tables`` (differential-privacy mode: noisy counts), checked
+    ``train_w``), or given as ``target_tables`` (differential-privacy mode: noisy counts), checked
     against the raked tables' cells."""
     if train is not None:
-        return _target_tables(train, raker.first, raker.second, raker.stride, raker.tcells, tw)
-    toffs = np.concatenate([[0], np.cumsum(raker.tcells)]).astype(np.int64)
+        return _target_tables(train, raker.first, raker.second, raker.stride, raker.table_cells, train_w)
+    target_offsets = np.concatenate([[0], np.cumsum(raker.table_cells)]).astype(np.int64)
     targets = np.asarray(target_tables, dtype=np.float64)
-    if targets.shape != (int(toffs[-1]),):
-        raise InputError(f"target_tables has shape {targets.shape}, the raked tables have {int(toffs[-1])} cells")
-    return targets, toffs
+    if targets.shape != (int(target_offsets[-1]),):
+        raise InputError(f"target_tables has shape {targets.shape}, the raked tables have {int(target_offsets[-1])} "
+                         "cells")
+    return targets, target_offsets
 
 
 def fit_weights(
@@ -165,13 +166,13 @@ def fit_weights(
     pairs = _normalise_tuples(pairs, 2, nb.shape[0], "pairs")
     if max_sweeps < 1:
         raise InputError(f"max_sweeps must be >= 1, got {max_sweeps}")
-    tw = check_row_weights(train_weights, train.shape[0], "train_weights") if train is not None else None
+    train_w = check_row_weights(train_weights, train.shape[0], "train_weights") if train is not None else None
     total = float(n_pool if total is None else total)
     if not total > 0:
         raise InputError(f"total must be positive, got {total}")
 
     raker = _Raker.start(pool, nb, pairs, _initial_weights(init_weights, n_pool, total))
-    targets, toffs = _raked_targets(raker, train, tw, target_tables)
+    targets, target_offsets = _raked_targets(raker, train, train_w, target_tables)
     K = raker.first.shape[0]
     errors, changes, scores = [], [], []
     best_w, best_sweep = None, 0
@@ -185,7 +186,7 @@ def fit_weights(
     for sweep in range(max_sweeps):
         err_sum, max_change = 0.0, 0.0
         for k in range(K):
-            err, ratio, change = _adjustment(table, targets[toffs[k] : toffs[k + 1]])
+            err, ratio, change = _adjustment(table, targets[target_offsets[k] : target_offsets[k + 1]])
             err_sum += err
             max_change = max(max_change, change)
             if k + 1 < K:
@@ -244,7 +245,7 @@ def _initial_weights(init_weights, n_pool: int, total: float) -> np.ndarray:
 @dataclass
 class _Raker:
     """The pool's weights and what a pass over the pool reads: a column-major copy of the codes
-    (one uint8 byte column per pass) and the raked tables (:func:`_raked_tables`), ``tcells``
+    (one uint8 byte column per pass) and the raked tables (:func:`_raked_tables`), ``table_cells``
     cells each."""
 
     codes_t: np.ndarray
@@ -252,27 +253,28 @@ class _Raker:
     first: np.ndarray
     second: np.ndarray
     stride: np.ndarray
-    tcells: np.ndarray
+    table_cells: np.ndarray
 
     @classmethod
     def start(cls, pool: np.ndarray, nb: np.ndarray, pairs: np.ndarray, w: np.ndarray) -> _Raker:
         first, second, stride = _raked_tables(pairs, nb)
-        tcells = nb[first] * np.where(stride > 0, stride, 1)
-        return cls(np.ascontiguousarray(pool.T), w, first, second, stride, tcells)
+        table_cells = nb[first] * np.where(stride > 0, stride, 1)
+        return cls(np.ascontiguousarray(pool.T), w, first, second, stride, table_cells)
 
     def table_pass(self, update_k: int, ratio: np.ndarray, next_k: int) -> np.ndarray:
         """One pass (:func:`synth_core.select._kernels.ipf_pass`): rescale the weights by ``ratio`` of
         table ``update_k``'s cells (-1: none), then return table ``next_k`` (-1: none)."""
         if update_k >= 0:
-            ua, ub, us = self.first[update_k], self.second[update_k], self.stride[update_k]
+            upd_a, upd_b, upd_stride = self.first[update_k], self.second[update_k], self.stride[update_k]
         else:
-            ua, ub, us = 0, 0, 1
+            upd_a, upd_b, upd_stride = 0, 0, 1
         if next_k >= 0:
-            ta, tb, ts, tcell = self.first[next_k], self.second[next_k], self.stride[next_k], self.tcells[next_k]
+            tab_a, tab_b = self.first[next_k], self.second[next_k]
+            tab_stride, tab_cells = self.stride[next_k], self.table_cells[next_k]
         else:
-            ta, tb, ts, tcell = 0, 0, 1, 0
-        return kernels.ipf_pass(self.codes_t, self.w, int(ua), int(ub), int(us), ratio, int(ta), int(tb), int(ts),
-                                int(tcell))
+            tab_a, tab_b, tab_stride, tab_cells = 0, 0, 1, 0
+        return kernels.ipf_pass(self.codes_t, self.w, int(upd_a), int(upd_b), int(upd_stride), ratio, int(tab_a),
+                                int(tab_b), int(tab_stride), int(tab_cells))
 
     def scaled(self, total: float) -> np.ndarray:
         """The weights rescaled to sum to ``total``."""

@@ -77,6 +77,7 @@ import numpy as np
 
 from synth_core.select import _kernels as kernels
 from synth_core.select._features import FeatureSet, check_codes, check_row_weights
+from synth_core.select._heap import TALLY_CALLS, TALLY_GAINS, start_search
 from synth_core.select._objective import _check_vec, accumulate, count_error, gains_from_resid, objective, partial_gains
 from synth_core.select._progress import Progress
 from synth_core.select._swap_rounds import SwapLog, SwapStep, check_options, run_round
@@ -196,12 +197,13 @@ def refine_swaps(
         heaps = run.heaps(windows.next(), n_add, prefilter)
         accepted = run_round(book, partial(run.search, heaps, book), after, swaps_per_round=swaps_per_round,
                              max_swaps=max_swaps, step_mode=step_mode, chunk=SEARCH_CHUNK)
-        run.ahead += int(heaps.rem_spec[7][1] + heaps.add_spec[7][1])
+        rem_tally, add_tally = heaps.rem_cache.tally, heaps.add_cache.tally
+        run.ahead += int(rem_tally[TALLY_GAINS] + add_tally[TALLY_GAINS])
         log.debug("refine round %d: %d swaps accepted, objective %.6g, %d recomputations and %d swap evaluations so far"
                   "; this round's parallel recomputation calls (removal, addition): %s gains in %s calls",
-                  n_rounds, accepted, book.objective, int(run.state[4] + run.state[5]), int(run.state[6]),
-                  (int(heaps.rem_spec[7][1]), int(heaps.add_spec[7][1])),
-                  (int(heaps.rem_spec[7][0]), int(heaps.add_spec[7][0])))
+                  n_rounds, accepted, book.objective, run.n_recomputations, run.n_evaluations,
+                  (int(rem_tally[TALLY_GAINS]), int(add_tally[TALLY_GAINS])),
+                  (int(rem_tally[TALLY_CALLS]), int(add_tally[TALLY_CALLS])))
         if book.n_swaps >= max_swaps:
             stop_reason = "max_swaps"
             break
@@ -257,15 +259,15 @@ class _Heaps:
     ``counts - target`` the kernel keeps in step with the counts."""
 
     resid: np.ndarray
-    rem_hk: np.ndarray
-    rem_hi: np.ndarray
-    rem_ver: np.ndarray
+    rem_keys: np.ndarray
+    rem_ids: np.ndarray
+    rem_versions: np.ndarray
     add_rows: np.ndarray
-    add_hk: np.ndarray
-    add_hi: np.ndarray
-    add_ver: np.ndarray
-    rem_spec: tuple  # speculation caches of the heaps (kernels.speculation)
-    add_spec: tuple
+    add_keys: np.ndarray
+    add_ids: np.ndarray
+    add_versions: np.ndarray
+    rem_cache: kernels.Speculation  # speculation caches of the heaps (kernels.speculation)
+    add_cache: kernels.Speculation
 
 
 @dataclass
@@ -283,7 +285,8 @@ class _FlatSearch:
     options: tuple  # (pairs_per_removal, max_fail, max_reevals, eps) of the kernel
     speculate: bool  # see refine_swaps
     ahead: int = 0  # gains computed ahead (RefineResult.n_ahead)
-    state: np.ndarray = field(default_factory=lambda: np.zeros(7, dtype=np.int64))  # see kernels.swap_search
+    # the search kernel's carried state (see kernels.swap_search; slots _heap.STATE_* and kernels.STATE_*)
+    state: np.ndarray = field(default_factory=lambda: np.zeros(kernels.STATE_SLOTS, dtype=np.int64))
     timings: dict = field(default_factory=lambda: {"gains_s": 0.0, "search_s": 0.0})
 
     @classmethod
@@ -294,6 +297,16 @@ class _FlatSearch:
         accumulate(np.ascontiguousarray(codes[rows]), fs, _take(pool_w, rows), counts)
         return cls(codes, fs, target, pool_w, rows, in_subset, counts, options, speculate)
 
+    @property
+    def n_recomputations(self) -> int:
+        """Lazy recomputations of single-row gains so far (both heaps)."""
+        return int(self.state[kernels.STATE_REM_RECOMPUTATIONS] + self.state[kernels.STATE_ADD_RECOMPUTATIONS])
+
+    @property
+    def n_evaluations(self) -> int:
+        """Exact swap-gain evaluations so far."""
+        return int(self.state[kernels.STATE_EVALUATIONS])
+
     def heaps(self, cand, n_add, prefilter) -> _Heaps:
         """Fresh gains for a round: every subset row's removal gain, and the addition gains of
         the candidates (``cand``, None: every pool row) outside the subset, each in a max-heap;
@@ -301,25 +314,25 @@ class _FlatSearch:
         started = time.perf_counter()
         codes, fs, pool_w, n_sub = self.codes, self.fs, self.pool_w, self.rows.shape[0]
         resid = self.counts - self.target  # refreshed each round, then kept in step with counts
-        rem_hk = np.empty(n_sub, dtype=np.float64)
-        gains_from_resid(np.ascontiguousarray(codes[self.rows]), fs, resid, _take(pool_w, self.rows), -1, rem_hk)
-        rem_hi = np.arange(n_sub, dtype=np.int64)
-        kernels.heapify(rem_hk, rem_hi, n_sub)
+        rem_keys = np.empty(n_sub, dtype=np.float64)
+        gains_from_resid(np.ascontiguousarray(codes[self.rows]), fs, resid, _take(pool_w, self.rows), -1, rem_keys)
+        rem_ids = np.arange(n_sub, dtype=np.int64)
+        kernels.heapify(rem_keys, rem_ids, n_sub)
         n_cand = codes.shape[0] if cand is None else cand.shape[0]
         if prefilter is not None and n_cand > prefilter:
             # directed search: rank the candidates by the addition gain of their low-arity cells
             # (one cheap pass: it rewards rows that hit under-filled columns), score only the best
             low_features = np.flatnonzero(fs.arity == fs.arity.min())
             cand = _prefilter(codes, cand, self.in_subset, fs, resid, pool_w, low_features, prefilter)
-        add_rows, add_hk = self._addition_keys(cand, resid, n_add)
-        add_hi = np.arange(add_rows.shape[0], dtype=np.int64)
-        kernels.heapify(add_hk, add_hi, add_rows.shape[0])
+        add_rows, add_keys = self._addition_keys(cand, resid, n_add)
+        add_ids = np.arange(add_rows.shape[0], dtype=np.int64)
+        kernels.heapify(add_keys, add_ids, add_rows.shape[0])
         # keys from this pass are fresh at version 0
         batch = SPECULATION_BATCH if self.speculate else 1
-        heaps = _Heaps(resid, rem_hk, rem_hi, np.zeros(n_sub, dtype=np.int64), add_rows, add_hk, add_hi,
+        heaps = _Heaps(resid, rem_keys, rem_ids, np.zeros(n_sub, dtype=np.int64), add_rows, add_keys, add_ids,
                        np.zeros(add_rows.shape[0], dtype=np.int64), kernels.speculation(n_sub, batch),
                        kernels.speculation(add_rows.shape[0], batch))
-        self.state[:4] = (n_sub, add_rows.shape[0], 0, 0)
+        start_search(self.state, n_sub, add_rows.shape[0])
         self.timings["gains_s"] += time.perf_counter() - started
         return heaps
 
@@ -338,17 +351,18 @@ class _FlatSearch:
         keep = kernels.topk_desc(add_gain, n_add) if n_add is not None else np.flatnonzero(add_gain > -np.inf)
         return (keep if cand is None else cand[keep]), np.ascontiguousarray(add_gain[keep])
 
-    def search(self, h: _Heaps, book: SwapLog, limit: int) -> int:
+    def search(self, heaps: _Heaps, book: SwapLog, limit: int) -> int:
         """One call of the search kernel on the round's heaps: at most ``limit`` swaps, written
         to ``book``'s buffers; returns how many."""
         started = time.perf_counter()
         fs = self.fs
         pairs_per_removal, max_fail, max_reevals, eps = self.options
         accepted = kernels.swap_search(
-            self.codes, self.in_subset, self.rows, self.pool_w, h.add_rows, h.rem_hk, h.rem_hi, h.rem_ver, h.add_hk,
-            h.add_hi, h.add_ver, self.state, limit, pairs_per_removal, max_fail, max_reevals, eps,
-            self.counts, h.resid, fs.weights, fs.cols, fs.strides, fs.offsets, book.buf_swaps, book.buf_gain,
-            h.rem_spec, h.add_spec,
+            self.codes, self.in_subset, self.rows, self.pool_w, heaps.add_rows, heaps.rem_keys, heaps.rem_ids,
+            heaps.rem_versions, heaps.add_keys, heaps.add_ids, heaps.add_versions, self.state, limit,
+            pairs_per_removal, max_fail, max_reevals, eps,
+            self.counts, heaps.resid, fs.weights, fs.cols, fs.strides, fs.offsets, book.buf_swaps, book.buf_gain,
+            heaps.rem_cache, heaps.add_cache,
         )
         self.timings["search_s"] += time.perf_counter() - started
         return accepted
@@ -364,8 +378,8 @@ class _FlatSearch:
             swaps=book.swaps(),
             n_swaps=book.n_swaps,
             n_rounds=n_rounds,
-            n_evaluations=int(self.state[6]),
-            n_recomputations=int(self.state[4] + self.state[5]),
+            n_evaluations=self.n_evaluations,
+            n_recomputations=self.n_recomputations,
             stop_reason=stop_reason,
             n_ahead=self.ahead,
         )

@@ -134,21 +134,21 @@ def trim_to_size(
         excess = n_remove_total - n_done
         batch = min(excess, max(1, ceil(batch_fraction * excess)))
         live = np.flatnonzero(alive)
-        g = np.empty(live.shape[0], dtype=np.float64)
+        live_gains = np.empty(live.shape[0], dtype=np.float64)
         live_w = np.ascontiguousarray(sub_w[live]) if sub_w.size else sub_w
-        gains_from_resid(np.ascontiguousarray(sub[live]), fs, resid, live_w, -1, g)
-        stale[live] = g
+        gains_from_resid(np.ascontiguousarray(sub[live]), fs, resid, live_w, -1, live_gains)
+        stale[live] = live_gains
         # exact: accept only the verified best row; batch: the batch's best rows by the gains
         # of this pass, unverified (each one's exact gain is still recomputed for the books)
         theta = np.inf if exact else -np.inf
-        k, ev = kernels.trim_lazy_greedy(
+        n_removed, n_recomputed = kernels.trim_lazy_greedy(
             sub, alive, stale, sub_w, batch, max(64, int(refresh_ratio * live.shape[0])), theta, counts, resid,
             fs.weights, fs.cols, fs.strides, fs.offsets, removed, gains, n_done,
         )
-        err -= float(gains[n_done : n_done + k].sum())
-        n_done += k
+        err -= float(gains[n_done : n_done + n_removed].sum())
+        n_done += n_removed
         n_batches += 1
-        n_reevals += ev
+        n_reevals += n_recomputed
         trace.append(err / t_total)
         progress.update(n_done, batches=n_batches, objective=err / t_total)
     progress.finish(n_done, batches=n_batches, recomputations=n_reevals, objective=err / t_total)

@@ -46,13 +46,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numba
 import numpy as np
 
 from synth_core.errors import InputError
 from synth_core.select import _kernels as kernels
+from synth_core.select._heap import (
+    STATE_ADD_SIZE,
+    STATE_REM_SIZE,
+    TALLY_CALLS,
+    TALLY_GAINS,
+    start_search,
+)
 from synth_core.select._swap_rounds import SwapLog, SwapStep, check_options, run_round
 from synth_core.select.sequential import _group_kernels as gk
 from synth_core.select.sequential._sequences import SequentialProblem
@@ -263,21 +270,31 @@ class _KeyStore:
         return cls(np.zeros(n_pool, dtype=np.float64), np.zeros(n_pool, dtype=bool))
 
 
+class _XCopies(NamedTuple):
+    """Copies of ``x`` for the search's parallel calls and their scratch: the last four fields of
+    :class:`synth_core.select.sequential._group_kernels.GroupSpeculation`."""
+
+    x_copies: np.ndarray  # (copies, cells) float64
+    copy_cells: np.ndarray  # (copies, max_rows) int64
+    copy_vals: np.ndarray  # (copies, max_rows) float64
+    copy_old: np.ndarray  # (copies, max_rows) float64
+
+
 @dataclass
 class _GroupHeaps:
     """One round's heaps (see :func:`synth_core.select.sequential._group_kernels.swap_search`): removal keys by
     position in the subset, addition keys by index into ``cand``."""
 
     cand: np.ndarray
-    rk: np.ndarray
-    ri: np.ndarray
-    rver: np.ndarray
-    rlast: np.ndarray  # refreshed key of a removal candidate dropped without a partner, else NaN
-    ak: np.ndarray
-    ai: np.ndarray
-    aver: np.ndarray
-    rsp: tuple  # speculation caches of the heaps (see _GroupSearch.speculation)
-    asp: tuple
+    rem_keys: np.ndarray
+    rem_ids: np.ndarray
+    rem_versions: np.ndarray
+    rem_last: np.ndarray  # refreshed key of a removal candidate dropped without a partner, else NaN
+    add_keys: np.ndarray
+    add_ids: np.ndarray
+    add_versions: np.ndarray
+    rem_cache: gk.GroupSpeculation  # speculation caches of the heaps (see _GroupSearch.speculation)
+    add_cache: gk.GroupSpeculation
 
 
 @dataclass
@@ -297,7 +314,8 @@ class _GroupSearch:
     n_chunks: int
     addition: _KeyStore
     removal: _KeyStore
-    state: np.ndarray = field(default_factory=lambda: np.zeros(7, dtype=np.int64))  # see group_kernels.swap_search
+    # the search kernel's carried state (see group_kernels.swap_search; slots _heap.STATE_* and group_kernels.STATE_*)
+    state: np.ndarray = field(default_factory=lambda: np.zeros(gk.STATE_SLOTS, dtype=np.int64))
     pass_s: float = 0.0  # time in the parallel gain passes
     search_s: float = 0.0  # time in the swap search
     rounds: list = field(default_factory=list)  # per round, as GroupRefineResult.rounds
@@ -316,6 +334,16 @@ class _GroupSearch:
                    max(1, numba.get_num_threads()), _KeyStore.empty(problem.n_pool), _KeyStore.empty(problem.n_pool),
                    speculate=speculate)
 
+    @property
+    def n_evaluations(self) -> int:
+        """Exact swap-gain evaluations so far."""
+        return int(self.state[gk.STATE_EVALUATIONS])
+
+    @property
+    def n_recomputations(self) -> int:
+        """Lazy recomputations of single-group gains so far (both heaps)."""
+        return int(self.state[gk.STATE_RECOMPUTATIONS])
+
     def round(self, full: bool, top: int | None, book: SwapLog, after: Callable[[int], None], started: float,
               **limits) -> int:
         """One round begun at ``started``: the heaps (:meth:`heaps`), the swap search
@@ -323,16 +351,19 @@ class _GroupSearch:
         figures, the keys kept for the next round. Returns the swaps accepted."""
         heaps = self.heaps(full, top)
         t_search = time.perf_counter()
-        ev0, re0 = int(self.state[6]), int(self.state[5])
+        evaluations_before, recomputations_before = self.n_evaluations, self.n_recomputations
         self.pass_s += t_search - started
         accepted = run_round(book, partial(self.search, heaps, book), after, **limits)
         self.search_s += time.perf_counter() - t_search
-        self.rounds.append((int(full), accepted, int(self.state[6]) - ev0, int(self.state[5]) - re0,
-                            round(time.perf_counter() - started, 4), book.err))
-        self.ahead += int(heaps.rsp[7][1] + heaps.asp[7][1])
+        self.rounds.append((int(full), accepted, self.n_evaluations - evaluations_before,
+                            self.n_recomputations - recomputations_before, round(time.perf_counter() - started, 4),
+                            book.err))
+        rem_tally, add_tally = heaps.rem_cache.tally, heaps.add_cache.tally
+        self.ahead += int(rem_tally[TALLY_GAINS] + add_tally[TALLY_GAINS])
         log.debug("%s round %d: %d swaps; parallel recomputations (removal, addition): %s gains in %s calls",
-                  "full" if full else "stale", len(self.rounds), accepted, (int(heaps.rsp[7][1]), int(heaps.asp[7][1])),
-                  (int(heaps.rsp[7][0]), int(heaps.asp[7][0])))
+                  "full" if full else "stale", len(self.rounds), accepted,
+                  (int(rem_tally[TALLY_GAINS]), int(add_tally[TALLY_GAINS])),
+                  (int(rem_tally[TALLY_CALLS]), int(add_tally[TALLY_CALLS])))
         self.keep_keys(heaps)
         return accepted
 
@@ -341,86 +372,87 @@ class _GroupSearch:
         kernel's state is reset for them."""
         n_sub = self.sub.shape[0]
         cand = np.flatnonzero(self.in_sub == 0).astype(np.int64)
-        rk, rver = self._keys(self.sub, -1.0, self.removal, full)
-        ak, aver = self._keys(cand, 1.0, self.addition, full, top)
-        ri = np.arange(n_sub, dtype=np.int64)
-        gk.heapify(rk, ri, n_sub)
-        ai = np.arange(cand.shape[0], dtype=np.int64)
-        gk.heapify(ak, ai, cand.shape[0])
-        self.state[:4] = (n_sub, cand.shape[0], 0, 0)
+        rem_keys, rem_versions = self._keys(self.sub, -1.0, self.removal, full)
+        add_keys, add_versions = self._keys(cand, 1.0, self.addition, full, top)
+        rem_ids = np.arange(n_sub, dtype=np.int64)
+        gk.heapify(rem_keys, rem_ids, n_sub)
+        add_ids = np.arange(cand.shape[0], dtype=np.int64)
+        gk.heapify(add_keys, add_ids, cand.shape[0])
+        start_search(self.state, n_sub, cand.shape[0])
         copies = self.copies(cand)
-        return _GroupHeaps(cand, rk, ri, rver, np.full(n_sub, np.nan), ak, ai, aver,
-                           self.speculation(n_sub, copies), self.speculation(cand.shape[0], copies))
+        return _GroupHeaps(cand, rem_keys, rem_ids, rem_versions, np.full(n_sub, np.nan), add_keys, add_ids,
+                           add_versions, self.speculation(n_sub, copies), self.speculation(cand.shape[0], copies))
 
-    def copies(self, cand: np.ndarray) -> tuple:
+    def copies(self, cand: np.ndarray) -> _XCopies:
         """Copies of ``x`` for the search's parallel calls, one per numba thread, with their
         scratch; none without ``speculate`` (or with one candidate ``cand``). The kernel keeps
         them equal to ``x``."""
         n = max(1, numba.get_num_threads()) if self.speculate and cand.shape[0] > 1 else 0
         m = self.problem.max_rows
-        return (np.tile(self.x, (n, 1)), np.empty((n, m), dtype=np.int64), np.empty((n, m), dtype=np.float64),
-                np.empty((n, m), dtype=np.float64))
+        return _XCopies(np.tile(self.x, (n, 1)), np.empty((n, m), dtype=np.int64), np.empty((n, m), dtype=np.float64),
+                        np.empty((n, m), dtype=np.float64))
 
     @staticmethod
-    def speculation(n_entries: int, copies: tuple) -> tuple:
-        """A heap's speculation cache (:func:`synth_core.select._kernels.speculation`; batch 1
-        without copies of ``x``) followed by the copies and their scratch."""
-        batch = SPECULATION_BATCH if copies[0].shape[0] > 0 else 1
-        return kernels.speculation(n_entries, batch) + copies
+    def speculation(n_entries: int, copies: _XCopies) -> gk.GroupSpeculation:
+        """A heap's speculation cache: :func:`synth_core.select._kernels.speculation`'s (batch 1
+        without copies of ``x``) with the copies and their scratch (:meth:`copies`)."""
+        batch = SPECULATION_BATCH if copies.x_copies.shape[0] > 0 else 1
+        return gk.GroupSpeculation(*kernels.speculation(n_entries, batch), *copies)
 
     def _keys(self, members, sign, store: _KeyStore, full: bool, top: int | None = None):
         """Heap keys of ``members`` and their versions: every key recomputed in a full round
         (only the ``top`` best stored keys, when given), else only those without a stored key
         (the stored ones are stale: version STALE)."""
-        ver = np.zeros(members.shape[0], dtype=np.int64)  # version 0 = fresh in this round
+        versions = np.zeros(members.shape[0], dtype=np.int64)  # version 0 = fresh in this round
         if full and (top is None or top >= members.shape[0] or not store.ok[members].any()):
-            k = np.empty(members.shape[0], dtype=np.float64)
-            self._gains(members, sign, k)
-            return k, ver
-        k = store.key[members]
+            keys = np.empty(members.shape[0], dtype=np.float64)
+            self._gains(members, sign, keys)
+            return keys, versions
+        keys = store.key[members]
         fresh = ~store.ok[members]
         if full:  # the top stored keys (ties by position: deterministic) are recomputed too
-            order = np.argsort(-np.where(fresh, np.inf, k), kind="stable")
+            order = np.argsort(-np.where(fresh, np.inf, keys), kind="stable")
             fresh[order[:top]] = True
         idx = np.flatnonzero(fresh)
         if idx.size:
             part = np.empty(idx.size, dtype=np.float64)
             self._gains(members[idx], sign, part)
-            k[idx] = part
-        ver[~fresh] = STALE  # recomputed when it reaches the top of the heap
-        return k, ver
+            keys[idx] = part
+        versions[~fresh] = STALE  # recomputed when it reaches the top of the heap
+        return keys, versions
 
     def _gains(self, members, sign, out) -> None:
-        p = self.problem
-        gk.group_gains(members, sign, p.pool_data, p.kspec, self.x, p.max_rows, self.n_chunks, out)
+        problem = self.problem
+        gk.group_gains(members, sign, problem.pool_data, problem.kspec, self.x, problem.max_rows, self.n_chunks, out)
 
-    def search(self, h: _GroupHeaps, book: SwapLog, limit: int) -> int:
+    def search(self, heaps: _GroupHeaps, book: SwapLog, limit: int) -> int:
         """One call of the search kernel on the round's heaps: at most ``limit`` swaps, written
         to ``book``'s buffers; returns how many."""
-        p = self.problem
+        problem = self.problem
         pairs_per_removal, max_fail, max_reevals, max_stale, eps = self.options
         return gk.swap_search(
-            self.sub, self.in_sub, h.cand, h.rk, h.ri, h.rver, h.rlast, h.ak, h.ai, h.aver, self.state, limit,
+            self.sub, self.in_sub, heaps.cand, heaps.rem_keys, heaps.rem_ids, heaps.rem_versions, heaps.rem_last,
+            heaps.add_keys, heaps.add_ids, heaps.add_versions, self.state, limit,
             pairs_per_removal, max_fail, max_reevals, max_stale, eps,
-            p.pool_data, p.kspec, self.counts, self.target, self.x, *self.scratch, book.buf_swaps, book.buf_gain,
-            h.rsp, h.asp,
+            problem.pool_data, problem.kspec, self.counts, self.target, self.x, *self.scratch, book.buf_swaps,
+            book.buf_gain, heaps.rem_cache, heaps.add_cache,
         )
 
-    def keep_keys(self, h: _GroupHeaps) -> None:
+    def keep_keys(self, heaps: _GroupHeaps) -> None:
         """Store the round's keys for the next stale round: the addition keys still in the heap
         (partly refreshed; groups that just left the subset have none yet), and the removal
-        keys still in the heap or dropped without a partner (``rlast``; groups that just
+        keys still in the heap or dropped without a partner (``rem_last``; groups that just
         entered the subset have none yet)."""
-        add_left, rem_left = self.state[1], self.state[0]
-        self.addition.key[h.cand[h.ai[:add_left]]] = h.ak[:add_left]
-        self.addition.ok[h.cand] = True
+        add_left, rem_left = self.state[STATE_ADD_SIZE], self.state[STATE_REM_SIZE]
+        self.addition.key[heaps.cand[heaps.add_ids[:add_left]]] = heaps.add_keys[:add_left]
+        self.addition.ok[heaps.cand] = True
         self.addition.ok[self.in_sub.view(bool)] = False
         self.removal.ok[:] = False
-        left = self.sub[h.ri[:rem_left]]
-        self.removal.key[left] = h.rk[:rem_left]
+        left = self.sub[heaps.rem_ids[:rem_left]]
+        self.removal.key[left] = heaps.rem_keys[:rem_left]
         self.removal.ok[left] = True
-        dropped = np.flatnonzero(~np.isnan(h.rlast))
-        self.removal.key[self.sub[dropped]] = h.rlast[dropped]
+        dropped = np.flatnonzero(~np.isnan(heaps.rem_last))
+        self.removal.key[self.sub[dropped]] = heaps.rem_last[dropped]
         self.removal.ok[self.sub[dropped]] = True
 
     def result(self, book: SwapLog, n_rounds: int, stop_reason: str, n_full: int, started: float) -> GroupRefineResult:
@@ -434,8 +466,8 @@ class _GroupSearch:
             swaps=book.swaps(),
             n_swaps=book.n_swaps,
             n_rounds=n_rounds,
-            n_evaluations=int(self.state[6]),
-            n_recomputations=int(self.state[5]),
+            n_evaluations=self.n_evaluations,
+            n_recomputations=self.n_recomputations,
             stop_reason=stop_reason,
             elapsed_s=time.perf_counter() - started,
             pass_s=self.pass_s,
