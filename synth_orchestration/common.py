@@ -7,8 +7,9 @@ import resource
 import shutil
 import time
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import dagster as dg
 import numpy as np
@@ -17,12 +18,38 @@ from synth_core.errors import InputError
 from synth_core.ops import DatasetSpec, catalog_or_demo, default_catalog_path
 from synth_orchestration.resources import PROJECT_ROOT, MetricStoreResource
 
-CATALOG_PATH = default_catalog_path(PROJECT_ROOT)
-DATASETS, DATASETS_BASE = catalog_or_demo(CATALOG_PATH)
+
+class Catalog(NamedTuple):
+    """The datasets file (``$SYNTH_DATASETS`` or ``<repo>/datasets.yaml``), its datasets (the built-in
+    demo datasets when the file does not exist) and the folder their relative paths start from."""
+
+    path: Path
+    datasets: list[DatasetSpec]
+    base: Path
+
+
+@cache
+def catalog() -> Catalog:
+    """The datasets catalog, read on first use (not at import) and then kept for the process: the
+    graphs' partitions are built from it. A broken datasets file raises ``InputError`` here."""
+    path = default_catalog_path(PROJECT_ROOT)
+    datasets, base = catalog_or_demo(path)
+    return Catalog(path, datasets, base)
+
+
+_CATALOG_NAMES = {"CATALOG_PATH": "path", "DATASETS": "datasets", "DATASETS_BASE": "base"}
+
+
+def __getattr__(name: str) -> Any:
+    """The former module constants (``common.DATASETS``, ``DATASETS_BASE``, ``CATALOG_PATH``), read
+    through :func:`catalog` when first asked for."""
+    if name in _CATALOG_NAMES:
+        return getattr(catalog(), _CATALOG_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def datasets_of(kind: str) -> list[DatasetSpec]:
-    return [d for d in DATASETS if d.kind == kind]
+    return [d for d in catalog().datasets if d.kind == kind]
 
 
 def partitions_for(kind: str) -> dg.StaticPartitionsDefinition:
@@ -51,7 +78,7 @@ def spec_for(context: dg.AssetExecutionContext, kind: str) -> DatasetSpec:
     for spec in datasets_of(kind):
         if spec.name == name:
             return spec
-    raise InputError(f"no {kind} dataset named {name!r} in {CATALOG_PATH}")
+    raise InputError(f"no {kind} dataset named {name!r} in {catalog().path}")
 
 
 def merged_settings(context, config: dg.Config, overrides: dict, allowed: set[str]) -> dict[str, Any]:

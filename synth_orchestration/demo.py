@@ -66,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     from synth_core.errors import InputError
 
     try:  # a broken datasets file is refused when the catalog loads
-        from synth_orchestration.common import CATALOG_PATH, DATASETS, datasets_of
+        from synth_orchestration.common import catalog, datasets_of
+
+        current = catalog()
     except InputError as exc:
         return _refuse(label, str(exc), args.check)
     if args.dataset is not None:
-        spec = next((s for s in DATASETS if s.name == args.dataset), None)
+        spec = next((s for s in current.datasets if s.name == args.dataset), None)
         if spec is None:
-            where = f" in {CATALOG_PATH}" if CATALOG_PATH.exists() else " (built-in demo datasets)"
-            known = ", ".join(s.name for s in DATASETS) or "none"
+            where = f" in {current.path}" if current.path.exists() else " (built-in demo datasets)"
+            known = ", ".join(s.name for s in current.datasets) or "none"
             return _refuse(label, f"unknown dataset {args.dataset!r}{where}; known: {known}", args.check)
         kind = args.kind or spec.kind
         if kind != spec.kind:

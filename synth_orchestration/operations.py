@@ -71,7 +71,7 @@ def _path_list(listed: list[str]) -> str:
 
 @dg.op(name="delete_expired_artifacts", description="Delete artifact folders older than each dataset's retention_days.")
 def cleanup_artifacts_op(context: dg.OpExecutionContext, config: CleanupConfig, artifacts: ArtifactStore) -> dict:
-    datasets = list(common.DATASETS)
+    datasets = list(common.catalog().datasets)
     busy = _busy_datasets(context.instance, context.run_id)
     if busy:
         context.log.info(f"skipping datasets with a queued or running pipeline run: {', '.join(sorted(busy))}")

@@ -1,11 +1,19 @@
-"""Shared fixtures: where the read-only shared data lives."""
+"""Shared fixtures: where the read-only shared data lives, small tables for the edge tests, and the
+tests' datasets file (``pytest_configure``)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
+
+from synth_core.io import write_table
+from tests.tables import edge_tables
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,17 +52,29 @@ def prize_seq_paths() -> dict[str, Path]:
     }
 
 
+@pytest.fixture()
+def files(tmp_path):
+    """A training table, a pool and a holdout as CSV files in ``tmp_path`` (``root``)."""
+    training, pool = edge_tables()
+    paths = {"root": tmp_path, "training": tmp_path / "training.csv", "pool": tmp_path / "pool.csv",
+             "holdout": tmp_path / "holdout.csv"}
+    write_table(training, paths["training"])
+    write_table(pool, paths["pool"])
+    write_table(edge_tables(seed=1)[0], paths["holdout"])
+    return paths
+
+
 # --------------------------------------------------------------------------------------------
-# A datasets file for the pipeline tests. The Dagster partitions are built from the datasets file
-# when synth_orchestration is imported, so it must be in place before any test module imports it.
+# A datasets file for the pipeline tests. synth_orchestration reads the datasets file on first use
+# (synth_orchestration.common.catalog), and the Dagster partitions are built from it when the graphs'
+# modules are imported: during collection, by test modules (test_operations.py even parametrizes over
+# the datasets). So it is written in pytest_configure, before collection, and not in a fixture.
 
-import tempfile  # noqa: E402
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-
-TEST_STATE = Path(tempfile.mkdtemp(prefix="synth-tests-"))
+def pytest_configure(config: pytest.Config) -> None:
+    state = Path(tempfile.mkdtemp(prefix="synth-tests-"))
+    os.environ["SYNTH_DATASETS"] = str(_write_test_catalog(state))
+    os.environ["SYNTH_STATE_DIR"] = str(state / "state")
 
 
 def _write_test_catalog(root: Path) -> Path:
@@ -133,7 +153,3 @@ def _write_test_catalog(root: Path) -> Path:
     path = root / "datasets.yaml"
     path.write_text(yaml.safe_dump(catalog, sort_keys=False))
     return path
-
-
-os.environ["SYNTH_DATASETS"] = str(_write_test_catalog(TEST_STATE))
-os.environ["SYNTH_STATE_DIR"] = str(TEST_STATE / "state")

@@ -18,7 +18,7 @@ import dagster as dg
 from synth_core.generate import EngineError
 from synth_core.ops import GENERATOR_ASSET
 from synth_orchestration.assets.source import read_source
-from synth_orchestration.common import DATASETS_BASE, Stage, merged_settings, spec_for, user_errors
+from synth_orchestration.common import Stage, catalog, merged_settings, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
@@ -39,7 +39,7 @@ def given_pool(spec) -> dict:
     """The generator record of a dataset that brings its own pool: nothing trained."""
     from synth_core.errors import InputError
 
-    path = spec.pool_path(DATASETS_BASE)
+    path = spec.pool_path(catalog().base)
     if not path.exists():
         raise InputError(f"dataset {spec.name!r}: pool {path} not found")
     digest = file_digest(path)[:16]

@@ -9,7 +9,7 @@ import pandas as pd
 from synth_core.io import write_table
 from synth_core.ops import SOURCE_ASSET, load_dataset
 from synth_core.schema import Schema
-from synth_orchestration.common import DATASETS_BASE, Stage, spec_for, user_errors
+from synth_orchestration.common import Stage, catalog, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags
 from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
@@ -44,7 +44,7 @@ def _materialize(context: dg.AssetExecutionContext, artifacts: ArtifactStore, me
     out = artifacts.run_dir(kind, spec.name, context.run.run_id, SOURCE_ASSET)
     stage = Stage(context, metrics, spec.name)
     with user_errors(cleanup=out):
-        tables = load_dataset(spec, DATASETS_BASE)
+        tables = load_dataset(spec, catalog().base)
         write_table(tables.training, out / "training.parquet")
         write_table(tables.holdout, out / "holdout.parquet")
         figures = {"training_rows": len(tables.training), "holdout_rows": len(tables.holdout)}

@@ -48,6 +48,7 @@ def flat_run(tmp_path_factory):
     return root, result
 
 
+@pytest.mark.slow
 def test_whole_graph_materialises_and_checks_pass(flat_run):
     root, result = flat_run
     assert result.success
@@ -57,6 +58,7 @@ def test_whole_graph_materialises_and_checks_pass(flat_run):
     assert checks == {"accuracy_floor": True, "privacy_gate": True, "integrity": True}
 
 
+@pytest.mark.slow
 def test_output_has_target_size_training_schema_and_manifest(flat_run):
     root, result = flat_run
     out = result.output_for_node("flat__refined_output")
@@ -81,6 +83,7 @@ def test_output_has_target_size_training_schema_and_manifest(flat_run):
     assert not list(Path(out["parquet"]).parent.glob(".*tmp"))
 
 
+@pytest.mark.slow
 def test_every_stage_is_recorded_and_selection_improves_on_the_pool(flat_run):
     root, result = flat_run
     frame = MetricStore(root / "metrics.duckdb").frame(dataset="tiny_flat", run_id=result.run_id)
@@ -96,6 +99,7 @@ def test_every_stage_is_recorded_and_selection_improves_on_the_pool(flat_run):
     assert Path(report["published"]["parquet"]).exists()
 
 
+@pytest.mark.slow
 def test_unchanged_source_and_settings_reuse_the_generator(flat_run):
     root, first = flat_run
     again = _materialize(root, "tiny_flat", selection=[flat.source_data, flat.trained_generator])
@@ -106,6 +110,7 @@ def test_unchanged_source_and_settings_reuse_the_generator(flat_run):
     assert again.output_for_node("flat__trained_generator")["generator_id"] == first.output_for_node("flat__trained_generator")["generator_id"]
 
 
+@pytest.mark.slow
 def test_pool_shards_are_parallel_steps_and_a_rerun_resumes(flat_run):
     """Each shard is a mapped step; after losing a shard, a re-run regenerates only that one, identically."""
     root, first = flat_run
@@ -123,6 +128,7 @@ def test_pool_shards_are_parallel_steps_and_a_rerun_resumes(flat_run):
     assert {p.name: p.read_bytes() for p in shards} == original
 
 
+@pytest.mark.slow
 def test_failing_privacy_gate_skips_the_downstream_report(flat_run):
     root, _ = flat_run
     published = root / "artifacts" / "flat" / "tiny_flat" / "published" / "report.json"
@@ -159,6 +165,7 @@ def test_bad_configuration_fails_the_step_with_a_clear_message(tmp_path, partiti
     assert runs == []
 
 
+@pytest.mark.slow
 def test_report_reuses_the_checks_evaluation_and_equals_a_fresh_one(flat_run, tmp_path):
     """refined_output keeps its evaluation (with the pictures' data) for the report, so the output is
     evaluated once; a report from a fresh evaluation (what an older run, without it, gets) is identical."""

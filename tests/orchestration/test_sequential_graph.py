@@ -58,6 +58,7 @@ def seq_run(seq_root):
     return _materialize(seq_root, "tiny_seq")
 
 
+@pytest.mark.slow
 def test_whole_graph_materialises_and_checks_pass(seq_run):
     assert seq_run.success
     materialised = {e.materialization.asset_key.to_user_string() for e in seq_run.get_asset_materialization_events()}
@@ -65,6 +66,7 @@ def test_whole_graph_materialises_and_checks_pass(seq_run):
     assert _checks(seq_run) == {"accuracy_floor": True, "privacy_gate": True, "integrity": True}
 
 
+@pytest.mark.slow
 def test_output_is_whole_groups_with_constant_subject_attributes(seq_run):
     source = _output(seq_run, "source_data")
     training = pd.read_parquet(source["training"])
@@ -85,6 +87,7 @@ def test_output_is_whole_groups_with_constant_subject_attributes(seq_run):
     assert len(csv) == len(out)
 
 
+@pytest.mark.slow
 def test_selected_groups_come_from_the_pool(seq_run):
     pool = _output(seq_run, "candidate_pool")
     groups = np.load(_output(seq_run, "refined_output")["groups"])
@@ -94,6 +97,7 @@ def test_selected_groups_come_from_the_pool(seq_run):
     assert pool["n_groups"] == 1200
 
 
+@pytest.mark.slow
 def test_stages_improve_on_the_random_sample(seq_run, seq_root):
     frame = MetricStore(str(seq_root / "metrics.duckdb")).frame(dataset="tiny_seq", run_id=seq_run.run_id)
 
@@ -116,6 +120,7 @@ def test_stages_improve_on_the_random_sample(seq_run, seq_root):
     assert evaluation["final"]["privacy"]["exact_copy_training_sequences"] is not None
 
 
+@pytest.mark.slow
 def test_manifest_and_published_output(seq_run):
     refined = _output(seq_run, "refined_output")
     manifest = json.loads(Path(refined["manifest"]).read_text())
@@ -125,6 +130,7 @@ def test_manifest_and_published_output(seq_run):
     assert Path(published["parquet"]).read_bytes() == Path(refined["parquet"]).read_bytes()
 
 
+@pytest.mark.slow
 def test_failing_privacy_gate_blocks_publication_and_generator_is_reused(seq_root, seq_run):
     result = _materialize(seq_root, "tiny_seq", {"sequential__refined_output": {"config": {"max_membership_auc": 0.0}}})
     assert not result.success
@@ -171,6 +177,7 @@ GATE_DEFAULTS = {"accuracy_floor": None, "max_dcr_share": 0.52, "min_nndr_ratio"
                  "eval_seed": 1}
 
 
+@pytest.mark.slow
 def test_training_copies_in_the_pool_are_recovered_and_the_privacy_gate_bites(seq_run, tmp_path):
     """A pool of the training groups plus noise groups, the privacy guard off: selection picks the copies,
     the gate refuses them."""
@@ -196,6 +203,7 @@ def test_training_copies_in_the_pool_are_recovered_and_the_privacy_gate_bites(se
     assert "exact_copy_training" in checks["privacy_gate"].description
 
 
+@pytest.mark.slow
 def test_with_the_privacy_guard_on_no_training_copy_is_selected(seq_run, tmp_path):
     """The same kind of pool with the guard on (the default): every training copy is removed before the search."""
     from synth_core.select.sequential import SequentialSettings, select_groups

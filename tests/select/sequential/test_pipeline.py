@@ -543,3 +543,16 @@ def test_group_refinement_identical_for_any_thread_count_and_speculation(small):
         assert (r.n_recomputations, r.n_evaluations, r.n_rounds) == (
             base.n_recomputations, base.n_evaluations, base.n_rounds), key
         assert (r.n_ahead >= r.n_recomputations) if key[1] else r.n_ahead == 0, key
+
+
+def test_sequential_output_uses_the_same_conversion():
+    from synth_core.select.sequential import select_groups
+
+    rng = np.random.default_rng(0)
+    training = pd.DataFrame({"g": np.repeat(np.arange(30), 3), "v": rng.integers(0, 5, 90), "t": "x"})
+    pool = pd.DataFrame({"g": np.repeat(np.arange(90), 3), "v": rng.integers(0, 5, 270).astype(float), "t": "x"})
+    sel = select_groups(training, pool, "g", 20, coherence=False, refine=False)
+    assert sel.output(pool).dtypes.to_dict() == training.dtypes.to_dict()
+    pool.loc[sel.layout.rows_of(sel.final.groups)[0], "v"] = 1.5
+    with pytest.raises(InputError, match="column 'v' has non-integer values"):
+        sel.output(pool)
