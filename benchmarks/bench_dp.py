@@ -20,7 +20,7 @@ Non-DP reference rows: the cached generator's pool with non-DP selection (privac
 default) and its random sample. Every output is scored by ``synth_core.metrics._evaluate.evaluate``
 (accuracy against training ∪ holdout, privacy on all rows, evaluation seed 1). The composed ε is
 the engine-reported generator ε plus selection's ε (basic composition). Usage:
-``python benchmarks/bench_dp.py [--quick] [--no-write]`` (``--quick``: ε = 4 only, one epoch,
+``python -m benchmarks.bench_dp [--quick] [--no-write]`` (``--quick``: ε = 4 only, one epoch,
 20,000-row pools, nothing written).
 """
 
@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import generated as G  # noqa: E402
-import harness as H  # noqa: E402
-import results as R  # noqa: E402
+from benchmarks import generated as G
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "dp"
 SEED = 0
@@ -263,7 +260,7 @@ def plot(res) -> None:
 
 
 def main(argv=None) -> int:
-    bench = H.Bench("bench_dp.py", __doc__, sdk_stdout=True, quick="ε = 4 only, one epoch, 20,000-row pools")
+    bench = H.Bench("benchmarks.bench_dp", __doc__, sdk_stdout=True, quick="ε = 4 only, one epoch, 20,000-row pools")
     args = bench.parse(argv)
     plan = QUICK if args.quick else FULL
     section = bench.section(SECTION, "Differential privacy: DP generator and DP selection on census",

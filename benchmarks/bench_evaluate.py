@@ -19,7 +19,7 @@ the membership audit and the privacy gate's verdict. The prize case runs once mo
 ``NUMBA_NUM_THREADS=1``: its output must equal the two-thread runs' (determinism), and the
 interval of its ``dcr_share`` must be at most ±0.01 wide.
 
-Usage: ``python benchmarks/bench_evaluate.py [--repeats N] [--quick] [--skip-qa] [--no-write]``
+Usage: ``python -m benchmarks.bench_evaluate [--repeats N] [--quick] [--skip-qa] [--no-write]``
 (``--quick``: one run per case, no qa.report, nothing written).
 """
 
@@ -30,12 +30,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+import pandas as pd
 
-import harness as H  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import results as R  # noqa: E402
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "evaluate"
 PRIZE_TARGET_S = 30.0
@@ -287,7 +286,7 @@ def privacy_row(label: str, p: dict, gate: dict | None) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_evaluate.py", __doc__, quick="one run per case, no qa.report")
+    bench = H.Bench("benchmarks.bench_evaluate", __doc__, quick="one run per case, no qa.report")
     bench.parser.add_argument("--repeats", type=int, default=3, help="cold runs per case (default 3)")
     bench.parser.add_argument("--skip-qa", action="store_true", help="do not run mostlyai-qa's report on census")
     args = bench.parse(argv)

@@ -14,21 +14,18 @@ the figures of ``synth_core.metrics._privacy.copy_test``: fail when the lower en
 (``exact_copy_training > exact_copy_holdout + 0.001``) is shown beside it. Target: the fair part
 passes in ≥ 95 % of the splits of every table.
 
-Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_exact_copy_gate.py [--splits N] [--quick] [--no-write]``
+Usage: ``.venv/bin/python -m benchmarks.bench_exact_copy_gate [--splits N] [--quick] [--no-write]``
 (``--quick``: 10 splits, nothing written).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+import pandas as pd
 
-import harness as H  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from benchmarks import harness as H
 
 SECTION = "exact_copy_gate"
 SHARES = (0.02, 0.05, 0.10)
@@ -179,7 +176,7 @@ def distinct_share(t: Table) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_exact_copy_gate.py", __doc__, quick="10 splits")
+    bench = H.Bench("benchmarks.bench_exact_copy_gate", __doc__, quick="10 splits")
     bench.parser.add_argument("--splits", type=int, default=100, help="random splits per table (default 100)")
     args = bench.parse(argv)
     splits = 10 if args.quick else args.splits

@@ -19,14 +19,15 @@
 Generators, the pool, the merged pool file and the refined output live in
 ``$SYNTH_BENCH_SCRATCH/census`` (default ``/tmp/synth-bench``; ``census-quick`` for ``--quick``)
 and are reused by later runs when present (a generator only when its settings and training table
-match; ``--retrain`` forces training), see :mod:`generated`. ``bench_privacy_guard.py`` trains
+match; ``--retrain`` forces training), see :mod:`benchmarks.generated`. ``bench_privacy_guard`` trains
 the same small census generator and pool there. The results say what was reused.
 
-Usage: ``python benchmarks/bench_flat_census.py [--model-size auto|small|medium] [--retrain] [--quick] [--no-write]``
+Usage: ``python -m benchmarks.bench_flat_census [--model-size auto|small|medium] [--retrain] [--quick] [--no-write]``
 (``--quick``: small model, 1-minute cap, 50,000-row pool, nothing written; a non-default model
 size or pool size writes the section ``flat_census_custom``).
 
-``--threads``: only ``synth select`` on the cached 500 k pool (step 2 must have run), as cold
+``--threads``: only ``synth select`` on the cached 500 k pool (when no run left one, the small
+generator's is built first, :func:`generated.census_pool`), as cold
 processes with ``NUMBA_NUM_THREADS=1``, ``=2`` and ``=2`` with ``OMP_WAIT_POLICY=ACTIVE`` after
 one run that compiles the numba cache, alternating, ``--repeats`` each; per run the wall time, the
 refine stage's time and the output's sha256 (identical for every thread count, or the run fails). Section ``flat_census_threads``.
@@ -34,18 +35,16 @@ refine stage's time and the output's sha256 (identical for every thread count, o
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pandas as pd
 
-import generated as G  # noqa: E402
-import harness as H  # noqa: E402
-import pandas as pd  # noqa: E402
-import results as R  # noqa: E402
+from benchmarks import generated as G
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "flat_census"
 SELECT_TARGET_S = 60.0
@@ -358,9 +357,11 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
     """``--threads``: the select step on the cached pool with 1 and 2 numba threads."""
     from synth_core.io import read_table
 
-    pools = sorted(G.folder(G.scratch_name("census", False)).glob("pool-*-500000-seed0-t1"))
-    if not pools:
-        raise SystemExit("no cached 500,000-row census pool: run this script without --threads first")
+    pattern = f"pool-*-{G.CENSUS_POOL[0]}-seed0-t1"
+    pools = sorted(G.folder(G.scratch_name("census", False)).glob(pattern))
+    if not pools:  # no full run left one: the small generator's pool (trained and generated where missing)
+        H.log("no cached 500,000-row census pool: building the small census generator's pool")
+        pools = [Path(G.census_pool(quick=False).out_dir)]
     trn = H.shared_file("data", "census", "training.csv.gz")
     n_target = len(read_table(trn))
     out_file = H.scratch_dir() / "census-threads.csv"
@@ -378,7 +379,7 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_flat_census.py", __doc__, quick="small model, 1-min cap, 50,000-row pool", sdk_stdout=True)
+    bench = H.Bench("benchmarks.bench_flat_census", __doc__, quick="small model, 1-min cap, 50,000-row pool", sdk_stdout=True)
     bench.parser.add_argument("--model-size", choices=("auto", "small", "medium", "large"), default="auto")
     bench.parser.add_argument("--pool-rows", type=int, default=None, help="pool rows (default 500,000)")
     bench.parser.add_argument("--retrain", action="store_true", help="train even when a matching generator is cached")

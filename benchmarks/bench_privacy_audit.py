@@ -2,35 +2,36 @@
 stability of the privacy verdict over evaluation seeds.
 
 1. **Fair tables**: for seeds 0–99, a random sample of |training| rows (24,421) from the census
-   pool of a MOSTLY AI generator (``benchmarks/bench_flat_census.py`` writes it to
-   ``$SYNTH_BENCH_SCRATCH/census/pool-*.parquet``), evaluated with ``privacy_metrics(...,
-   seed=s)`` against census training and holdout. Target: the membership rule passes in ≥ 99.
+   pool of a MOSTLY AI generator (the newest under ``$SYNTH_BENCH_SCRATCH/census/``, where
+   ``bench_flat_census`` and ``bench_privacy_guard`` leave it; when there is none, this script
+   builds the small census generator's pool there itself, :func:`generated.census_pool`),
+   evaluated with ``privacy_metrics(..., seed=s)`` against census training and holdout. Target:
+   the membership rule passes in ≥ 99.
 2. **Leaky tables**: the same samples with 10 % of their rows replaced by near-copies of training
    rows (one numeric value moved by ±1, ``synth_core.metrics._membership.near_copies``, seed s). Target:
    the membership rule fails in ≥ 99. Also 2 % and 5 % near-copies for the first 10 seeds (power).
 3. **Threshold grid**: the pass/fail counts of both for other values of ``max_membership_auc``,
    which is how the default was chosen.
 4. **Stability**: the whole gate's verdict for privacy seeds 0–9 on the census refined output
-   (``refined-*.parquet`` beside the pool, when present), on one random pool sample, and on the
-   prize winner submission (sequential). Target: one verdict per table.
+   (``refined-*.parquet`` beside the pool; when there is none, ``synth select`` writes one from
+   the pool as ``bench_flat_census``'s step 3 does), on one random pool sample, and on the prize
+   winner submission (sequential). Target: one verdict per table.
 
-Usage: ``python benchmarks/bench_privacy_audit.py [--seeds N] [--pool P] [--refined R] [--quick] [--no-write]``
+Usage: ``python -m benchmarks.bench_privacy_audit [--seeds N] [--pool P] [--refined R] [--quick] [--no-write]``
 (``--quick``: 5 seeds, 3 stability seeds, no power rows, nothing written; it takes the pool of
-``bench_flat_census.py --quick`` when there is one).
+``bench_flat_census --quick`` when there is one, else the full one, else builds the quick one).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+import pandas as pd
 
-import generated as G  # noqa: E402
-import harness as H  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from benchmarks import generated as G
+from benchmarks import harness as H
 
 SECTION = "privacy_audit"
 LEAK_SHARE = 0.10
@@ -47,7 +48,7 @@ def newest(folder: Path, pattern: str, folders: bool = False) -> Path | None:
 
 
 def census_artefacts(quick: bool) -> tuple[Path, Path | None, Path | None]:
-    """(folder, pool, refined output) that ``bench_flat_census.py`` left, newest first.
+    """(folder, pool, refined output) that ``bench_flat_census`` (or ``bench_privacy_guard``) left, newest first.
 
     A ``--quick`` run takes the development pool when there is one, else the full one; a full
     run never takes a development pool.
@@ -58,6 +59,23 @@ def census_artefacts(quick: bool) -> tuple[Path, Path | None, Path | None]:
         if pool is not None:
             return folder, pool, newest(folder, "refined-*.parquet")
     return folder, None, None
+
+
+def refined_output(folder: Path, pool: Path, n_target: int) -> Path:
+    """A census refined output of ``pool``, written by ``synth select`` as ``bench_flat_census``'s
+    step 3 runs it (``--size`` |training|, ``--seed 0``, holdout passed), for when no run left one.
+    ``--force``: the stability rows judge the privacy gate themselves, so the output is kept even
+    when one of ``synth select``'s checks fails (exit status 3)."""
+    out = folder / f"refined-{pool.name.removesuffix('.parquet')}.parquet"
+    trn, hol = H.shared_file("data", "census", "training.csv.gz"), H.shared_file("data", "census", "holdout.csv.gz")
+    argv = H.synth_cli("select", "--training", trn, "--pool", pool, "--holdout", hol, "--size", n_target, "--seed", 0,
+                       "--output", out, "--force", "--json")
+    H.log(f"no census refined output under {H.rel(folder)}: writing {H.rel(out)} with synth select")
+    run = H.run_cold(argv, timeout_s=3600)
+    if run.rc not in (0, 3) or run.timed_out or not out.is_file():
+        H.check_run(run, "census synth select (refined output for the stability rows)")
+        raise RuntimeError(f"synth select wrote no {H.rel(out)}:\n{run.stderr[-2000:]}")
+    return out
 
 
 def load_pool(path: Path) -> pd.DataFrame:
@@ -211,7 +229,7 @@ def stability(section, cases, n_seeds: int, gate) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_privacy_audit.py", __doc__, quick="5 seeds, 3 stability seeds, no power rows")
+    bench = H.Bench("benchmarks.bench_privacy_audit", __doc__, quick="5 seeds, 3 stability seeds, no power rows")
     bench.parser.add_argument("--seeds", type=int, default=100, help="seeds of the fair and leaky cases (default 100)")
     bench.parser.add_argument("--pool", type=Path, help="census pool (merged .parquet or shard folder)")
     bench.parser.add_argument("--refined", type=Path, help="census refined output (.parquet)")
@@ -220,11 +238,13 @@ def main(argv: list[str] | None = None) -> int:
 
     folder, pool_path, refined_path = census_artefacts(args.quick)
     pool_path = args.pool or pool_path
-    if pool_path is None:
-        raise SystemExit(f"no census pool under {H.rel(folder)}: run benchmarks/bench_flat_census.py first, or pass --pool")
-    refined_path = args.refined or refined_path
+    if pool_path is None:  # no other benchmark ran here: build the census pool they share
+        H.log(f"no census pool under {H.rel(folder)}: building the small census generator's pool")
+        pool_path = Path(G.census_pool(args.quick).out_dir)
+        folder = pool_path.parent
     training = pd.read_csv(H.shared_file("data", "census", "training.csv.gz"))
     holdout = pd.read_csv(H.shared_file("data", "census", "holdout.csv.gz"))
+    refined_path = args.refined or refined_path or refined_output(folder, pool_path, len(training))
     pool = load_pool(pool_path)[list(training.columns)]
     H.log(f"pool {H.rel(pool_path)} ({len(pool):,} rows); refined {refined_path and H.rel(refined_path)}")
     settings = GateSettings()
@@ -263,9 +283,6 @@ def main(argv: list[str] | None = None) -> int:
                   lambda: tuple(pd.read_csv(H.shared_file(*P, f)) for f in
                                 ("training.csv.gz", "holdout.csv.gz", "winner-submission.csv.gz")) + ("group_id",)))
     raw_stab = stability(section, cases, 3 if args.quick else STABILITY_SEEDS, gate)
-    if refined_path is None:
-        section.notes.append(f"No census refined output under `{H.rel(folder)}` (`refined-*.parquet`): its stability row is "
-                             "missing; run `benchmarks/bench_flat_census.py` (or pass `--refined`).")
     section.notes.append(
         f"One census evaluation (privacy figures and audit, 24,421 units per side, in process) took "
         f"{H.median(cal['timings']):.1f} s (median over the fair seeds) on this machine at the load shown above."

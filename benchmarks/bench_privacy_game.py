@@ -12,8 +12,8 @@ chosen on the other fold), and we read the true-positive rate at a 1 % false-pos
 the AUC of either direction. Selection must add no advantage beyond the game's noise: the mean
 over games of (selected − random) within 1.96 standard errors of that paired difference.
 
-Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_privacy_game.py [--games N] [--no-write]``
-(the benchmarks folder is on ``sys.path`` as its own script's folder: ``harness``, ``results``).
+Usage: ``.venv/bin/python -m benchmarks.bench_privacy_game [--games N] [--quick] [--no-write]``
+from the repository root (``--quick``: 2 games, nothing written).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import harness as H
-import results as R
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "privacy_game"
 POPULATION = 4_000
@@ -116,10 +116,13 @@ def plot(games: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--games", type=int, default=8)
-    parser.add_argument("--no-write", action="store_true")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_privacy_game", description=__doc__.splitlines()[0])
+    parser.add_argument("--games", type=int, default=None, help="games, one generator each (default 8)")
+    parser.add_argument("--quick", action="store_true", help="2 games; writes nothing")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
+    args.games = args.games or (2 if args.quick else 8)
+    args.no_write = args.no_write or args.quick
     facts, started = R.machine_facts(), time.perf_counter()
     table = population()
     with tempfile.TemporaryDirectory(dir=H.scratch_dir()) as scratch:
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "publishes the selection (default settings, privacy guard on) and a random pool sample of the same size. "
         "The attacker scores every member and non-member (the audit's two attacks, either direction, the "
         "direction chosen on one fold and measured on the other); TPR at FPR: the stronger attack.",
-        H.reproduce_command("bench_privacy_game.py"), facts)
+        H.reproduce_command("benchmarks.bench_privacy_game"), facts)
     rows = [[g["game"], f"{g['epochs']:.0f}" if g["epochs"] else R.NA,
              f"{g['selected']['tpr_1']:.4f}", f"{g['random']['tpr_1']:.4f}",
              f"{g['selected']['tpr_01']:.4f}", f"{g['random']['tpr_01']:.4f}",
@@ -148,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         section.target(f"{label}: selected − random, mean over {len(games)} games, within the game's noise",
                        f"|Δ| ≤ {noise:.4f} (1.96 paired standard errors)",
                        f"{diff:+.4f} ({sel:.4f} vs {rnd:.4f})", abs(diff) <= noise)
-    plot(games)
-    section.notes.append(f"Plot: `benchmarks/{PLOT.name}` (each game's selected output against its random pool "
-                         "sample; on the diagonal selection adds nothing).")
+    if not args.quick:  # a development run leaves the recorded plot alone
+        plot(games)
+        section.notes.append(f"Plot: `benchmarks/{PLOT.name}` (each game's selected output against its random pool "
+                             "sample; on the diagonal selection adds nothing).")
     section.elapsed_s = time.perf_counter() - started
     print(section.summary())
     if not args.no_write:

@@ -16,7 +16,7 @@ Each pool is selected with the guard on (default settings) and off (``--no-priva
 and the outputs and a random pool sample of the same size are evaluated by
 ``synth_core.metrics._evaluate.evaluate`` (accuracy against training ∪ holdout, qa's seed 1; privacy on
 all units up to 50,000). ``census`` is also run over guard settings (closeness weight, near-copy
-quantile) for the trade-off table. Usage: ``python benchmarks/bench_privacy_guard.py [--only NAME]
+quantile) for the trade-off table. Usage: ``python -m benchmarks.bench_privacy_guard [--only NAME]
 [--quick] [--no-write]`` (``--quick``: 1-minute census and prize generators shared with the
 ``--quick`` runs of ``bench_flat_census.py`` and ``bench_sequential_prize.py``, pools of 50,000
 rows and 12,000 groups, small selections, two census and one prize trade-off point, nothing
@@ -25,19 +25,15 @@ written).
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import generated as G  # noqa: E402
-import harness as H  # noqa: E402
-import results as R  # noqa: E402
+from benchmarks import generated as G
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "privacy_guard"
 SEED = 0
@@ -224,7 +220,7 @@ def leaky_sequential(pool, training, share, key, seed=5):
 
 
 def main(argv=None) -> int:
-    bench = H.Bench("bench_privacy_guard.py", __doc__, sdk_stdout=True,
+    bench = H.Bench("benchmarks.bench_privacy_guard", __doc__, sdk_stdout=True,
                     quick="1-min generators, 50,000-row census and 12,000-group prize pools, small selections")
     bench.parser.add_argument("--only", action="append", choices=CASES, help="run only this case (repeatable)")
     args = bench.parse(argv)

@@ -10,7 +10,7 @@ the report. mostlyai-qa's own HTML report on the prize tables takes about 1,400 
 machine type (``shared/docs/qa-metrics.md`` §0 and §11; cited, not run). Each run's report must
 be byte-identical to the first's and must load nothing (no ``http``).
 
-Usage: ``python benchmarks/bench_report.py [--repeats N] [--quick] [--no-write]``
+Usage: ``python -m benchmarks.bench_report [--repeats N] [--quick] [--no-write]``
 (``--quick``: one run per case, nothing written).
 """
 
@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pandas as pd
 
-import harness as H  # noqa: E402
-import pandas as pd  # noqa: E402
-import results as R  # noqa: E402
-from bench_evaluate import QA_PRIZE_SECONDS_CITED, perturbed_census  # noqa: E402
+from benchmarks import harness as H
+from benchmarks import results as R
+from benchmarks.bench_evaluate import QA_PRIZE_SECONDS_CITED, perturbed_census
 
 SECTION = "report"
 TARGET_S = {"prize": 40.0, "census": 15.0}
@@ -72,7 +70,7 @@ def record(section: R.Section, case: str, caption: str, runs: list[H.ColdRun], f
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_report.py", __doc__, quick="one run per case")
+    bench = H.Bench("benchmarks.bench_report", __doc__, quick="one run per case")
     bench.parser.add_argument("--repeats", type=int, default=2, help="cold runs per case (default 2)")
     args = bench.parse(argv)
     repeats = 1 if args.quick else max(1, args.repeats)

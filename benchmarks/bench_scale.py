@@ -6,8 +6,9 @@ columns, skewed categoricals, missing values and zero-inflated columns; the targ
 100 k sample of it, the pools come from a perturbed copy (shifted correlations and frequencies),
 so a uniform pool sample scores clearly below what the target allows.
 
-Each pool size runs as one cold process (``bench_scale.py --child ...``) that generates the data
-shard by shard and runs every stage of :mod:`synth_core.select.flat._pipeline` in order, timing each:
+Each pool size runs as one cold process (``python -m benchmarks.bench_scale --child ...``) that
+generates the data shard by shard and runs every stage of :mod:`synth_core.select.flat._pipeline`
+in order, timing each:
 
 1. ``binning``: fit the metric's bins on the target, encode it and every pool shard (uint8 codes;
    the shards' generation is timed apart and is not a stage);
@@ -28,7 +29,7 @@ stages (reported, not timed as stages).
 Targets (2 cores): 2.5 M -> 100 k, all stages <= 10 minutes wall and peak RSS <= 6 GB;
 t(2.5 M) / t(250 k) <= 12; overall accuracy at 2.5 M >= accuracy at 250 k + 0.002.
 
-Usage: ``python benchmarks/bench_scale.py [--quick] [--pools 250000,1000000,2500000] [--target 100000] [--no-write]``
+Usage: ``python -m benchmarks.bench_scale [--quick] [--pools 250000,1000000,2500000] [--target 100000] [--no-write]``
 (``--quick``: pools of 25 k, 100 k and 250 k rows for a 10 k target, nothing written).
 """
 
@@ -42,12 +43,9 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import harness as H  # noqa: E402
-import results as R  # noqa: E402
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "select_scale_80"
 TARGET_S = 600.0
@@ -101,8 +99,8 @@ def encode(n_target: int, pool_rows: int, seed: int, stages: dict, extra: dict):
     target_columns, binner, train_codes, pool_codes
     """
     import numpy as np
-    import workload as W
 
+    from benchmarks import workload as W
     from synth_core.metrics import Binner
 
     source = W.source_process(seed)
@@ -222,8 +220,8 @@ def child(pool_rows: int, n_target: int, seed: int) -> dict:
 
 
 def _child_argv(pool_rows: int, n_target: int, seed: int) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), "--child", "--pool-rows", str(pool_rows),
-            "--target", str(n_target), "--seed", str(seed)]
+    # the module, not this file: a child started in the repository root imports ``benchmarks`` as the parent does
+    return H.module_argv("benchmarks.bench_scale", ["--child", "--pool-rows", pool_rows, "--target", n_target, "--seed", seed])
 
 
 def _fmt_s(x: float) -> str:
@@ -319,7 +317,7 @@ def tables(section: R.Section, runs: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_scale.py", __doc__, quick="pools of 25 k, 100 k, 250 k rows for 10 k")
+    bench = H.Bench("benchmarks.bench_scale", __doc__, quick="pools of 25 k, 100 k, 250 k rows for 10 k")
     bench.parser.add_argument("--pools", default=None, help="comma-separated pool sizes (default 250000,1000000,2500000)")
     bench.parser.add_argument("--target", type=int, default=None, help="rows to select (default 100,000)")
     bench.parser.add_argument("--seed", type=int, default=0)
@@ -353,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         title,
         (
             "Every stage of `synth_core.select.flat._pipeline` (binning, MI pairs, IPF, trimming, refinement) plus the final qa "
-            "evaluation, one cold process per pool size (`benchmarks/bench_scale.py --child`), default "
+            "evaluation, one cold process per pool size (`python -m benchmarks.bench_scale --child`), default "
             "`SelectionSettings(seed=0)`, no model training. Workload (`benchmarks/workload.py`, seeded): a "
             f"{n_target:,}-row target table from a latent-factor process with 60 numeric columns (Gaussian, log-normal, "
             "counts, zero-inflated, percentages; 24 with missing values at factor-dependent rates) and 20 categorical "

@@ -20,7 +20,7 @@ cold process (fresh, empty numba cache: JIT compilation is included). Target: â‰
 Figures: per-stage time (from the JSON), the phases around them (from the ``-v`` log's
 timestamps), peak RSS, and the accuracy of each stage's subset (as printed by ``synth select``).
 
-Usage: ``python benchmarks/bench_select_scale.py [--quick] [--pool-rows N] [--size N] [--no-write]``
+Usage: ``python -m benchmarks.bench_select_scale [--quick] [--pool-rows N] [--size N] [--no-write]``
 (``--quick``: 200,000-row pool, 10,000 rows, nothing written; other sizes write the section
 ``select_scale_custom``).
 """
@@ -34,12 +34,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+import pandas as pd
 
-import harness as H  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import results as R  # noqa: E402
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "select_scale"
 TARGET_S = 300.0
@@ -156,7 +155,7 @@ def phases(run: H.ColdRun, started_epoch: float, result: dict) -> list[tuple[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_select_scale.py", __doc__, quick="200,000-row pool, 10,000-row target")
+    bench = H.Bench("benchmarks.bench_select_scale", __doc__, quick="200,000-row pool, 10,000-row target")
     bench.parser.add_argument("--pool-rows", type=int, default=None, help="pool rows (default 2,000,000)")
     bench.parser.add_argument("--size", type=int, default=None, help="rows to select (default 100,000)")
     bench.parser.add_argument("--seed", type=int, default=0, help="pool recipe seed and --seed of synth select")

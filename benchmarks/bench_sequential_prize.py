@@ -24,16 +24,17 @@ Data: ``prize-sequential/training.csv.gz`` (20,000 groups of 5-10 events, key ``
 The generator, the pool and the merged files live in ``$SYNTH_BENCH_SCRATCH/prize`` (default
 ``/tmp/synth-bench``; ``prize-quick`` for ``--quick``) and are reused when present (the generator
 only when its settings and training table match; ``--retrain`` forces training), see
-:mod:`generated`. The results say what was reused.
+:mod:`benchmarks.generated`. The results say what was reused.
 
-Usage: ``python benchmarks/bench_sequential_prize.py [--retrain] [--prepare-only] [--quick] [--no-write]``
+Usage: ``python -m benchmarks.bench_sequential_prize [--retrain] [--prepare-only] [--quick] [--no-write]``
 (``--prepare-only``: train and generate the pool, nothing else; ``--quick``: a small model with a
 1-minute cap, pools of 4,000, 8,000 and 12,000 groups, 2,000 groups selected, one evaluation
 seed, nothing written).
 
 ``--threads``: only ``synth select --group-key group_id`` on the first 4 shards (80,000 groups,
 the issue's size) of a cached pool of the prize generator (the largest ``pool-*`` folder in the
-scratch folder), as cold processes with ``NUMBA_NUM_THREADS=1``, ``=2`` and ``=2`` with
+scratch folder; when none has 4 shards, steps 1 and 2 run first, as ``--prepare-only``), as
+cold processes with ``NUMBA_NUM_THREADS=1``, ``=2`` and ``=2`` with
 ``OMP_WAIT_POLICY=ACTIVE`` after one run that compiles the numba cache, alternating,
 ``--repeats`` each: wall time, the refine stage's time, the output's sha256 (identical for every
 thread count, or the run fails). Section ``sequential_prize_threads``.
@@ -41,17 +42,15 @@ thread count, or the run fails). Section ``sequential_prize_threads``.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pandas as pd
 
-import generated as G  # noqa: E402
-import harness as H  # noqa: E402
-import pandas as pd  # noqa: E402
-import results as R  # noqa: E402
+from benchmarks import generated as G
+from benchmarks import harness as H
+from benchmarks import results as R
 
 SECTION = "sequential_prize"
 GROUP_KEY = "group_id"
@@ -88,6 +87,24 @@ class Plan:
 
 FULL = Plan("medium", 50.0, 20_000, (("80k", 4), ("200k", 10), ("300k", 15)), None, (1, 2, 3))
 QUICK = Plan("small", G.QUICK_MINUTES, 4_000, (("4k", 1), ("8k", 2), ("12k", 3)), 2_000, (1,))
+
+
+def prepare(plan: Plan, name: str, training: pd.DataFrame, *, retrain: bool = False):
+    """Steps 1 and 2: the generator (trained unless cached) and its pool (generated where missing).
+
+    Returns
+    -------
+    handle, info, pool
+        The generator (closed), :func:`generated.generator`'s info with how training ended, and the
+        :class:`PoolResult`.
+    """
+    load0 = R.load_average()
+    handle, info = G.generator(name, training, G.training_settings(plan.model_size, plan.minutes), group_key=GROUP_KEY,
+                               retrain=retrain)
+    info.update(G.training_end(handle, plan.minutes), load_before=load0)
+    pool = G.pool(name, handle, plan.pool_groups, shard_size=plan.shard_groups, seed=POOL_SEED, temperature=TEMPERATURE)
+    handle.close()
+    return handle, info, pool
 
 
 def selections(m: SimpleNamespace) -> None:
@@ -271,13 +288,20 @@ def notes(section: R.Section, m: SimpleNamespace) -> None:
 
 def threads_main(bench: H.Bench, repeats: int) -> int:
     """``--threads``: the select step on the largest cached pool with 1 and 2 numba threads."""
-    from bench_flat_census import finish_threads, thread_runs
+    from benchmarks.bench_flat_census import finish_threads, thread_runs
 
-    pools = sorted((d for d in G.folder(G.scratch_name("prize", False)).glob("pool-*") if d.is_dir()),
-                   key=lambda d: len(list(d.glob("shard-*.parquet"))))
-    shards = sorted(pools[-1].glob("shard-*.parquet")) if pools else []
-    if len(shards) < THREADS_SHARDS:
-        raise SystemExit(f"no cached prize pool of {THREADS_SHARDS} shards: run this script with --prepare-only first")
+    def cached():
+        pools = sorted((d for d in G.folder(G.scratch_name("prize", False)).glob("pool-*") if d.is_dir()),
+                       key=lambda d: len(list(d.glob("shard-*.parquet"))))
+        return pools, sorted(pools[-1].glob("shard-*.parquet")) if pools else []
+
+    pools, shards = cached()
+    if len(shards) < THREADS_SHARDS:  # no run left a pool large enough: steps 1 and 2, as --prepare-only
+        H.log(f"no cached prize pool of {THREADS_SHARDS} shards: training the generator and generating its pool")
+        from synth_core.io import read_table
+
+        prepare(FULL, G.scratch_name("prize", False), read_table(H.shared_file("data", "prize-sequential", "training.csv.gz")))
+        pools, shards = cached()
     # the issue's size: the first 4 shards (80,000 groups) of the largest cached pool, merged into one file
     pool, _ = G.merged(SimpleNamespace(shard_paths=shards, out_dir=pools[-1]), THREADS_SHARDS)
     trn = H.shared_file("data", "prize-sequential", "training.csv.gz")
@@ -298,7 +322,7 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_sequential_prize.py", __doc__, sdk_stdout=True,
+    bench = H.Bench("benchmarks.bench_sequential_prize", __doc__, sdk_stdout=True,
                     quick="small model, 1-min cap, pools of 4k/8k/12k groups, 2,000 selected, one seed")
     bench.parser.add_argument("--retrain", action="store_true", help="train even when a matching generator is cached")
     bench.parser.add_argument("--prepare-only", action="store_true", help="train and generate the pool only")
@@ -316,13 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     m.training, m.holdout = read_table(m.trn_path), read_table(m.hol_path)
     m.n_target = plan.size or int(m.training[GROUP_KEY].nunique())
 
-    # steps 1 and 2: generator and pool
-    load0 = R.load_average()
-    m.handle, m.gen_info = G.generator(m.name, m.training, G.training_settings(plan.model_size, plan.minutes),
-                                       group_key=GROUP_KEY, retrain=args.retrain)
-    m.gen_info.update(G.training_end(m.handle, plan.minutes), load_before=load0)
-    m.pool = G.pool(m.name, m.handle, plan.pool_groups, shard_size=plan.shard_groups, seed=POOL_SEED, temperature=TEMPERATURE)
-    m.handle.close()
+    m.handle, m.gen_info, m.pool = prepare(plan, m.name, m.training, retrain=args.retrain)
     if args.prepare_only:
         return 0
     m.files = {pool_name: G.merged(m.pool, n_shards)[0] for pool_name, n_shards in plan.pools}

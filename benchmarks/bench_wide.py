@@ -11,23 +11,20 @@ included), then again with that cache filled, as every later run on a machine do
 must be byte-identical. The target (≤ 60 s on the 2-core development machine, issue 11) applies to
 both runs.
 
-Usage: ``python benchmarks/bench_wide.py [--quick] [--no-write]`` (``--quick``: 100 columns, 3,000
+Usage: ``python -m benchmarks.bench_wide [--quick] [--no-write]`` (``--quick``: 100 columns, 3,000
 pool rows, nothing written).
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+import pandas as pd
 
-import harness as H  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import results as R  # noqa: E402
-import workload as W  # noqa: E402
+from benchmarks import harness as H
+from benchmarks import results as R
+from benchmarks import workload as W
 
 SECTION = "wide"
 TARGET_S = 60.0
@@ -57,7 +54,7 @@ def build(role: str, n_rows: int, n_columns: int) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("bench_wide.py", __doc__, quick="100 columns, 3,000 pool rows")
+    bench = H.Bench("benchmarks.bench_wide", __doc__, quick="100 columns, 3,000 pool rows")
     args = bench.parse(argv)
     size = QUICK if args.quick else FULL
 

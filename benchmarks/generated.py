@@ -12,6 +12,11 @@ prize generators of ``bench_flat_census.py``/``bench_sequential_prize.py`` and
 ``bench_privacy_guard.py`` live in ``census/`` and ``prize/``; ``--quick`` runs use
 ``census-quick/`` and ``prize-quick/`` (:func:`scratch_name`), so that a development run never
 becomes the pool a full run picks up.
+
+Sharing is only a saving, never a precondition: every benchmark asks these helpers for what it
+needs, and a miss trains or generates it, so each benchmark runs alone on an empty scratch folder.
+:func:`census_pool` is the census pool several benchmarks read (small generator, 5-min cap,
+500,000 rows in shards of 100,000; ``--quick``: 1-min cap, 50,000 rows).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import harness as H
 import pandas as pd
+
+from benchmarks import harness as H
 
 QUICK_MINUTES = 1.0  # training cap of every --quick generator
 
@@ -166,6 +172,33 @@ def pool_table(name: str, handle, n_units: int, *, shard_size: int, seed: int = 
     return read_pool(pool(name, handle, n_units, shard_size=shard_size, seed=seed, temperature=temperature).out_dir)
 
 
+CENSUS_MINUTES = 5.0  # the census generator of bench_flat_census.py (small) and bench_privacy_guard.py
+CENSUS_POOL = (500_000, 100_000)  # its pool: rows, rows per shard
+QUICK_CENSUS_POOL = (50_000, 50_000)
+
+
+def census_pool(quick: bool = False, training: pd.DataFrame | None = None):
+    """The shared census pool (:func:`pool` of the small census generator, trained when not cached):
+    the one ``bench_flat_census.py`` (small model) and ``bench_privacy_guard.py`` build, in
+    ``census/`` (``census-quick/`` for ``quick``).
+
+    Returns
+    -------
+    synth_core.generate._pool.PoolResult
+    """
+    if training is None:
+        from synth_core.io import read_table
+
+        training = read_table(H.shared_file("data", "census", "training.csv.gz"))
+    name = scratch_name("census", quick)
+    handle, _ = generator(name, training, training_settings("small", QUICK_MINUTES if quick else CENSUS_MINUTES))
+    rows, shard = QUICK_CENSUS_POOL if quick else CENSUS_POOL
+    try:
+        return pool(name, handle, rows, shard_size=shard)
+    finally:
+        handle.close()
+
+
 def merged(result, n_shards: int | None = None) -> tuple[Path, float | None]:
     """One Parquet file of the pool's first ``n_shards`` shards (all by default), for
     ``synth select --pool``; rebuilt when a shard is newer.
@@ -193,5 +226,5 @@ def merged(result, n_shards: int | None = None) -> tuple[Path, float | None]:
     return path, seconds
 
 
-__all__ = ["QUICK_MINUTES", "folder", "generator", "merged", "pool", "pool_table", "scratch_name", "training_end",
-           "training_settings"]
+__all__ = ["CENSUS_MINUTES", "CENSUS_POOL", "QUICK_CENSUS_POOL", "QUICK_MINUTES", "census_pool", "folder", "generator",
+           "merged", "pool", "pool_table", "scratch_name", "training_end", "training_settings"]

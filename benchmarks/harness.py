@@ -2,6 +2,10 @@
 the life of one benchmark run (:class:`Bench`: common flags, machine facts, its RESULTS.md
 section, the closing summary).
 
+The benchmarks are a package: each script runs as a module from the repository root
+(``.venv/bin/python -m benchmarks.bench_x``, studies as ``-m benchmarks.studies.x``) and imports
+its siblings as ``from benchmarks import harness as H``; no script edits the import path.
+
 A script keeps its own workload and tables; everything it would otherwise repeat lives here:
 
 * :class:`Bench` parses ``--quick`` and ``--no-write`` (plus the script's own flags), takes the
@@ -40,7 +44,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import results as R
+from benchmarks import results as R
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -96,15 +100,30 @@ def shell_join(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(a)) for a in argv)
 
 
-def reproduce_command(script: str, args: Sequence[str] = ()) -> str:
-    """The command line that reruns a benchmark script, typed in the repository root (after
+def _check_module(module: str) -> str:
+    """``module`` when it names a benchmark module (``benchmarks.bench_x``, ``benchmarks.studies.x``)."""
+    parts = module.split(".")
+    if parts[0] != "benchmarks" or len(parts) < 2 or not all(p.isidentifier() for p in parts):
+        raise ValueError(f"a benchmark is named by its module, e.g. 'benchmarks.bench_evaluate', not {module!r}")
+    return module
+
+
+def reproduce_command(module: str, args: Sequence[str] = ()) -> str:
+    """The command line that reruns a benchmark module, typed in the repository root (after
     ``make setup``); nothing in it is specific to this machine."""
-    cmd = f"PYTHONPATH=. .venv/bin/python benchmarks/{script}"
+    cmd = f".venv/bin/python -m {_check_module(module)}"
     return cmd + ("" if not args else " " + shell_join(args))
 
 
+def module_argv(module: str, args: Sequence[str] = ()) -> list[str]:
+    """argv that runs a benchmark module with this interpreter (``cwd`` the repository root, as
+    :func:`run_cold` and :func:`child_env` arrange)."""
+    return [sys.executable, "-m", _check_module(module), *map(str, args)]
+
+
 def child_env(numba_cache: Path | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment of a benchmarked child: the repository importable, shared data located."""
+    """Environment of a benchmarked child: the repository importable (the library and the
+    ``benchmarks`` package, whatever the child's working folder), shared data located."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("SYNTH_SHARED", str(shared_dir()))
@@ -518,9 +537,9 @@ class Bench:
 
     Parameters
     ----------
-    script : str
-        The script's file name in ``benchmarks/``: the reproduce command runs it, and its stem
-        names the raw JSON in ``benchmarks/out/``.
+    module : str
+        The script's module (``benchmarks.bench_x``, ``benchmarks.studies.x``): the reproduce
+        command runs it, and its last part names the raw JSON in ``benchmarks/out/``.
     doc : str
         The script's module docstring; its first line describes the command.
     quick : str
@@ -539,9 +558,9 @@ class Bench:
         :func:`results.machine_facts`, taken by :meth:`start`.
     """
 
-    def __init__(self, script: str, doc: str, *, quick: str, sdk_stdout: bool = False):
-        self.script = script
-        self.parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    def __init__(self, module: str, doc: str, *, quick: str, sdk_stdout: bool = False):
+        self.module = _check_module(module)
+        self.parser = argparse.ArgumentParser(prog=f"python -m {self.module}", description=doc.strip().splitlines()[0])
         self.parser.add_argument("--quick", action="store_true", help=f"{quick}; writes nothing")
         self.parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
         self.sdk_stdout = sdk_stdout
@@ -581,7 +600,7 @@ class Bench:
             name=name + ("_custom" if custom or quick else ""),
             title=title + (" (--quick)" if quick else ""),
             what=what,
-            command=reproduce_command(self.script, self.script_args),
+            command=reproduce_command(self.module, self.script_args),
             facts=self.facts,
         )
 
@@ -596,7 +615,7 @@ class Bench:
         """
         section.elapsed_s = time.perf_counter() - self.started
         section.load_after = R.load_average()
-        save_json(Path(self.script).stem, {"facts": self.facts, **raw})
+        save_json(self.module.rsplit(".", 1)[-1], {"facts": self.facts, **raw})
         print(section.summary(), file=self.out, flush=True)
         if write and not self.args.no_write:
             path = R.write(section)
@@ -617,6 +636,7 @@ __all__ = [
     "gate_rule",
     "log",
     "median",
+    "module_argv",
     "numba_env",
     "rel",
     "remove_tree",

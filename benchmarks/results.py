@@ -32,7 +32,7 @@ OUT_DIR = BENCH_DIR / "out"  # untracked (see .gitignore): raw JSON of each run,
 
 HEADER = """# Benchmark results
 
-Written by the scripts in `benchmarks/` (`make bench`, or `python benchmarks/run_all.py`); each
+Written by the scripts in `benchmarks/` (`make bench`, or `.venv/bin/python -m benchmarks.run_all`); each
 script replaces only its own section. The machine is shared with other work, so wall times are
 noisy: every section records the load average before and after its run. Targets that are missed
 are recorded here, not raised as errors.

@@ -8,21 +8,22 @@ plan (the pool in the metric's group view, features, the guard) in ``coherence_s
 ``refined_output`` used to re-read the whole pool and rebuild the problem, and now loads the plan.
 Timed in process on the privacy benchmark's cached pools (census: 500,000 rows; prize: 100,000
 groups), the library warm (numba compiled), median of three.
+
+A study (no pass/fail target): ``.venv/bin/python -m benchmarks.studies.bench_reuse [--quick] [--no-write]``
+from the repository root. The pools are ``bench_privacy_guard``'s (:func:`census_pool`,
+:func:`prize_pool`): cached generators and pools are reused, and trained or generated when missing.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_privacy_guard as P  # noqa: E402
-import harness as H  # noqa: E402
+from benchmarks import bench_privacy_guard as P
+from benchmarks import harness as H
 
 SECTION = "stage_reuse"
 REPEATS = 3
@@ -83,12 +84,12 @@ def sequential_case(plan, quick: bool) -> list:
 
 
 def main(argv=None) -> int:
-    bench = H.Bench("bench_reuse.py", __doc__, quick="the quick privacy-benchmark pools")
+    bench = H.Bench("benchmarks.studies.bench_reuse", __doc__, quick="the quick privacy-benchmark pools")
     args = bench.parse(argv)
     plan = P.QUICK if args.quick else P.FULL
     rows = [flat_case(plan, args.quick), sequential_case(plan, args.quick)]
     section = bench.section(SECTION, "Selection problems built once: what the later stages no longer redo",
-                            __doc__.split("\n\n", 1)[1])
+                            __doc__.split("\n\n")[1])  # the description, not the usage
     section.add_table(
         "Seconds (median of 3 after a warm-up)",
         ["graph", "pool", "build once", "per later stage before", "per later stage now", "all later stages before",
