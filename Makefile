@@ -20,7 +20,9 @@ BENCH_ARGS ?=
 setup:
 	@bash scripts/setup_venv.sh
 
+# lint first (ruff, configured in pyproject.toml): a violation fails the target before any test runs
 test: setup
+	cd $(ROOT) && $(VENV)/bin/ruff check .
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -300,13 +300,15 @@ def two_generators(points: Points) -> dict:
             table = pd.concat(tables, ignore_index=True)
             if key is not None:  # both generators number their groups from 0: keep the two apart
                 table[key] = pd.factorize(pd.Series(list(zip(table.index >= len(tables[0]), table[key]))))[0]
-            return flat_point(training, holdout, table, n) if key is None else seq_point(training, holdout, table, n, key)
+            return (flat_point(training, holdout, table, n) if key is None
+                    else seq_point(training, holdout, table, n, key))
 
         rows = []
         for label, make in (("seed 0 alone, 4 ×", lambda: [pool(first, 4 * n)]),
                             ("seed 1 alone, 4 ×", lambda: [pool(second, 4 * n)]),
                             ("2 × from each", lambda: [pool(first, 2 * n), pool(second, 2 * n)])):
-            rows.append({"pool": label, **points.get(f"two_generators:{name}:{label}", lambda make=make: measure(make()))})
+            rows.append({"pool": label,
+                         **points.get(f"two_generators:{name}:{label}", lambda make=make: measure(make()))})
             H.log(f"two generators, {name}, {label}: overall {rows[-1]['overall']:.5f}")
         first.close()
         second.close()
@@ -468,17 +470,19 @@ def census_report(section: R.Section, census: dict, rate: float, rate_src: str, 
         s = r["stop"]
         spent = cost(s["units"], r["checked"], s, rate)
         idle = idle_cost(r["checked"], s)
-        row = {"tol": tol, "min": min_factor, "stop": s, "spent": spent, "share": spent / fixed_s, "d_acc": s["overall"] - fixed["overall"],
-               "reason": r["reason"], "idle": idle, "idle_share": idle / fixed_idle}
+        row = {"tol": tol, "min": min_factor, "stop": s, "spent": spent, "share": spent / fixed_s,
+               "d_acc": s["overall"] - fixed["overall"], "reason": r["reason"], "idle": idle,
+               "idle_share": idle / fixed_idle}
         rows.append(row)
         if tol == d.tolerance and min_factor == d.min_factor:
             chosen = row
     section.add_table(
         f"Census: the adaptive rule replayed on the curve without the shard floor (max {d.max_factor:g} ×, one check "
-        f"per {d.step_factor:g} × shard, as `min_shard_rows: 0`); time = generation at {rate:,.0f} rows/s ({rate_src}) + proxies + selection at the stop; "
-        f"fixed 20 ×: {fixed_s:.0f} s measured, {fixed_idle:.0f} s idle model, overall {fixed['overall']:.5f}",
-        ["min factor", "tolerance", "stops at", "stopped by", "time s (measured)", "share of fixed", "time s (idle model)",
-         "share of fixed", "overall", "Δ overall vs 20 ×"],
+        f"per {d.step_factor:g} × shard, as `min_shard_rows: 0`); time = generation at {rate:,.0f} rows/s ({rate_src}) "
+        f"+ proxies + selection at the stop; fixed 20 ×: {fixed_s:.0f} s measured, {fixed_idle:.0f} s idle model, "
+        f"overall {fixed['overall']:.5f}",
+        ["min factor", "tolerance", "stops at", "stopped by", "time s (measured)", "share of fixed",
+         "time s (idle model)", "share of fixed", "overall", "Δ overall vs 20 ×"],
         [[f"{r['min']:g} ×", f"{r['tol']:g}" + (" (default)" if r is chosen else ""), f"{r['stop']['factor']:g} ×",
           r["reason"],
           f"{r['spent']:.0f}", f"{r['share']:.0%}", f"{r['idle']:.0f}", f"{r['idle_share']:.0%}",
@@ -488,8 +492,9 @@ def census_report(section: R.Section, census: dict, rate: float, rate_src: str, 
     if not targets:
         return {"fixed_s": fixed_s, "fixed_idle_s": fixed_idle, "rows": rows, "chosen": chosen}
     section.target("census: pool generation + selection time, adaptive (2 × shards) vs fixed 20 ×", "≤ 50 %",
-                   f"{chosen['share']:.0%} measured ({chosen['spent']:.0f} s vs {fixed_s:.0f} s), {chosen['idle_share']:.0%} "
-                   f"in the idle model ({chosen['idle']:.0f} s vs {fixed_idle:.0f} s); stops at {chosen['stop']['factor']:g} ×",
+                   f"{chosen['share']:.0%} measured ({chosen['spent']:.0f} s vs {fixed_s:.0f} s), "
+                   f"{chosen['idle_share']:.0%} in the idle model ({chosen['idle']:.0f} s vs {fixed_idle:.0f} s); "
+                   f"stops at {chosen['stop']['factor']:g} ×",
                    max(chosen["share"], chosen["idle_share"]) <= 0.5)
     section.target("census: overall accuracy, adaptive (2 × shards) vs fixed 20 ×", f"≥ fixed − {ACCURACY_SLACK}",
                    f"{chosen['stop']['overall']:.5f} vs {fixed['overall']:.5f} ({chosen['d_acc']:+.5f})",
@@ -500,15 +505,15 @@ def census_report(section: R.Section, census: dict, rate: float, rate_src: str, 
         f"Census proxy: between {d.min_factor:g} × and 20 × the IPF + trim objective stays within "
         f"{(max(later) - min(later)) / start['proxy']:.1%} of its {d.min_factor:g} × value and is not monotone "
         f"({fixed['proxy']:.6f} at 20 × vs {start['proxy']:.6f}), while the refined objective falls by "
-        f"{1 - fixed['objective'] / start['objective']:.1%} and accuracy gains {fixed['overall'] - start['overall']:+.5f}: "
-        "past the minimum the proxy cannot see the remaining (small) gain, so the rule stops at its first check "
-        "whatever the tolerance. On census that is the right call (every stop is within the accuracy bound), but "
-        "the tolerance is not what decides it.")
+        f"{1 - fixed['objective'] / start['objective']:.1%} and accuracy gains "
+        f"{fixed['overall'] - start['overall']:+.5f}: past the minimum the proxy cannot see the remaining (small) "
+        "gain, so the rule stops at its first check whatever the tolerance. On census that is the right call (every "
+        "stop is within the accuracy bound), but the tolerance is not what decides it.")
     section.notes.append(
         "Idle model: the measured times ran on 2 cores shared with other work (load in the curve table, rising "
         "during the run), so the time targets are also judged on a model of an idle machine from the issue's own "
-        f"figures: generation {ISSUE_GEN_RATE:,.0f} rows/s (500 k in 104 s) and selection {ISSUE_SELECT_RATE:,.0f} pool "
-        "rows/s (29 s for 500 k), both taken as linear in pool rows, and each proxy at its measured share of the "
+        f"figures: generation {ISSUE_GEN_RATE:,.0f} rows/s (500 k in 104 s) and selection {ISSUE_SELECT_RATE:,.0f} "
+        "pool rows/s (29 s for 500 k), both taken as linear in pool rows, and each proxy at its measured share of the "
         "selection time of the same pool.")
     return {"fixed_s": fixed_s, "fixed_idle_s": fixed_idle, "rows": rows, "chosen": chosen}
 
@@ -546,8 +551,9 @@ def census_e2e_report(section: R.Section, e2e: dict) -> None:
                    f"today's fixed 20 × in the same run (with the faster generation too): {share:.0%} "
                    f"({total(f):.0f} s)", issue_share <= 0.5)
     d = a["overall"] - f["overall"]
-    section.target("census: overall accuracy, adaptive (defaults) vs fixed 20 ×, end to end", f"≥ fixed − {ACCURACY_SLACK}",
-                   f"{a['overall']:.5f} vs {f['overall']:.5f} ({d:+.5f})", d >= -ACCURACY_SLACK)
+    section.target("census: overall accuracy, adaptive (defaults) vs fixed 20 ×, end to end",
+                   f"≥ fixed − {ACCURACY_SLACK}", f"{a['overall']:.5f} vs {f['overall']:.5f} ({d:+.5f})",
+                   d >= -ACCURACY_SLACK)
 
 
 def _settings_text(settings: dict) -> str:
@@ -592,22 +598,24 @@ def prize_report(section: R.Section, prize: dict) -> dict:
                      f"{stop['factor']:g} ×", reason, f"{stop['units'] / fixed['units']:.0%}", R.fmt(stop["overall"]),
                      f"{stop['overall'] - fixed['overall']:+.5f}"])
     section.add_table(
-        f"Prize: the adaptive rule replayed on the curve (min {AdaptivePool().min_factor:g} ×, max {fixed['factor']:g} ×, "
-        "shards of 1 × target; gain = the proxy's relative fall per shard between measured points)",
+        f"Prize: the adaptive rule replayed on the curve (min {AdaptivePool().min_factor:g} ×, max {fixed['factor']:g} "
+        "×, shards of 1 × target; gain = the proxy's relative fall per shard between measured points)",
         ["tolerance", "stops at", "stopped by", "groups vs fixed", "overall", f"Δ overall vs {fixed['factor']:g} ×"],
         rows, "rrlrrr")
     gains = [per_shard_gain(a, b, n) for a, b in zip(curve, curve[1:])]
     section.notes.append(
         f"Prize proxy: the coherence pre-selection's objective falls by {min(gains):.1%}–{max(gains):.1%} per shard "
         f"(1 × target) between the measured sizes, while accuracy (seed 1) moves within "
-        f"{min(p['overall'] for p in curve if p['factor'] >= 4):.5f}–{max(p['overall'] for p in curve if p['factor'] >= 4):.5f} "
+        f"{min(p['overall'] for p in curve if p['factor'] >= 4):.5f}–"
+        f"{max(p['overall'] for p in curve if p['factor'] >= 4):.5f} "
         f"from 4 × on, and the refined objective (training) keeps falling ({curve[0]['objective']:.6f} → "
         f"{fixed['objective']:.6f}). Before adaptive pools became the default, the sequential graph's fixed pool was "
         f"{product['factor']:g} × ({product['overall']:.5f}); with the default rule it stops at "
         f"{stops[AdaptivePool().tolerance]['factor']:g} × on this curve.")
     section.notes.append(
         "Evaluation noise: one output evaluated with seeds 1, 2, 3 spreads by about 0.001 on prize (refined from the "
-        "5 × pool: 0.97405, 0.97413, 0.97308), twice the ± 0.0005 bound, so single-seed differences below that are noise.")
+        "5 × pool: 0.97405, 0.97413, 0.97308), twice the ± 0.0005 bound, so single-seed differences below that are "
+        "noise.")
     return {"first_within": first_ok, "replay": rows, "stops": {str(k): v for k, v in stops.items()}}
 
 
@@ -626,8 +634,8 @@ def shard_report(section: R.Section, rows: list[dict]) -> None:
         text.append(f"{mode}: {small:,} rows in {min(s_small):.1f}–{max(s_small):.1f} s, {large['rows']:,} rows in "
                     f"{large['s']:.1f} s")
     section.notes.append(
-        "Shard cost: " + "; ".join(text) + ". A child process spends about 8–10 s importing torch and the engine before "
-        "each job, so running the job in this process (same SDK function, byte-identical output: "
+        "Shard cost: " + "; ".join(text) + ". A child process spends about 8–10 s importing torch and the engine "
+        "before each job, so running the job in this process (same SDK function, byte-identical output: "
         "`tests/generate/test_generator.py`) removes most of a small shard's time. Every job still pays the SDK's "
         "fixed finalisation (by hand: about 3 s of it is an Excel export of 10,000 sample rows). An adaptive pool "
         "grows by shards of `step_factor` × target; its shards hold at least `min_shard_rows` (100,000) rows so that "
@@ -680,7 +688,8 @@ def temperature_report(section: R.Section, temp: dict | None, census: dict | Non
         decision = (f"Both benchmarks gain at t = {winners.pop():g} (one pool per temperature): the candidate for "
                     "the default.")
     elif len(found) < 2:
-        decision = "The default stays 1.0: the issue adopts a temperature only where both benchmarks gain, and only one was run."
+        decision = ("The default stays 1.0: the issue adopts a temperature only where both benchmarks gain, and only "
+                    "one was run.")
     else:
         none = [name for name, f in found.items() if f["best"]["overall"] <= f["base"]["overall"]]
         decision = ("The default stays 1.0: the issue adopts a temperature only where both the census and the prize "
@@ -719,7 +728,8 @@ def main(argv: list[str] | None = None) -> int:
     rate, rate_src = ISSUE_GEN_RATE, "the issue's 500 k rows in 104 s"
     t1 = next((r for r in res.get("temperature", {}).get("rows", []) if r["temperature"] == 1.0 and r["gen_s"]), None)
     if t1:
-        rate, rate_src = res["temperature"]["pool_units"] / t1["gen_s"], f"measured at t = 1.0, load {t1['gen_load']:.2f}"
+        rate, rate_src = (res["temperature"]["pool_units"] / t1["gen_s"],
+                          f"measured at t = 1.0, load {t1['gen_load']:.2f}")
     if "census_e2e" in res:
         census_e2e_report(section, res["census_e2e"])
     if "census" in res:
@@ -735,14 +745,16 @@ def main(argv: list[str] | None = None) -> int:
         section.notes.append(two_generators_report(section, res["two_generators"]))
     path = plot(res.get("census"), res.get("prize"))
     if path is not None and not args.no_write:
-        section.notes.append(f"Curves: ![proxy objective and accuracy vs pool size]({path.name}) (`benchmarks/{path.name}`).")
+        section.notes.append(f"Curves: ![proxy objective and accuracy vs pool size]({path.name}) "
+                             f"(`benchmarks/{path.name}`).")
     if points.reused:
         section.notes.append(f"Reused cached points (timings from their own run): {', '.join(sorted(points.reused))}.")
-    section.notes.append("Cached shards and seeds: the prize pool's shards 5-14 and the census temperature pools were generated on "
-                         "2026-12-01 while shard seeds were hashed under the namespace `synth_core.generate._pool` (the "
-                         "module's path after the package split), since restored to the original `synth_core.pool` "
-                         "(`synth_core.generate._pool.SEED_NAMESPACE`). A run without these caches regenerates them with "
-                         "the original seeds: pools of the same generator and size, statistically but not byte-equal.")
+    section.notes.append("Cached shards and seeds: the prize pool's shards 5-14 and the census temperature pools were "
+                         "generated on 2026-12-01 while shard seeds were hashed under the namespace "
+                         "`synth_core.generate._pool` (the module's path after the package split), since restored to "
+                         "the original `synth_core.pool` (`synth_core.generate._pool.SEED_NAMESPACE`). A run without "
+                         "these caches regenerates them with the original seeds: pools of the same generator and size, "
+                         "statistically but not byte-equal.")
     section.notes.append("Generation times in the temperature tables, and the generation rate of the census replay, "
                          "were measured with jobs in the SDK server's child process (before generation moved into "
                          "the calling process); the census end-to-end rows and the in-process shard costs after.")

@@ -69,7 +69,8 @@ def _simulated(label: str, profiles: int, splits: int) -> list:
         rng = np.random.default_rng(seed)
         training = rng.integers(0, profiles, 4 * profiles)
         per = np.bincount(training, minlength=profiles)
-        pools = {"fair": rng.integers(0, profiles, 16 * profiles), "replay": training[rng.integers(0, len(training), 16 * profiles)]}
+        pools = {"fair": rng.integers(0, profiles, 16 * profiles),
+                 "replay": training[rng.integers(0, len(training), 16 * profiles)]}
         for kind, pool in pools.items():
             _, figures = _fair_copies(per[pool], per[per > 0], 5, seed)
             acted[kind] += bool(figures.get("copy_remedy_removed"))

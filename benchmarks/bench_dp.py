@@ -115,8 +115,8 @@ def select(training, pool, budget=None):
         figures = {}
     else:
         dp = DPSettings(rho=budget.selection_rho, delta=budget.selection_delta)
-        problem, records = run_selection(training, pool, None, SelectionSettings(seed=SEED, guard=GuardSettings(enabled=False)),
-                                         dp=dp)
+        problem, records = run_selection(training, pool, None,
+                                         SelectionSettings(seed=SEED, guard=GuardSettings(enabled=False)), dp=dp)
         figures = problem.noisy.figures()
     figures["select_s"] = time.perf_counter() - t
     return output_table(training, pool, records[-1].rows), output_table(training, pool, records[0].rows), figures
@@ -132,8 +132,10 @@ def run(plan: Plan, quick: bool, training, holdout) -> dict:
     census_pool = pool_of(name, handle, training, plan.pool_rows, plan.census_pool, plan.census_shard)
     H.log("non-DP: selecting with the guard on")
     out, rnd, fig = select(training, census_pool)
-    res["rows"].append({"epsilon": None, "variant": "non-DP generator + selection", **measure(training, holdout, out), **fig})
-    res["rows"].append({"epsilon": None, "variant": "non-DP generator, random sample", **measure(training, holdout, rnd)})
+    res["rows"].append({"epsilon": None, "variant": "non-DP generator + selection", **measure(training, holdout, out),
+                        **fig})
+    res["rows"].append({"epsilon": None, "variant": "non-DP generator, random sample",
+                        **measure(training, holdout, rnd)})
     settings = G.training_settings("small", plan.minutes, max_epochs=plan.max_epochs)
     for eps in plan.epsilons:
         budget = PrivacyBudget(eps, DELTA)
@@ -237,7 +239,8 @@ def plot(res) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for key, label, style in (("(a)", "(a) DP gen + DP sel", "o-"), ("(b) ", "(b) DP gen, random", "s--"),
-                              ("(b')", "(b') DP gen on all of ε, random", "d--"), ("(c)", "(c) non-DP gen + DP sel", "^:")):
+                              ("(b')", "(b') DP gen on all of ε, random", "d--"),
+                              ("(c)", "(c) non-DP gen + DP sel", "^:")):
         pts = sorted((r["epsilon"], r) for r in res["rows"] if r["variant"].startswith(key))
         for ax, metric in zip(axes, ("overall", "dcr_share")):
             ax.plot([e for e, _ in pts], [r[metric] for _, r in pts], style, label=label)

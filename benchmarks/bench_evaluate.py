@@ -105,7 +105,8 @@ def runs_table(section: R.Section, caption: str, runs: list[H.ColdRun]) -> None:
         )
     section.add_table(
         caption,
-        ["run", "numba cache", "wall s", "CPU s (user+sys)", "evaluate() s (in process)", "peak RSS MiB", "load 1 min before"],
+        ["run", "numba cache", "wall s", "CPU s (user+sys)", "evaluate() s (in process)", "peak RSS MiB",
+         "load 1 min before"],
         rows,
         "llrrrrr",
     )
@@ -129,7 +130,8 @@ def accuracy_rows(ours: dict, ref: dict) -> tuple[list[list[str]], int, int]:
         ok = same7(a, b)
         equal += ok
         diff = abs(float(a) - float(b)) if a is not None and b is not None else None
-        rows.append([f, R.fmt(a, 7), R.fmt(b, 7), R.fmt(diff, 7) if diff is not None else R.NA, R.PASS if ok else R.FAIL])
+        rows.append([f, R.fmt(a, 7), R.fmt(b, 7), R.fmt(diff, 7) if diff is not None else R.NA,
+                     R.PASS if ok else R.FAIL])
     return rows, equal, compared
 
 
@@ -139,11 +141,13 @@ def prize_case(section: R.Section, repeats: int) -> dict:
     trn, hol, syn = (H.shared_file(*P, f) for f in ("training.csv.gz", "holdout.csv.gz", "winner-submission.csv.gz"))
     official = json.loads(H.shared_file(*P, "winner-submission.official-metrics.json").read_text())
     argv_prize = H.synth_cli(
-        "evaluate", "--training", trn, "--holdout", hol, "--synthetic", syn, "--group-key", "group_id", "--seed", "1", "--json"
+        "evaluate", "--training", trn, "--holdout", hol, "--synthetic", syn, "--group-key", "group_id", "--seed", "1",
+        "--json"
     )
     prize_runs = time_cli(argv_prize, repeats, "prize")
     prize_json = [r.json() for r in prize_runs]
-    deterministic = all(j["accuracy"] == prize_json[0]["accuracy"] and j["privacy"] == prize_json[0]["privacy"] for j in prize_json)
+    deterministic = all(j["accuracy"] == prize_json[0]["accuracy"] and j["privacy"] == prize_json[0]["privacy"]
+                        for j in prize_json)
     acc_rows, equal, compared = accuracy_rows(prize_json[-1]["accuracy"], official["accuracy"])
     worst = max(r.wall_s for r in prize_runs)
     median_s = H.median([r.wall_s for r in prize_runs])
@@ -178,7 +182,8 @@ def prize_case(section: R.Section, repeats: int) -> dict:
         bool(ci) and (ci[1] - ci[0]) / 2 <= 0.01,
     )
 
-    runs_table(section, "**Prize sequential** (winner submission; 3 × ~154k rows, 20,000 groups each): cold runs", prize_runs)
+    runs_table(section, "**Prize sequential** (winner submission; 3 × ~154k rows, 20,000 groups each): cold runs",
+               prize_runs)
     section.add_table(
         "**Prize sequential**: accuracy of `synth evaluate --seed 1` vs the official scores "
         "(`winner-submission.official-metrics.json`, mostlyai-qa 1.9.8)",
@@ -191,13 +196,15 @@ def prize_case(section: R.Section, repeats: int) -> dict:
         ["tool", "wall s", "source"],
         [
             ["synth evaluate (median cold run)", f"{median_s:.1f}", "measured here"],
-            ["mostlyai-qa 1.10.11 `qa.report`", f"≈ {QA_PRIZE_SECONDS_CITED:,.0f}", "cited: `shared/docs/qa-metrics.md` §0, §11 (not run)"],
+            ["mostlyai-qa 1.10.11 `qa.report`", f"≈ {QA_PRIZE_SECONDS_CITED:,.0f}",
+             "cited: `shared/docs/qa-metrics.md` §0, §11 (not run)"],
             ["ratio", f"≈ {QA_PRIZE_SECONDS_CITED / median_s:,.0f}×", ""],
         ],
         "lrl",
     )
     section.notes.append(
-        f"Repeated cold runs of the prize case gave {'identical' if deterministic else 'DIFFERENT'} accuracy and privacy output."
+        f"Repeated cold runs of the prize case gave {'identical' if deterministic else 'DIFFERENT'} accuracy and "
+        "privacy output."
     )
     return {"runs": [r.summary() for r in prize_runs], "output": prize_json[-1], "official": official,
             "one_thread": one_thread.summary()}
@@ -214,7 +221,8 @@ def census_case(section: R.Section, repeats: int, skip_qa: bool) -> dict:
         H.log(f"census: writing the perturbed holdout to {H.rel(csyn)}")
         synthetic = perturbed_census(pd.read_csv(chol), seed=0)
         synthetic.to_csv(csyn, index=False, compression={"method": "gzip", "mtime": 0})
-        argv_census = H.synth_cli("evaluate", "--training", ctrn, "--holdout", chol, "--synthetic", csyn, "--seed", "1", "--json")
+        argv_census = H.synth_cli("evaluate", "--training", ctrn, "--holdout", chol, "--synthetic", csyn, "--seed", "1",
+                                  "--json")
         census_runs = time_cli(argv_census, repeats, "census")
         census_json = census_runs[-1].json()
         qa_run = qa_json = None
@@ -234,7 +242,8 @@ def census_case(section: R.Section, repeats: int, skip_qa: bool) -> dict:
     )
     runs_table(section, "**Census** (perturbed holdout as synthetic; 3 × 24,421 rows): cold runs", census_runs)
     if qa_json is None:
-        section.target("census: accuracy = mostlyai-qa's `qa.report`", "all fields equal", "not run (--quick/--skip-qa)", None)
+        section.target("census: accuracy = mostlyai-qa's `qa.report`", "all fields equal",
+                       "not run (--quick/--skip-qa)", None)
     else:
         c_rows, c_equal, c_compared = accuracy_rows(census_json["accuracy"], qa_json["accuracy"])
         section.target(
@@ -266,7 +275,8 @@ def census_case(section: R.Section, repeats: int, skip_qa: bool) -> dict:
                     f"{qa_run.wall_s:.1f}",
                     f"{qa_run.cpu_s:.1f}",
                     f"{qa_run.max_rss_mib:,.0f}" if qa_run.max_rss_mib else R.NA,
-                    f"of which report() {t['report_s']:.1f} s, import+read {t['import_and_read_s']:.1f} s; HTML report, all metrics",
+                    f"of which report() {t['report_s']:.1f} s, import+read {t['import_and_read_s']:.1f} s; HTML "
+                    "report, all metrics",
                 ],
             ],
             "lrrrl",
@@ -278,7 +288,8 @@ def census_case(section: R.Section, repeats: int, skip_qa: bool) -> dict:
 def privacy_row(label: str, p: dict, gate: dict | None) -> list:
     """Privacy figures and gate verdict of one ``synth evaluate --json`` output."""
     interval = lambda key: "–".join(f"{v:.4f}" for v in p[key]) if p.get(key) else R.NA  # noqa: E731
-    verdict = R.NA if gate is None else ("pass" if gate["passed"] else "FAIL: " + "; ".join(r.split()[0] for r in gate["reasons"]))
+    verdict = R.NA if gate is None else ("pass" if gate["passed"]
+                                         else "FAIL: " + "; ".join(r.split()[0] for r in gate["reasons"]))
     return [label, R.fmt(p.get("dcr_share"), 4), interval("dcr_share_ci"), R.fmt(p.get("nndr_ratio"), 4),
             R.fmt(p.get("exact_copy_training"), 4), R.fmt(p.get("exact_copy_holdout"), 4),
             R.fmt(p.get("membership_auc"), 4), interval("membership_auc_ci"), p.get("membership_attack") or R.NA,
@@ -300,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(`{Path(sys.executable).name} -m synth_core.cli evaluate ...`), and whether its accuracy fields equal "
             "mostlyai-qa's. Each case runs in fresh processes that share one new, empty numba cache: run 1 "
             "includes JIT compilation and the later runs load the compiled kernels. The time targets are "
-            f"judged on the slowest run. Peak memory: {H.rss_method()}. Shared data is read from `{H.rel(H.shared_dir())}`."
+            f"judged on the slowest run. Peak memory: {H.rss_method()}. Shared data is read from "
+            f"`{H.rel(H.shared_dir())}`."
         ),
     )
     prize = prize_case(section, repeats)
@@ -311,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
          "95% CI", "best attack", "n", "privacy_gate"],
         [
             privacy_row("prize winner", prize["output"]["privacy"] or {}, prize["output"].get("privacy_gate")),
-            privacy_row("census perturbed holdout", census["output"]["privacy"] or {}, census["output"].get("privacy_gate")),
+            privacy_row("census perturbed holdout", census["output"]["privacy"] or {},
+                        census["output"].get("privacy_gate")),
         ],
         "lrlrrrrllrl",
     )
@@ -322,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     section.notes.append(
         "The prize's official distance figures (dcr_share 0.511 etc.) come from qa's embedding-space distances; "
-        "`synth evaluate`'s privacy figures use a different, documented distance (`synth_core/metrics/_privacy.py`), so they are not compared."
+        "`synth evaluate`'s privacy figures use a different, documented distance (`synth_core/metrics/_privacy.py`), "
+        "so they are not compared."
     )
     section.notes.append(
         "The census 'synthetic' table is the holdout itself, damaged: it is closer to the holdout than to training by "

@@ -260,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
             "of training or (unique) from the training units whose value training holds once. Panels are split by "
             "sequence; their copies are whole training sequences, and the gate judges rows and whole sequences. The "
             "rule (`privacy_gate`, default `exact_copy_tolerance` "
-            f"{g.exact_copy_tolerance}) fails when the lower end of the 95 % interval of `exact_copy_excess` lies above "
-            "it; the old rule failed when `exact_copy_training > exact_copy_holdout + 0.001`. Split s is seeded by s."
+            f"{g.exact_copy_tolerance}) fails when the lower end of the 95 % interval of `exact_copy_excess` lies "
+            "above it; the old rule failed when `exact_copy_training > exact_copy_holdout + 0.001`. Split s is seeded "
+            "by s."
         ),
     )
     worst = min(fair_rates, key=fair_rates.get)

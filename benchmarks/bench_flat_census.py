@@ -30,7 +30,8 @@ size or pool size writes the section ``flat_census_custom``).
 generator's is built first, :func:`generated.census_pool`), as cold
 processes with ``NUMBA_NUM_THREADS=1``, ``=2`` and ``=2`` with ``OMP_WAIT_POLICY=ACTIVE`` after
 one run that compiles the numba cache, alternating, ``--repeats`` each; per run the wall time, the
-refine stage's time and the output's sha256 (identical for every thread count, or the run fails). Section ``flat_census_threads``.
+refine stage's time and the output's sha256 (identical for every thread count, or the run fails).
+Section ``flat_census_threads``.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def stage_row(label: str, rows: int, seconds: float | None, acc: dict, priv: dic
 
 
 def process_row(label: str, cache: str, run: H.ColdRun) -> list[str]:
-    return [label, cache, f"{run.wall_s:.1f}", f"{run.cpu_s:.1f}", f"{run.max_rss_mib:,.0f}" if run.max_rss_mib else R.NA,
-            f"{run.load_before[0]:.2f}"]
+    return [label, cache, f"{run.wall_s:.1f}", f"{run.cpu_s:.1f}",
+            f"{run.max_rss_mib:,.0f}" if run.max_rss_mib else R.NA, f"{run.load_before[0]:.2f}"]
 
 
 def generators(m: SimpleNamespace, sizes: list[str], retrain: bool) -> None:
@@ -81,9 +82,11 @@ def generators(m: SimpleNamespace, sizes: list[str], retrain: bool) -> None:
         probe_s = time.perf_counter() - t
         ev = evaluate(m.training, probe, m.holdout, seed=1)
         acc = ev.accuracy.to_dict()
-        H.log(f"generator {size}: probe overall {acc['overall']:.5f} (max {acc['overall_max']:.5f}), {probe_s:.1f} s to generate")
+        H.log(f"generator {size}: probe overall {acc['overall']:.5f} (max {acc['overall_max']:.5f}), "
+              f"{probe_s:.1f} s to generate")
         m.candidates.append({"end": G.training_end(handle, m.minutes), "size": size, "handle": handle, "info": info,
-                             "probe_s": probe_s, "accuracy": acc, "privacy": ev.privacy.to_dict(), "load_before": load0})
+                             "probe_s": probe_s, "accuracy": acc, "privacy": ev.privacy.to_dict(),
+                             "load_before": load0})
         handle.close()
     m.best = max(m.candidates, key=lambda c: c["accuracy"]["overall"])
     H.log(f"using the {m.best['size']} generator")
@@ -107,8 +110,8 @@ def select_step(m: SimpleNamespace) -> None:
 
     m.out_file = G.folder(m.name) / f"refined-{m.best['size']}-{m.n_pool}.parquet"
     argv_sel = H.synth_cli(
-        "select", "--training", m.trn_path, "--pool", m.merged, "--holdout", m.hol_path, "--size", m.n_target, "--seed", 0,
-        "--output", m.out_file, "--json",
+        "select", "--training", m.trn_path, "--pool", m.merged, "--holdout", m.hol_path, "--size", m.n_target,
+        "--seed", 0, "--output", m.out_file, "--json",
     )
     argv_ev = H.synth_cli("evaluate", "--training", m.trn_path, "--holdout", m.hol_path, "--synthetic", m.out_file,
                           "--seed", 1, "--json")
@@ -116,7 +119,8 @@ def select_step(m: SimpleNamespace) -> None:
     with H.numba_env("census-select") as env:
         m.select_runs = H.cold_runs(argv_sel, 2, "census select", env=env,
                                     after=lambda run: m.hashes.append(H.sha256(m.out_file)))
-        m.ev_run = H.run_checked(argv_ev, "census evaluate", env=env, timeout_s=1800, numba_cache="warm (from the select runs)")
+        m.ev_run = H.run_checked(argv_ev, "census evaluate", env=env, timeout_s=1800,
+                                 numba_cache="warm (from the select runs)")
     m.sel = m.select_runs[0].json()
 
     def _no_time(stages):
@@ -159,14 +163,16 @@ def targets(section: R.Section, m: SimpleNamespace) -> None:
     section.target(
         "`synth select` wall time (cold, incl. its printed evaluation)",
         f"≤ {SELECT_TARGET_S:.0f} s",
-        f"{worst:.1f} s slower of 2 ({select_runs[0].wall_s:.1f} s empty JIT cache, {select_runs[1].wall_s:.1f} s warm)",
+        f"{worst:.1f} s slower of 2 ({select_runs[0].wall_s:.1f} s empty JIT cache, {select_runs[1].wall_s:.1f} s "
+        "warm)",
         worst <= SELECT_TARGET_S,
     )
     bound = acc["overall_max"] + MARGIN
     section.target(
         "refined overall accuracy (`synth evaluate --seed 1`)",
         f"≥ overall_max + {MARGIN} = {bound:.5f}",
-        f"{acc['overall']:.5f} (overall_max {acc['overall_max']:.5f}; margin {acc['overall'] - acc['overall_max']:+.5f})",
+        f"{acc['overall']:.5f} (overall_max {acc['overall_max']:.5f}; margin "
+        f"{acc['overall'] - acc['overall_max']:+.5f})",
         acc["overall"] >= bound,
     )
     section.target(
@@ -203,8 +209,10 @@ def training_tables(section: R.Section, m: SimpleNamespace) -> None:
             R.fmt(c["privacy"]["dcr_share"], 4),
         ])
     section.add_table(
-        f"Generator choice: training, then a plain sample of {m.n_target:,} rows (generation seed {PROBE_SEED}) evaluated with seed 1",
-        ["model", "training s (wall)", "engine s", "epochs", "ended by", "epoch s median / slowest", "device", "sample s", "uni", "bi", "tri", "overall", "overall_max", "dcr_share"],
+        f"Generator choice: training, then a plain sample of {m.n_target:,} rows (generation seed {PROBE_SEED}) "
+        "evaluated with seed 1",
+        ["model", "training s (wall)", "engine s", "epochs", "ended by", "epoch s median / slowest", "device",
+         "sample s", "uni", "bi", "tri", "overall", "overall_max", "dcr_share"],
         rows,
         "lrrrlrlrrrrrrr",
     )
@@ -214,11 +222,13 @@ def training_tables(section: R.Section, m: SimpleNamespace) -> None:
         ["figure", "value"],
         [
             ["rows / shards", f"{pool.n_rows:,} / {len(pool.shard_paths)} of {m.shard:,}"],
-            ["shards generated by this run / reused from an earlier run", f"{pool.shards_generated} / {pool.shards_skipped}"],
+            ["shards generated by this run / reused from an earlier run",
+             f"{pool.shards_generated} / {pool.shards_skipped}"],
             ["generation time (this run)", f"{pool.elapsed_s:.0f} s"],
             ["generation rate (this run)", f"{m.rate:,.0f} rows/s" if m.rate else "– (all shards reused)"],
             ["load average 1 min before / after generation", f"{m.pool_load[0][0]:.2f} / {m.pool_load[1][0]:.2f}"],
-            ["merge shards → one Parquet for the CLI", f"{m.merge_s:.1f} s" if m.merge_s is not None else "merged file reused"],
+            ["merge shards → one Parquet for the CLI",
+             f"{m.merge_s:.1f} s" if m.merge_s is not None else "merged file reused"],
             ["pool folder", f"`{H.rel(pool.out_dir)}`"],
         ],
         "ll",
@@ -232,14 +242,19 @@ def selection_tables(section: R.Section, m: SimpleNamespace) -> None:
     stage_rows.append(stage_row("**refined, `synth evaluate --seed 1`**", final["rows"]["synthetic"], None,
                                 final["accuracy"], final["privacy"]))
     section.add_table(
-        "Selection stages (accuracy and privacy as printed by `synth select --seed 0`; last row: the target evaluation, seed 1)",
-        ["subset", "rows", "stage s", "uni", "bi", "tri", "overall", "overall_max", "dcr_share", "nndr_ratio", "copies trn", "copies hol"],
+        "Selection stages (accuracy and privacy as printed by `synth select --seed 0`; last row: the target "
+        "evaluation, seed 1)",
+        ["subset", "rows", "stage s", "uni", "bi", "tri", "overall", "overall_max", "dcr_share", "nndr_ratio",
+         "copies trn", "copies hol"],
         stage_rows,
         "lrrrrrrrrrrr",
     )
-    proc_rows = [process_row(f"synth select, run {i}", r.extra["numba_cache"], r) for i, r in enumerate(m.select_runs, 1)]
+    proc_rows = [process_row(f"synth select, run {i}", r.extra["numba_cache"], r)
+                 for i, r in enumerate(m.select_runs, 1)]
     proc_rows.append(process_row("synth evaluate --seed 1", m.ev_run.extra["numba_cache"], m.ev_run))
-    section.add_table("Cold processes", ["command", "numba cache", "wall s", "CPU s", "peak RSS MiB", "load 1 min before"], proc_rows, "llrrrr")
+    section.add_table("Cold processes",
+                      ["command", "numba cache", "wall s", "CPU s", "peak RSS MiB", "load 1 min before"],
+                      proc_rows, "llrrrr")
 
     from synth_core.metrics import privacy_gate
 
@@ -259,9 +274,11 @@ def selection_tables(section: R.Section, m: SimpleNamespace) -> None:
             R.PASS if privacy_gate(full).passed else R.FAIL,
         ])
     section.add_table(
-        f"Privacy verdict vs sampling (in process, `privacy_metrics`, judged by `privacy_gate`): seeds 0–{PRIVACY_SEEDS - 1} "
-        f"with the default 10,000-row samples, and once on the full tables ({min(len(m.training), len(m.holdout)):,} rows per reference)",
-        ["subset", "dcr_share min / mean / max", "nndr_ratio min / max", "seeds passing", "dcr_share, full", "nndr_ratio, full", "full passes"],
+        "Privacy verdict vs sampling (in process, `privacy_metrics`, judged by `privacy_gate`): seeds "
+        f"0–{PRIVACY_SEEDS - 1} with the default 10,000-row samples, and once on the full tables "
+        f"({min(len(m.training), len(m.holdout)):,} rows per reference)",
+        ["subset", "dcr_share min / mean / max", "nndr_ratio min / max", "seeds passing", "dcr_share, full",
+         "nndr_ratio, full", "full passes"],
         rob_rows,
         "lrrrrrc",
     )
@@ -279,28 +296,32 @@ def notes(section: R.Section, m: SimpleNamespace, auto: bool) -> None:
         h, end = c["handle"], c["end"]
         if end["ended_by"] == "early stopping":
             section.notes.append(
-                f"The {c['size']} model stopped after {h.epochs:g} epochs ({h.training_seconds:.0f} s wall) by the engine's early "
-                f"stopping, inside the {m.minutes:g}-min cap: the cap did not bind, so this training is reproducible."
+                f"The {c['size']} model stopped after {h.epochs:g} epochs ({h.training_seconds:.0f} s wall) by the "
+                f"engine's early stopping, inside the {m.minutes:g}-min cap: the cap did not bind, so this training is "
+                "reproducible."
             )
         else:
             section.notes.append(
-                f"The {c['size']} model was stopped by the {m.minutes:g}-min cap after {h.epochs:g} completed epochs (median epoch "
-                f"{R.fmt(end['median_epoch_s'], 1)} s, slowest {R.fmt(end['slowest_epoch_s'], 1)} s): what it learns depends on the "
-                "machine's load, and the result is not reproducible. Compare the load average of this section."
+                f"The {c['size']} model was stopped by the {m.minutes:g}-min cap after {h.epochs:g} completed epochs "
+                f"(median epoch {R.fmt(end['median_epoch_s'], 1)} s, slowest {R.fmt(end['slowest_epoch_s'], 1)} s): "
+                "what it learns depends on the machine's load, and the result is not reproducible. Compare the load "
+                "average of this section."
             )
     if auto and len(m.candidates) > 1:
         section.notes.append(
-            "`--model-size auto` keeps the model whose plain sample scores the higher overall accuracy; under CPU contention "
-            "the choice can change (a model that early-stops unloaded may hit the cap loaded)."
+            "`--model-size auto` keeps the model whose plain sample scores the higher overall accuracy; under CPU "
+            "contention the choice can change (a model that early-stops unloaded may hit the cap loaded)."
         )
     details = {s["stage"]: s.get("details") or {} for s in m.sel["stages"]}
     section.notes.append(
-        "Stage details: " + "; ".join(f"{k}: " + ", ".join(f"{kk}={vv}" for kk, vv in v.items() if kk != "errors") for k, v in details.items() if v)
+        "Stage details: " + "; ".join(f"{k}: " + ", ".join(f"{kk}={vv}" for kk, vv in v.items() if kk != "errors")
+                                     for k, v in details.items() if v)
     )
-    section.notes.append(f"The two `synth select` runs wrote {'byte-identical' if m.same_output else 'DIFFERENT'} output and stage tables.")
+    section.notes.append(f"The two `synth select` runs wrote {'byte-identical' if m.same_output else 'DIFFERENT'} "
+                         "output and stage tables.")
     section.notes.append(
-        "`synth select --pool` takes one table file; `generate_pool` writes a folder of shards, so the benchmark merges them "
-        "(`read_pool` + `write_table`) first. That merge is outside the timed CLI run."
+        "`synth select --pool` takes one table file; `generate_pool` writes a folder of shards, so the benchmark "
+        "merges them (`read_pool` + `write_table`) first. That merge is outside the timed CLI run."
     )
     section.notes.append(
         "`synth select` prints its stage table evaluated with `--seed 0` (its own seed); the target row is a separate "
@@ -308,8 +329,8 @@ def notes(section: R.Section, m: SimpleNamespace, auto: bool) -> None:
     )
     if any(c["info"]["reused"] for c in m.candidates) or m.pool.shards_skipped:
         section.notes.append(
-            "Cached artefacts were reused (see the tables): training times are those recorded when the generator was trained; "
-            "run with `--retrain` and an empty scratch folder for a full measurement."
+            "Cached artefacts were reused (see the tables): training times are those recorded when the generator was "
+            "trained; run with `--retrain` and an empty scratch folder for a full measurement."
         )
 
 
@@ -329,8 +350,8 @@ def thread_runs(argv: list, out_file: Path, what: str, repeats: int, threads=(1,
             digest = H.sha256(out_file)
             hashes.add(digest)
             stages = {st.get("stage", st.get("name")): st.get("elapsed_s") for st in run.json().get("stages", [])}
-            rows.append([n, policy.lower(), cache, f"{run.wall_s:.1f}", f"{run.cpu_s:.1f}", R.fmt(stages.get("refined"), 1),
-                         f"{run.load_before[0]:.2f}", digest[:16]])
+            rows.append([n, policy.lower(), cache, f"{run.wall_s:.1f}", f"{run.cpu_s:.1f}",
+                         R.fmt(stages.get("refined"), 1), f"{run.load_before[0]:.2f}", digest[:16]])
             raw.append({"threads": n, "omp_wait_policy": policy, "numba_cache": cache, "stages_s": stages,
                         "sha256": digest, **run.summary()})
     if len(hashes) != 1:
@@ -344,13 +365,14 @@ def finish_threads(bench: H.Bench, section, rows: list, raw: list) -> int:
     section.notes.append("Two cores shared with other work: figures taken at a load above 2 are slowed by it (see "
                          "the load column).")
     section.notes.append("`OMP_WAIT_POLICY=ACTIVE` keeps idle worker threads spinning instead of sleeping. The kernels "
-                         "default to passive (`synth_core/select/_kernels.py`): with spinning threads, one IPF sweep over "
-                         "2.5 M rows on 2 busy cores took 62 s instead of 21 s. On an otherwise idle machine the active "
-                         "row shows what spinning gains; the output is the same either way.")
+                         "default to passive (`synth_core/select/_kernels.py`): with spinning threads, one IPF sweep "
+                         "over 2.5 M rows on 2 busy cores took 62 s instead of 21 s. On an otherwise idle machine the "
+                         "active row shows what spinning gains; the output is the same either way.")
     return bench.finish(section, {"runs": raw})
 
 
-THREAD_HEADERS = ["NUMBA_NUM_THREADS", "OMP_WAIT_POLICY", "numba cache", "wall s", "CPU s", "refine stage s", "load 1 min before", "output sha256"]
+THREAD_HEADERS = ["NUMBA_NUM_THREADS", "OMP_WAIT_POLICY", "numba cache", "wall s", "CPU s", "refine stage s",
+                  "load 1 min before", "output sha256"]
 
 
 def threads_main(bench: H.Bench, repeats: int) -> int:
@@ -371,15 +393,17 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
     section = bench.section(
         SECTION + "_threads", "Flat census: synth select on 1 and 2 numba threads",
         f"`synth select --size {n_target} --seed 0` (privacy guard on) on the cached pool `{H.rel(pools[0])}` as cold "
-        "processes: one that compiles the numba cache, then alternating runs with `NUMBA_NUM_THREADS=1`, `=2` and `=2` with `OMP_WAIT_POLICY=ACTIVE`. "
-        "The parallel parts are the scoring passes (IPF, trimming, a refinement round's gains); the refinement's "
-        "search runs on one thread (`speculate=False`, the default). The output must be byte-identical throughout.",
+        "processes: one that compiles the numba cache, then alternating runs with `NUMBA_NUM_THREADS=1`, `=2` and `=2` "
+        "with `OMP_WAIT_POLICY=ACTIVE`. The parallel parts are the scoring passes (IPF, trimming, a refinement round's "
+        "gains); the refinement's search runs on one thread (`speculate=False`, the default). The output must be "
+        "byte-identical throughout.",
     )
     return finish_threads(bench, section, rows, raw)
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = H.Bench("benchmarks.bench_flat_census", __doc__, quick="small model, 1-min cap, 50,000-row pool", sdk_stdout=True)
+    bench = H.Bench("benchmarks.bench_flat_census", __doc__, quick="small model, 1-min cap, 50,000-row pool",
+                    sdk_stdout=True)
     bench.parser.add_argument("--model-size", choices=("auto", "small", "medium", "large"), default="auto")
     bench.parser.add_argument("--pool-rows", type=int, default=None, help="pool rows (default 500,000)")
     bench.parser.add_argument("--retrain", action="store_true", help="train even when a matching generator is cached")
@@ -415,8 +439,8 @@ def main(argv: list[str] | None = None) -> int:
             f"`census/training.csv.gz` ({m.n_target:,} rows) with `TrainingSettings(model_size=…, "
             f"max_training_time_min={m.minutes:g}, max_epochs=1000, seed=0)`; a pool of {m.n_pool:,} rows from "
             f"`generate_pool` (shards of {m.shard:,}, temperature {TEMPERATURE:g}, seed {POOL_SEED}), merged into one "
-            f"Parquet file; `synth select` as a cold process (`--size {m.n_target} --seed 0`, holdout passed for its printed "
-            "privacy figures only); and `synth evaluate --seed 1` of the refined output. Peak memory: "
+            f"Parquet file; `synth select` as a cold process (`--size {m.n_target} --seed 0`, holdout passed for its "
+            "printed privacy figures only); and `synth evaluate --seed 1` of the refined output. Peak memory: "
             f"{H.rss_method()}. Scratch folder: `{H.rel(G.folder(m.name))}`."
         ),
         custom=args.pool_rows is not None or args.model_size != "auto",
@@ -426,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     selection_tables(section, m)
     notes(section, m, args.model_size == "auto")
     return bench.finish(section, {
-        "candidates": [{k: v for k, v in c.items() if k != "handle"} | {"handle": c["handle"].to_json()} for c in m.candidates],
+        "candidates": [{k: v for k, v in c.items() if k != "handle"} | {"handle": c["handle"].to_json()}
+                       for c in m.candidates],
         "pool": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(m.pool).items() if k != "shard_paths"},
         "merge_s": m.merge_s,
         "select_runs": [r.summary() for r in m.select_runs],

@@ -160,8 +160,8 @@ def calibration_report(section, cal: dict, gate, settings) -> None:
     leaky_failed = n - L["gate_passed"]
     section.target(f"{LEAK_SHARE:.0%} near-copies fail the whole privacy gate", f"≥ {need} of {n}",
                    f"{leaky_failed} of {n}", leaky_failed >= need)
-    section.target("fair pool sample passes the whole privacy gate (information: includes the Prize's dcr_share ≤ 0.52)",
-                   "–", f"{F['gate_passed']} of {n}", None)
+    section.target("fair pool sample passes the whole privacy gate "
+                   "(information: includes the Prize's dcr_share ≤ 0.52)", "–", f"{F['gate_passed']} of {n}", None)
 
     rows = []
     for label, c in (("fair pool sample", F), (f"{LEAK_SHARE:.0%} near-copies", L),

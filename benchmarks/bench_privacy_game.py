@@ -116,7 +116,8 @@ def plot(games: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_privacy_game", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_privacy_game",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--games", type=int, default=None, help="games, one generator each (default 8)")
     parser.add_argument("--quick", action="store_true", help="2 games; writes nothing")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")

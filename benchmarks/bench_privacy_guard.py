@@ -41,7 +41,8 @@ EVAL_SEED = 1
 MAX_AUC = 0.52  # the gate's max_membership_auc
 ACCURACY_MARGIN = 0.001
 CASES = ("census", "tradeoff", "leaky", "real", "diamonds", "prize", "tradeoff_prize")
-CENSUS_GRID = ((0.0, 0.01), (0.02, 0.01), (0.05, 0.01), (0.1, 0.01), (0.3, 0.01), (0.05, 0.0), (0.05, 0.005), (0.05, 0.02))
+CENSUS_GRID = ((0.0, 0.01), (0.02, 0.01), (0.05, 0.01), (0.1, 0.01), (0.3, 0.01), (0.05, 0.0), (0.05, 0.005),
+               (0.05, 0.02))
 PRIZE_WEIGHTS = (0.01, 0.05, 0.3)
 
 
@@ -69,8 +70,9 @@ class Plan:
 
 
 FULL = Plan()
-QUICK = Plan(census_minutes=1.0, census_pool=50_000, census_shard=50_000, census_size=5_000, census_grid=CENSUS_GRID[:2],
-             leaky_rows=20_000, leaky_size=2_000, leaky_shares=(0.10,), real_sizes=(4_000,), real_seeds=(0,),
+QUICK = Plan(census_minutes=1.0, census_pool=50_000, census_shard=50_000, census_size=5_000,
+             census_grid=CENSUS_GRID[:2], leaky_rows=20_000, leaky_size=2_000, leaky_shares=(0.10,),
+             real_sizes=(4_000,), real_seeds=(0,),
              diamonds_size=1_000, prize_minutes=1.0, prize_pool=12_000, prize_shard=4_000, prize_size=2_000,
              prize_weights=PRIZE_WEIGHTS[:1])
 
@@ -121,7 +123,8 @@ def run_case(name, training, holdout, pool, n, *, key=None, seeds=(EVAL_SEED,), 
     from synth_core.select import GuardSettings
 
     out = {}
-    select = (lambda g: sequential_select(training, pool, n, g, key)) if key else (lambda g: flat_select(training, pool, n, g))
+    select = ((lambda g: sequential_select(training, pool, n, g, key)) if key
+              else (lambda g: flat_select(training, pool, n, g)))
     for label, settings in (("off", GuardSettings(enabled=False)), ("on", guard or GuardSettings())):
         H.log(f"{name}: selecting {n:,} with the guard {label}")
         sel = select(settings)
@@ -243,14 +246,15 @@ def main(argv=None) -> int:
             for w, q in plan.census_grid:
                 sel = flat_select(census[0], pool, n, GuardSettings(closeness_weight=w, near_copy_quantile=q))
                 m = measure(*census, sel["output"])
-                rows.append([w, q, m["overall"], m["dcr_share"], m["membership_auc"], sel["guard"].figures()["near_copies_avoided"],
-                             sel["select_s"]])
+                rows.append([w, q, m["overall"], m["dcr_share"], m["membership_auc"],
+                             sel["guard"].figures()["near_copies_avoided"], sel["select_s"]])
                 H.log(f"tradeoff w={w} q={q}: overall {m['overall']:.5f} dcr {m['dcr_share']:.4f}")
             res["tradeoff"] = rows
         if "leaky" in cases:
             for share in plan.leaky_shares:
                 leaky, kind = leaky_flat(pool.iloc[:plan.leaky_rows].reset_index(drop=True), census[0], share)
-                res[f"leaky_flat_{share}"] = run_case(f"leaky census {share:.0%}", *census, leaky, plan.leaky_size, kind=kind)
+                res[f"leaky_flat_{share}"] = run_case(f"leaky census {share:.0%}", *census, leaky, plan.leaky_size,
+                                                      kind=kind)
     if "real" in cases:
         training, holdout = census
         perm = np.random.default_rng(0).permutation(len(holdout))
@@ -276,8 +280,8 @@ def main(argv=None) -> int:
         if "prize" in cases:
             res["prize"] = run_case("prize", training, holdout, pool, plan.prize_size, key="group_id")
             leaky, kind = leaky_sequential(pool, training, 0.02, "group_id")
-            res["leaky_prize_0.02"] = run_case("leaky prize 2%", training, holdout, leaky, plan.prize_size, key="group_id",
-                                               kind=kind)
+            res["leaky_prize_0.02"] = run_case("leaky prize 2%", training, holdout, leaky, plan.prize_size,
+                                               key="group_id", kind=kind)
         if "tradeoff_prize" in cases:
             rows = []
             for w in plan.prize_weights:
@@ -308,7 +312,8 @@ def report(section, res) -> None:
             continue
         for label in ("random", "off", "on"):
             x = r[label]
-            rows.append([name, {"random": "random pool sample", "off": "selected, guard off", "on": "selected, guard on"}[label],
+            rows.append([name, {"random": "random pool sample", "off": "selected, guard off",
+                                "on": "selected, guard on"}[label],
                          f(x["overall"]), f(x.get("coherence")), f(x["dcr_share"], 4),
                          f"{x['dcr_share_ci'][0]:.4f}–{x['dcr_share_ci'][1]:.4f}", f(x["membership_auc"], 4),
                          f"{x['membership_auc_two_sided']:.4f} ({x['membership_direction']})",
@@ -316,7 +321,8 @@ def report(section, res) -> None:
                          f(x.get("closeness"), 4), f(x.get("select_s"), 1)])
     section.add_table(
         "Outputs (accuracy: overall against training ∪ holdout, seed 1; privacy on all units up to 50,000; "
-        "`copies`: exact copies of training rows (sequences) measured; `injected copies/near`: ground truth of a leaky pool)",
+        "`copies`: exact copies of training rows (sequences) measured; `injected copies/near`: ground truth of a leaky "
+        "pool)",
         ["pool", "table", "overall", "coherence", "dcr_share", "dcr_share 95 % CI", "membership AUC",
          "membership AUC either way (members)", "copies",
          "injected copies", "injected near", "closeness error", "select s"], rows)
@@ -325,7 +331,8 @@ def report(section, res) -> None:
 
     guard_rows = [[name, count(g.get("pool_replicas_removed")), count(g.get("near_copies_avoided")),
                    f(g.get("near_copy_threshold"), 4), count(g.get("guard_candidates")), f(g.get("guard_s"), 1)]
-                  for name, g in ((name, r["on"]["guard"]) for name, r in res.items() if not name.startswith("tradeoff"))]
+                  for name, g in ((name, r["on"]["guard"]) for name, r in res.items()
+                                  if not name.startswith("tradeoff"))]
     section.add_table("What the guard removed", ["pool", "replicas removed", "near-copies avoided", "threshold",
                                                  "candidates", "guard s"], guard_rows)
     if "tradeoff" in res:
@@ -333,7 +340,8 @@ def report(section, res) -> None:
             "Census 500 k → 24,421: the guard's settings (closeness weight 0 keeps only the removal of replicas and "
             "near-copies; quantile 0 keeps only the strata). Guard off: see the first table",
             ["closeness weight", "near-copy quantile", "overall", "dcr_share", "membership AUC", "near-copies avoided",
-             "select s"], [[w, q, f(o), f(d, 4), f(a, 4), int(nc), f(t, 1)] for w, q, o, d, a, nc, t in res["tradeoff"]])
+             "select s"],
+            [[w, q, f(o), f(d, 4), f(a, 4), int(nc), f(t, 1)] for w, q, o, d, a, nc, t in res["tradeoff"]])
     if "tradeoff_prize" in res:
         section.add_table(
             "Prize 100 k groups → 20,000: the closeness weight (near-copy quantile 0.01). A large weight starves the "
@@ -358,10 +366,13 @@ def report(section, res) -> None:
             section.target(f"{name}: no injected training copy in the output", "0", f"{on['share_copies']:.4f} "
                            f"(off {off['share_copies']:.4f})", on["share_copies"] == 0)
             section.target(f"{name}: near-copy share ≤ the pool's", f"≤ {rnd['share_near']:.4f} (random sample)",
-                           f"{on['share_near']:.4f} (off {off['share_near']:.4f})", on["share_near"] <= rnd["share_near"])
+                           f"{on['share_near']:.4f} (off {off['share_near']:.4f})",
+                           on["share_near"] <= rnd["share_near"])
         elif not name.startswith("real"):
-            section.target(f"{name}: overall within {ACCURACY_MARGIN} of the guard off", f"≥ {off['overall'] - ACCURACY_MARGIN:.5f}",
-                           f"{on['overall']:.5f} (off {off['overall']:.5f})", on["overall"] >= off["overall"] - ACCURACY_MARGIN)
+            section.target(f"{name}: overall within {ACCURACY_MARGIN} of the guard off",
+                           f"≥ {off['overall'] - ACCURACY_MARGIN:.5f}",
+                           f"{on['overall']:.5f} (off {off['overall']:.5f})",
+                           on["overall"] >= off["overall"] - ACCURACY_MARGIN)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ def record(section: R.Section, case: str, caption: str, runs: list[H.ColdRun], f
                    f"{worst:.1f} s slowest of {len(runs)} (median {H.median([r.wall_s for r in runs]):.1f} s)",
                    worst <= TARGET_S[case])
     section.target(f"{case}: report self-contained and the same bytes every run", "no loads; identical",
-                   f"{'no loads' if facts['loads_nothing'] else 'LOADS'}; {'identical' if facts['identical'] else 'DIFFERENT'}",
+                   f"{'no loads' if facts['loads_nothing'] else 'LOADS'}; "
+                   f"{'identical' if facts['identical'] else 'DIFFERENT'}",
                    facts["loads_nothing"] and facts["identical"])
     rows = [[str(i), r.extra["numba_cache"], f"{r.wall_s:.2f}", f"{r.cpu_s:.2f}",
              R.fmt(r.extra.get("elapsed_in_process_s"), 2), f"{r.max_rss_mib:,.0f}" if r.max_rss_mib else R.NA,
@@ -85,26 +86,32 @@ def main(argv: list[str] | None = None) -> int:
     raw = {}
     try:
         P = ("data", "prize-sequential")
-        trn, hol, syn = (H.shared_file(*P, f) for f in ("training.csv.gz", "holdout.csv.gz", "winner-submission.csv.gz"))
+        trn, hol, syn = (H.shared_file(*P, f)
+                         for f in ("training.csv.gz", "holdout.csv.gz", "winner-submission.csv.gz"))
         argv_prize = H.synth_cli("evaluate", "--training", trn, "--holdout", hol, "--synthetic", syn,
                                  "--group-key", "group_id", "--seed", "1", "--json")
         prize_runs, prize = report_runs("report-prize", argv_prize, tmp / "prize.html", repeats)
-        record(section, "prize", "**Prize sequential** (winner submission; 3 × ~154k rows, 20,000 groups each): cold runs",
+        record(section, "prize",
+               "**Prize sequential** (winner submission; 3 × ~154k rows, 20,000 groups each): cold runs",
                prize_runs, prize)
         median_s = H.median([r.wall_s for r in prize_runs])
         section.add_table("**Prize sequential**: time of an HTML quality report", ["tool", "wall s", "source"], [
             ["synth evaluate --report (median cold run)", f"{median_s:.1f}", "measured here"],
-            ["mostlyai-qa 1.10.11 `qa.report`", f"≈ {QA_PRIZE_SECONDS_CITED:,.0f}", "cited: `shared/docs/qa-metrics.md` §0, §11 (not run)"],
+            ["mostlyai-qa 1.10.11 `qa.report`", f"≈ {QA_PRIZE_SECONDS_CITED:,.0f}",
+             "cited: `shared/docs/qa-metrics.md` §0, §11 (not run)"],
             ["ratio", f"≈ {QA_PRIZE_SECONDS_CITED / median_s:,.0f}×", ""],
         ], "lrl")
 
         C = ("data", "census")
         ctrn, chol = H.shared_file(*C, "training.csv.gz"), H.shared_file(*C, "holdout.csv.gz")
         csyn = tmp / "census-perturbed-seed0.csv.gz"
-        perturbed_census(pd.read_csv(chol), seed=0).to_csv(csyn, index=False, compression={"method": "gzip", "mtime": 0})
-        argv_census = H.synth_cli("evaluate", "--training", ctrn, "--holdout", chol, "--synthetic", csyn, "--seed", "1", "--json")
+        perturbed_census(pd.read_csv(chol), seed=0).to_csv(csyn, index=False,
+                                                           compression={"method": "gzip", "mtime": 0})
+        argv_census = H.synth_cli("evaluate", "--training", ctrn, "--holdout", chol, "--synthetic", csyn, "--seed", "1",
+                                  "--json")
         census_runs, census = report_runs("report-census", argv_census, tmp / "census.html", repeats)
-        record(section, "census", "**Census** (perturbed holdout as synthetic; 3 × 24,421 rows): cold runs", census_runs, census)
+        record(section, "census", "**Census** (perturbed holdout as synthetic; 3 × 24,421 rows): cold runs",
+               census_runs, census)
         raw = {"prize": {"runs": [r.summary() for r in prize_runs], "report": prize},
                "census": {"runs": [r.summary() for r in census_runs], "report": census}}
     finally:

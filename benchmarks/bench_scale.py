@@ -174,10 +174,12 @@ def child(pool_rows: int, n_target: int, seed: int) -> dict:
     accuracy = {}
     with spent("extra_evaluations", extra):
         for name, rows in subsets.items():
-            accuracy[name] = codes_accuracy(train_codes, pool_codes[rows], binner.n_codes, binner.names, seed=EVAL_SEED).to_dict()
+            accuracy[name] = codes_accuracy(train_codes, pool_codes[rows], binner.n_codes, binner.names,
+                                            seed=EVAL_SEED).to_dict()
             accuracy[name]["objective"] = problem.objective_of(rows)
             accuracy[name]["rows"] = len(rows)
-    accuracy["refined"] = {**final.to_dict(), "objective": problem.objective_of(refined.rows), "rows": len(refined.rows)}
+    accuracy["refined"] = {**final.to_dict(), "objective": problem.objective_of(refined.rows),
+                           "rows": len(refined.rows)}
     kinds = binner.describe()["kind"].value_counts().to_dict()
     plan = refine_plan(problem, settings)
     return {
@@ -221,7 +223,8 @@ def child(pool_rows: int, n_target: int, seed: int) -> dict:
 
 def _child_argv(pool_rows: int, n_target: int, seed: int) -> list[str]:
     # the module, not this file: a child started in the repository root imports ``benchmarks`` as the parent does
-    return H.module_argv("benchmarks.bench_scale", ["--child", "--pool-rows", pool_rows, "--target", n_target, "--seed", seed])
+    return H.module_argv("benchmarks.bench_scale",
+                         ["--child", "--pool-rows", pool_rows, "--target", n_target, "--seed", seed])
 
 
 def _fmt_s(x: float) -> str:
@@ -245,7 +248,8 @@ def targets(section: R.Section, runs: dict, n_target: int) -> None:
         None if run_l.max_rss_mib is None else run_l.max_rss_mib <= TARGET_RSS_MIB,
     )
     ratio = rl["stage_total_s"] / rs["stage_total_s"]
-    section.target(f"t({large:,}) / t({small:,}) (stage totals)", f"<= {TARGET_RATIO:g}", f"{ratio:.2f}", ratio <= TARGET_RATIO)
+    section.target(f"t({large:,}) / t({small:,}) (stage totals)", f"<= {TARGET_RATIO:g}", f"{ratio:.2f}",
+                   ratio <= TARGET_RATIO)
     acc_s, acc_l = rs["accuracy"]["refined"]["overall"], rl["accuracy"]["refined"]["overall"]
     section.target(
         f"refined overall accuracy at {large:,} vs {small:,}",
@@ -254,8 +258,8 @@ def targets(section: R.Section, runs: dict, n_target: int) -> None:
         acc_l >= acc_s + TARGET_GAIN,
     )
     worst_random = max(r["accuracy"]["random pool sample"]["overall"] for _, r in runs.values())
-    section.target("workload: a uniform pool sample scores", f"<= {RANDOM_MAX}", f"{worst_random:.5f} (highest of the pools)",
-                   worst_random <= RANDOM_MAX)
+    section.target("workload: a uniform pool sample scores", f"<= {RANDOM_MAX}",
+                   f"{worst_random:.5f} (highest of the pools)", worst_random <= RANDOM_MAX)
 
 
 def tables(section: R.Section, runs: dict) -> None:
@@ -279,11 +283,12 @@ def tables(section: R.Section, runs: dict) -> None:
         "l" + "r" * len(STAGES),
     )
     rows = []
-    for p, (run, r) in runs.items():
+    for p, (_run, r) in runs.items():
         for name in ("random pool sample", "ipf", "trimmed", "refined"):
             a = r["accuracy"][name]
             rows.append([f"{p:,}", name, f"{a['rows']:,}", f"{a['objective']:.6f}", R.fmt(a["univariate"]),
-                         R.fmt(a["bivariate"]), R.fmt(a["trivariate"]), f"**{a['overall']:.5f}**" if name == "refined" else R.fmt(a["overall"]),
+                         R.fmt(a["bivariate"]), R.fmt(a["trivariate"]),
+                         f"**{a['overall']:.5f}**" if name == "refined" else R.fmt(a["overall"]),
                          R.fmt(a["overall_max"])])
     section.add_table(
         f"Accuracy (qa definitions, reference = target table, seed {EVAL_SEED}) and objective of each subset",
@@ -298,8 +303,8 @@ def tables(section: R.Section, runs: dict) -> None:
         [
             [f"{p:,}", f"{r['details']['ipf_sweeps']} ({r['details']['ipf_sweep_cap']})", r["details"]["ipf_stop"],
              "exact" if r["details"]["trim_exact"] else "batch",
-             f"{r['details']['refine_rounds']} ({r['details']['refine_round_cap']})", f"{r['details']['refine_swaps']:,}",
-             r["details"]["refine_stop"],
+             f"{r['details']['refine_rounds']} ({r['details']['refine_round_cap']})",
+             f"{r['details']['refine_swaps']:,}", r["details"]["refine_stop"],
              "all" if r["details"]["refine_prefilter"] is None else f"{r['details']['refine_prefilter']:,} (directed)",
              f"{r['extra_s'].get('generate_target', 0) + r['extra_s'].get('generate_pool', 0):.1f}"]
             for p, (run, r) in runs.items()
@@ -318,7 +323,8 @@ def tables(section: R.Section, runs: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     bench = H.Bench("benchmarks.bench_scale", __doc__, quick="pools of 25 k, 100 k, 250 k rows for 10 k")
-    bench.parser.add_argument("--pools", default=None, help="comma-separated pool sizes (default 250000,1000000,2500000)")
+    bench.parser.add_argument("--pools", default=None,
+                              help="comma-separated pool sizes (default 250000,1000000,2500000)")
     bench.parser.add_argument("--target", type=int, default=None, help="rows to select (default 100,000)")
     bench.parser.add_argument("--seed", type=int, default=0)
     bench.parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -330,48 +336,54 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     bench.start()
-    pools = [int(p) for p in args.pools.split(",")] if args.pools else list(QUICK_POOLS if args.quick else DEFAULT_POOLS)
+    pools = ([int(p) for p in args.pools.split(",")] if args.pools
+             else list(QUICK_POOLS if args.quick else DEFAULT_POOLS))
     n_target = args.target or (10_000 if args.quick else 100_000)
     runs = {}
     with H.numba_env("scale") as env:
-        warm = H.run_checked(_child_argv(20_000, 5_000, args.seed), "warm-up (compiles the kernels into a fresh numba cache)",
-                             env=env, timeout_s=1800, echo_stderr="    warm-up| ")
+        warm = H.run_checked(_child_argv(20_000, 5_000, args.seed),
+                             "warm-up (compiles the kernels into a fresh numba cache)", env=env, timeout_s=1800,
+                             echo_stderr="    warm-up| ")
         for n_pool in pools:
             run = H.run_checked(_child_argv(n_pool, n_target, args.seed), f"selection from {n_pool:,} rows", env=env,
                                 timeout_s=3 * 3600, echo_stderr=f"    {n_pool // 1000}k| ")
             runs[n_pool] = (run, run.json())
             r = runs[n_pool][1]
-            H.log(f"pool {n_pool:,}: stages {r['stage_total_s']:.1f} s, refined overall {r['accuracy']['refined']['overall']:.5f}")
+            H.log(f"pool {n_pool:,}: stages {r['stage_total_s']:.1f} s, "
+                  f"refined overall {r['accuracy']['refined']['overall']:.5f}")
 
     rl = runs[max(pools)][1]
-    title = f"Flat selection at competition size: {n_target:,} rows from pools of " + ", ".join(f"{p:,}" for p in pools) + " rows x 80 columns"
+    title = (f"Flat selection at competition size: {n_target:,} rows from pools of "
+             + ", ".join(f"{p:,}" for p in pools) + " rows x 80 columns")
     feats = rl["features"]
     section = bench.section(
         SECTION,
         title,
         (
-            "Every stage of `synth_core.select.flat._pipeline` (binning, MI pairs, IPF, trimming, refinement) plus the final qa "
-            "evaluation, one cold process per pool size (`python -m benchmarks.bench_scale --child`), default "
+            "Every stage of `synth_core.select.flat._pipeline` (binning, MI pairs, IPF, trimming, refinement) plus the "
+            "final qa evaluation, one cold process per pool size (`python -m benchmarks.bench_scale --child`), default "
             "`SelectionSettings(seed=0)`, no model training. Workload (`benchmarks/workload.py`, seeded): a "
-            f"{n_target:,}-row target table from a latent-factor process with 60 numeric columns (Gaussian, log-normal, "
-            "counts, zero-inflated, percentages; 24 with missing values at factor-dependent rates) and 20 categorical "
-            "columns (3-40 categories, Zipf-like frequencies, 5 with a two-factor interaction, 4 with missing values); "
-            "the pools come from a perturbed copy (loadings, category frequencies, zero and missing shares, locations "
-            "shifted), generated in shards of 250,000 rows (the 250 k pool is the first shard of the larger ones). "
-            f"Objective features: all {feats['uni']} columns, all {feats['pairs']:,} column pairs, {feats['triples']:,} "
-            f"triples ({feats['cells']:,} cells; `mi.default_triple_count`: no triples above 50 columns). Evaluation: "
-            "`synth_core.metrics._accuracy.codes_accuracy` (qa's definitions, reference = the target table, 10 bins fitted on it; "
-            f"trivariate = the documented seeded sample of 10,000 of the {rl['details']['triples_total']:,} triples, "
-            f"seed {EVAL_SEED}). Stage time excludes the generation of the synthetic data; the numba kernels were "
-            f"compiled by a warm-up run ({warm.wall_s:.0f} s, 5 k from 20 k) into a fresh cache shared by the measured "
-            f"runs. Peak memory: {H.rss_method()}; per stage: the process's `ru_maxrss` after the stage."
+            f"{n_target:,}-row target table from a latent-factor process with 60 numeric columns (Gaussian, "
+            "log-normal, counts, zero-inflated, percentages; 24 with missing values at factor-dependent rates) and 20 "
+            "categorical columns (3-40 categories, Zipf-like frequencies, 5 with a two-factor interaction, 4 with "
+            "missing values); the pools come from a perturbed copy (loadings, category frequencies, zero and missing "
+            "shares, locations shifted), generated in shards of 250,000 rows (the 250 k pool is the first shard of the "
+            f"larger ones). Objective features: all {feats['uni']} columns, all {feats['pairs']:,} column pairs, "
+            f"{feats['triples']:,} triples ({feats['cells']:,} cells; `mi.default_triple_count`: no triples above 50 "
+            "columns). Evaluation: `synth_core.metrics._accuracy.codes_accuracy` (qa's definitions, reference = the "
+            "target table, 10 bins fitted on it; trivariate = the documented seeded sample of 10,000 of the "
+            f"{rl['details']['triples_total']:,} triples, seed {EVAL_SEED}). Stage time excludes the generation of the "
+            f"synthetic data; the numba kernels were compiled by a warm-up run ({warm.wall_s:.0f} s, 5 k from 20 k) "
+            f"into a fresh cache shared by the measured runs. Peak memory: {H.rss_method()}; per stage: the process's "
+            "`ru_maxrss` after the stage."
         ),
         custom=args.pools is not None or args.target is not None,
     )
     targets(section, runs, n_target)
     tables(section, runs)
     return bench.finish(section, {"warm_up": warm.summary(),
-                                  "runs": {str(p): {"run": run.summary(), "result": r} for p, (run, r) in runs.items()}})
+                                  "runs": {str(p): {"run": run.summary(), "result": r}
+                                           for p, (run, r) in runs.items()}})
 
 
 if __name__ == "__main__":

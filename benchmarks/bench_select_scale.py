@@ -137,7 +137,8 @@ def phases(run: H.ColdRun, started_epoch: float, result: dict) -> list[tuple[str
     if mi is not None:
         mi_s = float(re.search(r"([\d.]+) s$", mi[1]).group(1))
         pairs = re.search(r"(\d+) pairs, (\d+) triples", mi[1])
-        rows.append(("start-up, read training + pool, checks", mi[0] - mi_s - started_epoch, "interpreter start to the MI log line, less MI"))
+        rows.append(("start-up, read training + pool, checks", mi[0] - mi_s - started_epoch,
+                     "interpreter start to the MI log line, less MI"))
         guard = " + privacy guard" if "guard" in mi[1].split(":", 1)[0] else ""
         rows.append((f"binning (fit on training) + encode pool{guard} + MI ranking", mi_s,
                      f"{pairs.group(1)} pairs, {pairs.group(2)} triples" if pairs else ""))
@@ -149,7 +150,8 @@ def phases(run: H.ColdRun, started_epoch: float, result: dict) -> list[tuple[str
         note = ", ".join(f"{k}={v}" for k, v in d.items() if k != "errors")
         rows.append((f"stage `{name}`", s["elapsed_s"], note))
     if refined is not None:
-        rows.append(("evaluate the 4 stage subsets + write output", started_epoch + run.wall_s - refined[0], "refined log line to process exit"))
+        rows.append(("evaluate the 4 stage subsets + write output", started_epoch + run.wall_s - refined[0],
+                     "refined log line to process exit"))
     rows.append(("total (cold process wall time)", run.wall_s, ""))
     return rows
 
@@ -182,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         SECTION,
         f"synth select at scale: {size:,} rows from a {n_pool:,}-row pool",
         (
-            f"`synth select --size {size}` as one cold process (`{Path(sys.executable).name} -m synth_core.cli -v select ...`, "
-            "fresh empty numba cache, so JIT compilation is included) on a model-free pool of "
+            f"`synth select --size {size}` as one cold process (`{Path(sys.executable).name} -m synth_core.cli -v "
+            "select ...`, fresh empty numba cache, so JIT compilation is included) on a model-free pool of "
             f"{n_pool:,} × {training.shape[1]} columns: census training rows resampled with weights and damaged "
             "with numeric noise and partly permuted categories (recipe in `benchmarks/bench_select_scale.py`). "
             "No holdout is passed, so the per-stage evaluation printed by `synth select` is accuracy only. "
@@ -199,12 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     refined = result["stages"][-1]["accuracy"]["overall"]
     rnd = result["stages"][0]["accuracy"]["overall"]
-    section.target("refined subset beats a random pool sample (overall accuracy)", "refined > random", f"{refined:.5f} vs {rnd:.5f}", refined > rnd)
+    section.target("refined subset beats a random pool sample (overall accuracy)", "refined > random",
+                   f"{refined:.5f} vs {rnd:.5f}", refined > rnd)
     section.target("output rows", f"= {size:,}", f"{len(selected):,}", len(selected) == size)
     section.add_table(
         "Where the time went",
         ["phase", "seconds", "detail"],
-        [[name, f"{sec:.1f}" if sec is not None else R.NA, note] for name, sec, note in phases(run, started_epoch, result)],
+        [[name, f"{sec:.1f}" if sec is not None else R.NA, note]
+         for name, sec, note in phases(run, started_epoch, result)],
         "lrl",
     )
     if pool_info["reused"]:
@@ -245,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     section.notes.append(
         "`overall_max` is qa's expected accuracy of a sample of this size drawn from the training distribution itself; "
-        "with a 100,000-row subset of a 24,421-row training table it says how far sampling noise alone would take a perfect generator."
+        "with a 100,000-row subset of a 24,421-row training table it says how far sampling noise alone would take a "
+        "perfect generator."
     )
     return bench.finish(section, {"run": run.summary(), "result": result, "pool": pool_info})
 

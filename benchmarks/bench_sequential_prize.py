@@ -127,7 +127,8 @@ def selections(m: SimpleNamespace) -> None:
                            after=lambda run: m.hashes.append(H.sha256(m.outputs[small])))
         m.runs = {m.first: pair[0], m.again: pair[1]}
         for pool_name in (middle, full):
-            m.runs[pool_name] = H.run_checked(select_argv(pool_name), f"select {pool_name}", env=env, numba_cache="warm")
+            m.runs[pool_name] = H.run_checked(select_argv(pool_name), f"select {pool_name}", env=env,
+                                              numba_cache="warm")
     m.sel = {label: run.json() for label, run in m.runs.items()}
     m.same_output = m.hashes[0] == m.hashes[1]
 
@@ -139,11 +140,14 @@ def evaluations(m: SimpleNamespace) -> None:
     middle = m.plan.pools[1][0]
     baseline = pd.read_parquet(m.files[middle])
     layout = GroupLayout.from_keys(baseline[GROUP_KEY], "pool")
-    sample = baseline.iloc[layout.rows_of(random_groups(layout.n_groups, m.n_target, SELECT_SEED))].reset_index(drop=True)
+    sample = baseline.iloc[
+        layout.rows_of(random_groups(layout.n_groups, m.n_target, SELECT_SEED))
+    ].reset_index(drop=True)
     del baseline
     H.log(f"evaluate: random sample of the {middle} pool")
     seeds = m.plan.eval_seeds
-    m.quality = {f"random {m.n_target:,} of the pool": H.evaluate_seeds(m.training, m.holdout, sample, seeds, group_key=GROUP_KEY)}
+    m.quality = {f"random {m.n_target:,} of the pool": H.evaluate_seeds(m.training, m.holdout, sample, seeds,
+                                                                         group_key=GROUP_KEY)}
     for pool_name, out in m.outputs.items():
         H.log(f"evaluate: selected from {pool_name}")
         m.quality[f"selected from {pool_name}"] = H.evaluate_seeds(m.training, m.holdout, pd.read_parquet(out), seeds,
@@ -182,9 +186,11 @@ def targets(section: R.Section, m: SimpleNamespace) -> None:
     section.target(f"`synth select`, {middle} pool → {m.n_target:,}: selection time (`timings.total_s`)",
                    f"≤ {SELECT_200K_S:.0f} s", f"{s_mid:.1f} s", s_mid <= SELECT_200K_S)
     section.target(f"`synth select`, {middle} pool: peak RSS of the process", f"≤ {RSS_200K_MIB:,.0f} MiB",
-                   R.NA if rss_mid is None else f"{rss_mid:,.0f} MiB", None if rss_mid is None else rss_mid <= RSS_200K_MIB)
+                   R.NA if rss_mid is None else f"{rss_mid:,.0f} MiB",
+                   None if rss_mid is None else rss_mid <= RSS_200K_MIB)
     s_full = m.sel[full]["timings"]["total_s"]
-    section.target(f"`synth select`, {full} pool ({m.pool.n_rows / 1e6:.1f} M rows) → {m.n_target:,}: selection time (issue 5)",
+    section.target(f"`synth select`, {full} pool ({m.pool.n_rows / 1e6:.1f} M rows) → {m.n_target:,}: "
+                   "selection time (issue 5)",
                    f"≤ {SELECT_300K_S:.0f} s", f"{s_full:.1f} s", s_full <= SELECT_300K_S)
     h = m.handle
     section.target(
@@ -202,7 +208,8 @@ def tables(section: R.Section, m: SimpleNamespace) -> None:
         mm = q["mean"]
         p = q["runs"][0]["privacy"]
         qrows.append([
-            label, *(f"{mm[k]:.5f}" for k in ("overall", "univariate", "bivariate", "trivariate", "coherence", "overall_max")),
+            label,
+            *(f"{mm[k]:.5f}" for k in ("overall", "univariate", "bivariate", "trivariate", "coherence", "overall_max")),
             ", ".join(f"{r['privacy']['dcr_share']:.4f}" for r in q["runs"]),
             f"{p['nndr_ratio']:.4f}", f"{p['exact_copy_training']:.5f} / {p['exact_copy_holdout']:.5f}",
             f"{p['exact_copy_training_sequences']:.5f} / {p['exact_copy_holdout_sequences']:.5f}",
@@ -220,12 +227,15 @@ def tables(section: R.Section, m: SimpleNamespace) -> None:
         t = m.sel[label]["timings"]
         prow.append([
             label, f"{run.wall_s:.1f}", f"{t['total_s']:.1f}", f"{t['encode_s']:.1f}", f"{t.get('coherence_s', 0):.1f}",
-            f"{t.get('refined_s', 0):.1f}", f"{run.cpu_s:.1f}", R.NA if run.max_rss_mib is None else f"{run.max_rss_mib:,.0f}",
+            f"{t.get('refined_s', 0):.1f}", f"{run.cpu_s:.1f}",
+            R.NA if run.max_rss_mib is None else f"{run.max_rss_mib:,.0f}",
             " / ".join(f"{x:.2f}" for x in run.load_before),
         ])
     section.add_table(
-        "`synth select` cold processes (wall includes reading the files, the three stage evaluations it prints and writing):",
-        ["run", "wall s", "selection s", "encode s", "coherence s", "refine s", "CPU s", "peak RSS MiB", "load 1/5/15 before"],
+        "`synth select` cold processes (wall includes reading the files, the three stage evaluations it prints and "
+        "writing):",
+        ["run", "wall s", "selection s", "encode s", "coherence s", "refine s", "CPU s", "peak RSS MiB",
+         "load 1/5/15 before"],
         prow, "lrrrrrrrl",
     )
     srows = []
@@ -238,7 +248,8 @@ def tables(section: R.Section, m: SimpleNamespace) -> None:
                 f"{st['elapsed_s']:.1f}",
             ])
     section.add_table(
-        "Stages as `synth select` prints them (its own evaluation, `--seed 0`; objective ≈ 2 × (1 − estimated accuracy)):",
+        "Stages as `synth select` prints them (its own evaluation, `--seed 0`; objective ≈ 2 × (1 − estimated "
+        "accuracy)):",
         ["pool", "stage", "objective", "overall (seed 0)", "coherence (seed 0)", "swaps", "rounds", "stopped by", "s"],
         srows, "llrrrrrlr",
     )
@@ -247,10 +258,12 @@ def tables(section: R.Section, m: SimpleNamespace) -> None:
         "Generator and pool:",
         ["item", "value"],
         [
-            ["training wall time", f"{h.training_seconds:.0f} s" + (" (recorded when trained; reused)" if info["reused"] else "")],
+            ["training wall time",
+             f"{h.training_seconds:.0f} s" + (" (recorded when trained; reused)" if info["reused"] else "")],
             ["epochs / last validation loss", f"{h.epochs:g} / {info['last_val_loss']}"],
             ["pool", f"{pool.n_total:,} groups, {pool.n_rows:,} rows, {len(pool.shard_paths)} shards"],
-            ["pool generation", f"{pool.elapsed_s:.0f} s this run ({pool.shards_generated} shards generated, {pool.shards_skipped} reused)"],
+            ["pool generation", f"{pool.elapsed_s:.0f} s this run ({pool.shards_generated} shards generated, "
+                                f"{pool.shards_skipped} reused)"],
         ],
         "ll",
     )
@@ -263,12 +276,13 @@ def notes(section: R.Section, m: SimpleNamespace) -> None:
             failed = [r["seed"] for r in q["runs"] if not r["privacy_ok"]]
             section.notes.append(f"Privacy of '{label}' fails for seed(s) {failed}: " + "; ".join(reasons) + ".")
     section.notes.append(
-        "`exact_copy_*` are shares of all rows (or whole sequences) equal to some row (sequence) of the full training / "
-        "holdout table, the same for every seed; `privacy_gate` fails when training's share, size-matched to the holdout, "
-        "exceeds the holdout's at 95 % confidence (`exact_copy_excess_ci` above `exact_copy_tolerance`, 0 by default), "
-        "for rows and for whole sequences alike."
+        "`exact_copy_*` are shares of all rows (or whole sequences) equal to some row (sequence) of the full training "
+        "/ holdout table, the same for every seed; `privacy_gate` fails when training's share, size-matched to the "
+        "holdout, exceeds the holdout's at 95 % confidence (`exact_copy_excess_ci` above `exact_copy_tolerance`, 0 by "
+        "default), for rows and for whole sequences alike."
     )
-    section.notes.append(f"The two {m.plan.pools[0][0]} runs wrote {'byte-identical' if m.same_output else 'DIFFERENT'} output files.")
+    section.notes.append(f"The two {m.plan.pools[0][0]} runs wrote "
+                         f"{'byte-identical' if m.same_output else 'DIFFERENT'} output files.")
     section.notes.append(
         "The machine has 2 CPU cores shared with other work; the load averages before each run are in the table. "
         "Training is capped by wall time, so a loaded machine trains fewer epochs."
@@ -300,7 +314,8 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
         H.log(f"no cached prize pool of {THREADS_SHARDS} shards: training the generator and generating its pool")
         from synth_core.io import read_table
 
-        prepare(FULL, G.scratch_name("prize", False), read_table(H.shared_file("data", "prize-sequential", "training.csv.gz")))
+        prepare(FULL, G.scratch_name("prize", False),
+                read_table(H.shared_file("data", "prize-sequential", "training.csv.gz")))
         pools, shards = cached()
     # the issue's size: the first 4 shards (80,000 groups) of the largest cached pool, merged into one file
     pool, _ = G.merged(SimpleNamespace(shard_paths=shards, out_dir=pools[-1]), THREADS_SHARDS)
@@ -314,9 +329,9 @@ def threads_main(bench: H.Bench, repeats: int) -> int:
         f"`synth select --group-key {GROUP_KEY} --seed {SELECT_SEED}` (privacy guard on, 20,000 groups) on the first "
         f"{THREADS_SHARDS} shards ({THREADS_SHARDS * 20_000:,} groups) of the cached pool `{H.rel(pools[-1])}` as cold "
         "processes: one that compiles the numba cache, then alternating runs with `NUMBA_NUM_THREADS=1`, `=2` and "
-        "`=2` with `OMP_WAIT_POLICY=ACTIVE`. The parallel parts are the gain passes of the coherence and refinement rounds; "
-        "the group search runs on one thread (`speculate=False`, the default). The output must be byte-identical "
-        "throughout.",
+        "`=2` with `OMP_WAIT_POLICY=ACTIVE`. The parallel parts are the gain passes of the coherence and refinement "
+        "rounds; the group search runs on one thread (`speculate=False`, the default). The output must be "
+        "byte-identical throughout.",
     )
     return finish_threads(bench, section, rows, raw)
 
@@ -353,15 +368,16 @@ def main(argv: list[str] | None = None) -> int:
         "Sequential prize: train ≤ 60 min → 300 k-group pool → synth select --group-key → evaluate",
         (
             "The prize's SEQUENTIAL task on this CPU machine: a MOSTLY AI sequential generator trained on "
-            f"`prize-sequential/training.csv.gz` ({m.training[GROUP_KEY].nunique():,} groups, {len(m.training):,} rows; key "
-            f"`{GROUP_KEY}`) with `TrainingSettings(model_size=\"{plan.model_size}\", max_training_time_min={plan.minutes:g}, "
-            f"max_epochs=1000, seed=0)`; a pool of {plan.pool_groups:,} groups from `generate_pool` (shards of "
-            f"{plan.shard_groups:,} groups, temperature {TEMPERATURE:g}, seed {POOL_SEED}); the {small} and {middle} pools "
-            f"are its first {plan.pools[0][1]} and {plan.pools[1][1]} shards. `synth select --group-key {GROUP_KEY} --seed "
-            f"{SELECT_SEED}` runs as a cold process per pool (holdout passed for its printed evaluation only). Accuracy and "
-            "privacy: `synth_core.metrics._evaluate.evaluate` (what `synth evaluate` runs) with seeds "
-            f"{', '.join(map(str, plan.eval_seeds))}, reference training ∪ holdout as in qa. Peak memory: {H.rss_method()}. "
-            f"Scratch folder: `{H.rel(G.folder(m.name))}`."
+            f"`prize-sequential/training.csv.gz` ({m.training[GROUP_KEY].nunique():,} groups, {len(m.training):,} "
+            f"rows; key `{GROUP_KEY}`) with `TrainingSettings(model_size=\"{plan.model_size}\", "
+            f"max_training_time_min={plan.minutes:g}, max_epochs=1000, seed=0)`; a pool of {plan.pool_groups:,} groups "
+            f"from `generate_pool` (shards of {plan.shard_groups:,} groups, temperature {TEMPERATURE:g}, seed "
+            f"{POOL_SEED}); the {small} and {middle} pools are its first {plan.pools[0][1]} and {plan.pools[1][1]} "
+            f"shards. `synth select --group-key {GROUP_KEY} --seed {SELECT_SEED}` runs as a cold process per pool "
+            "(holdout passed for its printed evaluation only). Accuracy and privacy: "
+            "`synth_core.metrics._evaluate.evaluate` (what `synth evaluate` runs) with seeds "
+            f"{', '.join(map(str, plan.eval_seeds))}, reference training ∪ holdout as in qa. Peak memory: "
+            f"{H.rss_method()}. Scratch folder: `{H.rel(G.folder(m.name))}`."
         ),
     )
     targets(section, m)

@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "lrr",
     )
-    section.notes.append(f"Workload built in {build_s:.1f} s (not timed): `{H.rel(training_file)}`, `{H.rel(pool_file)}`.")
+    section.notes.append(f"Workload built in {build_s:.1f} s (not timed): `{H.rel(training_file)}`, "
+                         f"`{H.rel(pool_file)}`.")
     if not args.quick:
         section.notes.append(BEFORE)
     return bench.finish(section, {"runs": [cold.summary(), warm.summary()], "result": result})

@@ -83,8 +83,10 @@ def sequential(package: str, item: str, group_key: str, note: str, context: tupl
 CORPUS: tuple[Entry, ...] = (
     # dates, times and calendar names held as strings
     flat("gt", "pizzaplace", "ISO dates and HH:MM:SS times as strings; order ids repeated across rows", 20_000),
-    flat("dslabs", "trump_tweets", "free text (tweets), ISO-8601 timestamps with Z, a unique numeric id, 88 % missing", 10_000),
-    flat("nycflights13", "flights", "ISO timestamps, high-cardinality tail numbers, missing delays, a constant year", 20_000),
+    flat("dslabs", "trump_tweets", "free text (tweets), ISO-8601 timestamps with Z, a unique numeric id, 88 % missing",
+         10_000),
+    flat("nycflights13", "flights", "ISO timestamps, high-cardinality tail numbers, missing delays, a constant year",
+         20_000),
     flat("openintro", "mn_police_use_of_force", "'YYYY/MM/DD hh:mm:ss' datetimes, 18 % duplicate rows, missing values"),
     flat("HistData", "CholeraDeaths1849", "month names (Jan) and weekday names (Mon) beside an ISO date; tiny"),
     flat("mosaicData", "Weather", "ISO dates; a precipitation column of numbers and 'T' (trace) as text"),

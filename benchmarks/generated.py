@@ -156,7 +156,8 @@ def pool(name: str, handle, n_units: int, *, shard_size: int, seed: int = 0, tem
     out = folder(name) / f"pool-{handle.generator_id}-{n_units}-seed{seed}-t{temperature:g}"
 
     def progress(done, total, units, rate, eta):
-        H.log(f"{name}: pool shard {done}/{total}, {units:,} units, {rate:,.0f}/s, eta {eta if eta is None else round(eta)} s")
+        H.log(f"{name}: pool shard {done}/{total}, {units:,} units, {rate:,.0f}/s, "
+              f"eta {eta if eta is None else round(eta)} s")
 
     result = generate_pool(handle, n_units, out, shard_size=shard_size, seed=seed, temperature=temperature,
                            progress=progress)
@@ -165,7 +166,8 @@ def pool(name: str, handle, n_units: int, *, shard_size: int, seed: int = 0, tem
     return result
 
 
-def pool_table(name: str, handle, n_units: int, *, shard_size: int, seed: int = 0, temperature: float = 1.0) -> pd.DataFrame:
+def pool_table(name: str, handle, n_units: int, *, shard_size: int, seed: int = 0,
+               temperature: float = 1.0) -> pd.DataFrame:
     """:func:`pool`, read into memory (all shards, in order)."""
     from synth_core.generate import read_pool
 

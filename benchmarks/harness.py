@@ -38,11 +38,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from benchmarks import results as R
 
@@ -116,7 +117,7 @@ def reproduce_command(module: str, args: Sequence[str] = ()) -> str:
 
 
 def module_argv(module: str, args: Sequence[str] = ()) -> list[str]:
-    """argv that runs a benchmark module with this interpreter (``cwd`` the repository root, as
+    """The argv that runs a benchmark module with this interpreter (``cwd`` the repository root, as
     :func:`run_cold` and :func:`child_env` arrange)."""
     return [sys.executable, "-m", _check_module(module), *map(str, args)]
 
@@ -190,7 +191,7 @@ class ColdRun:
         return self.user_s + self.sys_s
 
     def json(self) -> dict:
-        """stdout parsed as the last JSON object line (the CLI prints one with --json)."""
+        """The stdout parsed as the last JSON object line (the CLI prints one with --json)."""
         for line in reversed(self.stdout.strip().splitlines()):
             line = line.strip()
             if line.startswith("{"):
@@ -215,7 +216,8 @@ class ColdRun:
 
 def _parse_gnu_time(text: str) -> dict[str, float]:
     """Peak RSS (MiB) and user/system CPU seconds of the child from ``/usr/bin/time -v``."""
-    keys = {"Maximum resident set size": "max_rss_mib", "User time (seconds)": "user_s", "System time (seconds)": "sys_s"}
+    keys = {"Maximum resident set size": "max_rss_mib", "User time (seconds)": "user_s",
+            "System time (seconds)": "sys_s"}
     out: dict[str, float] = {}
     for line in text.splitlines():
         for label, key in keys.items():
@@ -332,7 +334,7 @@ def run_cold(
 
 
 def synth_cli(*args: str) -> list[str]:
-    """argv of the project's CLI run by this interpreter."""
+    """The argv of the project's CLI run by this interpreter."""
     return [sys.executable, "-m", "synth_core.cli", *map(str, args)]
 
 

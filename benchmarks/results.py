@@ -21,9 +21,10 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -80,7 +81,8 @@ def _git_state() -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True,
+            timeout=10
         ).stdout.strip()
         untracked = subprocess.run(
             ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, timeout=10
@@ -188,7 +190,8 @@ class Section:
     load_after: tuple[float, float, float] | None = None
     elapsed_s: float | None = None
 
-    def add_table(self, caption: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> None:
+    def add_table(self, caption: str, headers: Sequence[str], rows: Iterable[Sequence[Any]],
+                  align: str | None = None) -> None:
         self.tables.append((caption, md_table(headers, rows, align)))
 
     def target(self, name: str, target: str, measured: str, ok: bool | None) -> Target:
@@ -199,7 +202,8 @@ class Section:
     def render(self) -> str:
         f = self.facts
         after = self.load_after if self.load_after is not None else load_average()
-        lines = [f"## {self.title}", "", self.what.strip(), "", "Reproduce:", "", "```bash", self.command.strip(), "```", ""]
+        lines = [f"## {self.title}", "", self.what.strip(), "", "Reproduce:", "", "```bash", self.command.strip(),
+                 "```", ""]
         lines.append(
             md_table(
                 ["machine", "value"],
@@ -221,7 +225,8 @@ class Section:
             lines.append("Targets:")
             lines.append("")
             lines.append(
-                md_table(["target", "bound", "measured", ""], [[t.name, t.target, t.measured, t.mark] for t in self.targets], "lllc")
+                md_table(["target", "bound", "measured", ""],
+                         [[t.name, t.target, t.measured, t.mark] for t in self.targets], "lllc")
             )
             lines.append("")
         for caption, table in self.tables:

@@ -34,14 +34,18 @@ BENCHMARKS = {
     "select_scale": "benchmarks.bench_select_scale",
     "flat_census": "benchmarks.bench_flat_census",
     "flat_census_threads": "benchmarks.bench_flat_census --threads",  # synth select on 1 and 2 numba threads (~2 min)
-    "privacy_audit": "benchmarks.bench_privacy_audit",  # flat_census's pool, built when missing; ~6 min (about 250 census evaluations)
-    "privacy_guard": "benchmarks.bench_privacy_guard",  # guard on/off on 5 pools; census/diamonds/prize generators trained once (~45 min)
+    # flat_census's pool, built when missing; ~6 min (about 250 census evaluations)
+    "privacy_audit": "benchmarks.bench_privacy_audit",
+    # guard on/off on 5 pools; census/diamonds/prize generators trained once (~45 min)
+    "privacy_guard": "benchmarks.bench_privacy_guard",
     "report": "benchmarks.bench_report",  # synth evaluate --report on census and prize, cold (~2 min)
-    "adaptive_pool": "benchmarks.bench_adaptive_pool",  # pool-size curves, census end to end, temperature, two generators
+    # pool-size curves, census end to end, temperature, two generators
+    "adaptive_pool": "benchmarks.bench_adaptive_pool",
     "dp": "benchmarks.bench_dp",  # DP generators (epsilon 1, 4, 16) and DP selection on census
     "scale_80": "benchmarks.bench_scale",  # 100 k from 250 k / 1 M / 2.5 M x 80 columns (~15 min on 2 cores)
     "sequential_prize": "benchmarks.bench_sequential_prize",  # train ≤ 60 min, 300 k-group pool, 4 selections
-    "sequential_prize_threads": "benchmarks.bench_sequential_prize --threads",  # synth select on 1 and 2 threads (~5 min)
+    # synth select on 1 and 2 threads (~5 min)
+    "sequential_prize_threads": "benchmarks.bench_sequential_prize --threads",
     "copy_remedy": "benchmarks.bench_copy_remedy",  # the guard's copy remedy on fair and replaying pools (~1 min)
     "privacy_game": "benchmarks.bench_privacy_game",  # 8 small generators on census halves, selection vs random sample
     "exact_copy_gate": "benchmarks.bench_exact_copy_gate",  # the exact-copy rule on 24 real tables (~25 min)
@@ -50,7 +54,8 @@ BENCHMARKS = {
 
 # one-off studies (no pass/fail target): only with --studies or --only
 STUDIES = {
-    "stage_reuse": "benchmarks.studies.bench_reuse",  # privacy_guard's census and prize pools, built when missing (~1 min)
+    # privacy_guard's census and prize pools, built when missing (~1 min)
+    "stage_reuse": "benchmarks.studies.bench_reuse",
 }
 
 
@@ -59,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", choices=sorted({**BENCHMARKS, **STUDIES}),
                     help="run only this one (repeatable; a regression benchmark or a study)")
     ap.add_argument("--studies", action="store_true", help="run the studies instead of the regression benchmarks")
-    ap.add_argument("--quick", action="store_true", help="every script's --quick: smaller sizes, for development (writes nothing)")
+    ap.add_argument("--quick", action="store_true",
+                    help="every script's --quick: smaller sizes, for development (writes nothing)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = ap.parse_args(argv)
     known = {**BENCHMARKS, **STUDIES}

@@ -81,7 +81,8 @@ def source_process(seed: int = 0) -> Process:
     scale = rng.uniform(0.3, 1.5, size=N_NUMERIC)
     zero_bias = rng.uniform(-1.0, 1.0, size=N_NUMERIC)
     na_bias = np.full(n_cols, -np.inf)
-    na_cols = np.concatenate([rng.choice(N_NUMERIC, 24, replace=False), N_NUMERIC + rng.choice(N_CATEGORICAL, 4, replace=False)])
+    na_cols = np.concatenate([rng.choice(N_NUMERIC, 24, replace=False),
+                              N_NUMERIC + rng.choice(N_CATEGORICAL, 4, replace=False)])
     na_bias[na_cols] = rng.uniform(-4.0, -1.5, size=na_cols.size)  # 2 % to 18 % missing
     na_factor = rng.integers(0, N_FACTORS, size=n_cols)
     probs, labels = [], []
@@ -112,7 +113,8 @@ def perturbed(proc: Process, strength: float = PERTURB_STRENGTH, seed: int = 0) 
     for p in proc.cat_probs:
         q = p * np.exp(rng.normal(0.0, 0.45 * s, size=p.size))
         probs.append(q / q.sum())
-    na_bias = np.where(np.isfinite(proc.na_bias), proc.na_bias + rng.normal(0.0, 0.5 * s, size=proc.na_bias.size), -np.inf)
+    na_bias = np.where(np.isfinite(proc.na_bias), proc.na_bias + rng.normal(0.0, 0.5 * s, size=proc.na_bias.size),
+                       -np.inf)
     return replace(
         proc,
         loadings=loadings,

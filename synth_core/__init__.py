@@ -11,7 +11,7 @@ import os
 # load libgomp, which is why it lives here and not in kernels.py.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from synth_core.errors import InputError  # noqa: E402
+from synth_core.errors import InputError
 
 __all__ = [
     "InputError",

@@ -21,7 +21,7 @@ A column that is missing entirely fits every type that can hold missing values.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,7 @@ def value_kind(values: pd.Series | pd.Index) -> str:
         return "datetime"
     if pd.api.types.is_timedelta64_dtype(dtype):
         return "timedelta"
-    if dtype == object:
+    if dtype == object:  # noqa: E721 (dtype equality: np.dtype('O') == object, not a type check)
         return _OBJECT_KINDS.get(pd.api.types.infer_dtype(values, skipna=True), "mixed")
     if pd.api.types.is_string_dtype(dtype):
         return "text"

@@ -25,9 +25,9 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import pandas as pd
 
@@ -142,7 +142,8 @@ def read_rows(source: pd.DataFrame | list, rows, columns: list[str]) -> pd.DataF
 # output paths: checked before any work
 
 
-def check_output(path: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], *, option: str = "--output") -> Path:
+def check_output(path: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None], *,
+                 option: str = "--output") -> Path:
     """Refuse an output path that cannot or must not be written, before any work is done.
 
     ``inputs`` maps option names (``"--training"``, ...) to the input paths (``None``: not

@@ -4,7 +4,7 @@ and, when a check fails, the report that says why (:func:`explain_refusal`)."""
 
 import hashlib
 import pickle
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -21,10 +21,12 @@ from synth_orchestration.common import readable, write_json
 
 _GATE = GateSettings()  # the gate's default thresholds, for the check descriptions
 DETAILS_FILE = "evaluation.pkl"  # the output's Evaluation with the report's details, beside evaluation.json
-GATE_KEYS = ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance", "max_membership_auc", "eval_seed")
+GATE_KEYS = ("accuracy_floor", "max_dcr_share", "min_nndr_ratio", "exact_copy_tolerance", "max_membership_auc",
+             "eval_seed")
 
 
 def package_versions() -> dict[str, str]:
+    """Installed versions of the packages behind an output, for its manifest (``not installed`` when absent)."""
     out = {}
     for name in ("synth-twin", "numpy", "pandas", "numba", "duckdb", "dagster", "mostlyai", "mostlyai-engine", "torch"):
         try:
@@ -40,7 +42,7 @@ def write_final_output(out: Path, final: pd.DataFrame, manifest: dict) -> dict:
     csv = write_table(final, out / "output.csv")
     manifest = {
         **manifest,
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "rows": len(final),
         "columns": {c: str(t) for c, t in final.dtypes.items()},
         "packages": package_versions(),
@@ -56,12 +58,14 @@ def _check(name: str, passed: bool, description: str, metadata: dict) -> dg.Asse
         passed=bool(passed),
         severity=dg.AssetCheckSeverity.ERROR,
         description=description,
-        metadata={k: (dg.MetadataValue.float(readable(k, v)) if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+        metadata={k: (dg.MetadataValue.float(readable(k, v))
+                      if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
                       else dg.MetadataValue.text(str(v))) for k, v in metadata.items()},
     )
 
 
-def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, group_key, target, rows, n_pool, out: Path) -> dict:
+def evaluate_and_gate(final, baseline, training, holdout, settings: dict, *, group_key, target, rows, n_pool,
+                      out: Path) -> dict:
     """Evaluate the output and a random pool sample against training ∪ holdout; judge the three checks
     (:func:`synth_core.metrics.judge`) and turn them into the asset's check results, figures and files.
 
@@ -204,7 +208,7 @@ def _refused_report(context, kind: str, dataset: str, refined_output: dict, sour
     try:
         page, _ = html_report(metrics.store(), context.run.run_id, dataset, kind, refined_output, source_data, out,
                               status=Status.refused(reasons))
-    except Exception as exc:  # noqa: BLE001 - the report only explains; the checks' verdict must stand
+    except Exception as exc:  # the report only explains; the checks' verdict must stand
         context.log.warning(f"dataset '{dataset}': the report of the refused run could not be drawn: "
                             f"{type(exc).__name__}: {exc}")
         return None

@@ -6,10 +6,11 @@ import json
 import resource
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import dagster as dg
 import numpy as np
@@ -49,10 +50,12 @@ def __getattr__(name: str) -> Any:
 
 
 def datasets_of(kind: str) -> list[DatasetSpec]:
+    """The catalog's datasets of one kind (``flat`` or ``sequential``)."""
     return [d for d in catalog().datasets if d.kind == kind]
 
 
 def partitions_for(kind: str) -> dg.StaticPartitionsDefinition:
+    """One partition per dataset of ``kind`` (a placeholder partition when there is none)."""
     names = [d.name for d in datasets_of(kind)]
     return dg.StaticPartitionsDefinition(names or [f"no-{kind}-dataset"])
 
@@ -74,6 +77,7 @@ def begin(context: dg.AssetExecutionContext, metrics: MetricStoreResource, artif
 
 
 def spec_for(context: dg.AssetExecutionContext, kind: str) -> DatasetSpec:
+    """The dataset of the run's partition; an :class:`InputError` when ``kind`` has none of that name."""
     name = context.partition_key
     for spec in datasets_of(kind):
         if spec.name == name:
@@ -86,7 +90,8 @@ def merged_settings(context, config: dg.Config, overrides: dict, allowed: set[st
     values = config.model_dump()
     unknown = set(overrides) - allowed
     if unknown:
-        raise InputError(f"unknown setting {sorted(unknown)[0]!r} in the dataset's overrides (allowed: {', '.join(sorted(allowed))})")
+        raise InputError(f"unknown setting {sorted(unknown)[0]!r} in the dataset's overrides "
+                         f"(allowed: {', '.join(sorted(allowed))})")
     values.update({k: v for k, v in overrides.items() if k in values})
     values.update({k: getattr(config, k) for k in explicit_keys(context, config) if k in values})
     return values
@@ -155,9 +160,11 @@ class Stage:
 
     @property
     def asset(self) -> str:
+        """The asset the figures are recorded under (``<kind>/<asset>``)."""
         return self._asset or self.context.asset_key.to_user_string()
 
     def elapsed(self) -> float:
+        """Seconds since the stage started."""
         return time.perf_counter() - self.started
 
     def record(self, figures: dict[str, float | None]) -> dict[str, Any]:
@@ -180,6 +187,7 @@ def readable(name: str, value: float) -> float:
 
 
 def write_json(path: Path, payload: dict) -> Path:
+    """Write ``payload`` as indented JSON in one atomic step (other values as strings); return ``path``."""
     from synth_core.io import atomic_path
 
     with atomic_path(path) as tmp:
@@ -188,6 +196,7 @@ def write_json(path: Path, payload: dict) -> Path:
 
 
 def accuracy_metadata(fields: dict, prefix: str = "accuracy") -> dict[str, float | None]:
+    """Accuracy fields as figures named ``<prefix>_<field>``, leaving out the ``*_max`` fields and missing values."""
     return {f"{prefix}_{k}": v for k, v in fields.items() if not k.endswith("_max") and v is not None}
 
 
@@ -198,7 +207,8 @@ def guard_metadata(guard) -> dict[str, dg.MetadataValue]:
         share = np.bincount(guard.strata, minlength=guard.n_strata) / max(1, len(guard.strata))
         out["closeness_strata"] = dg.MetadataValue.md(
             "| stratum | 0 (closest) | " + " | ".join(str(k) for k in range(1, guard.n_strata)) + " |\n"
-            + "|---" * (guard.n_strata + 1) + "|\n| share of candidates | " + " | ".join(f"{x:.3f}" for x in share) + " |"
+            + "|---" * (guard.n_strata + 1) + "|\n| share of candidates | "
+            + " | ".join(f"{x:.3f}" for x in share) + " |"
         )
     if guard.excluded_columns:
         out["guard_excluded_columns"] = dg.MetadataValue.json(guard.excluded_columns)

@@ -11,8 +11,6 @@ library's settings.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import dagster as dg
 from pydantic import Field
 
@@ -33,8 +31,8 @@ class TrainingConfig(dg.Config):
     """MOSTLY AI training. Under an epoch limit (no time limit) training is reproducible."""
 
     model_size: str = Field(default="small", description="small | medium | large")
-    max_training_time_min: Optional[float] = Field(default=None, description="wall-clock cap; None = epochs only")
-    max_epochs: Optional[float] = Field(default=10.0, description="epoch cap")
+    max_training_time_min: float | None = Field(default=None, description="wall-clock cap; None = epochs only")
+    max_epochs: float | None = Field(default=10.0, description="epoch cap")
     value_protection: bool = True
     seed: int = 0
     device: str = Field(default="auto", description="auto | cpu | cuda")
@@ -93,14 +91,16 @@ def guard_settings(values: dict) -> GuardSettings:
 class MIConfig(GuardConfig):
     """The selection problem: binning, the privacy guard, MI-ranked pairs and triples, targets."""
 
-    top_pairs: Optional[int] = Field(default=_FLAT.top_pairs, description="None = all pairs up to 80 columns, the top "
-                                     "3,160 by mutual information beyond")
-    top_triples: Optional[int] = Field(default=_FLAT.top_triples, description="None = all when ≤ 2,000, the top 2,000 "
-                                       "by MI up to 20,000 (≈ 50 columns), none beyond")
+    top_pairs: int | None = Field(default=_FLAT.top_pairs, description="None = all pairs up to 80 columns, the top "
+                                  "3,160 by mutual information beyond")
+    top_triples: int | None = Field(default=_FLAT.top_triples, description="None = all when ≤ 2,000, the top 2,000 "
+                                    "by MI up to 20,000 (≈ 50 columns), none beyond")
     seed: int = _FLAT.seed
 
 
 class IPFConfig(dg.Config):
+    """IPF weights on the selected pairs, rounded to an oversized subset (``oversize`` × target)."""
+
     tol: float = Field(default=_FLAT.ipf_tol, gt=0, description="stop when the max relative table change falls below")
     max_sweeps: int = Field(default=_FLAT.ipf_max_sweeps, gt=0)
     oversize: float = Field(default=_FLAT.oversize, ge=1.0)
@@ -111,7 +111,7 @@ class GateConfig(dg.Config):
     """Thresholds of the publication gate (the blocking checks of ``refined_output``); the defaults are
     :class:`synth_core.metrics._gate.GateSettings`'s, where the rule is documented."""
 
-    accuracy_floor: Optional[float] = Field(
+    accuracy_floor: float | None = Field(
         default=_GATE.accuracy_floor,
         description=f"overall accuracy must reach this; None = {_GATE.floor_margin} below qa's overall_max (the "
         "accuracy a holdout-sized sample of the real data would reach)",
@@ -142,7 +142,8 @@ def flat_settings(values: dict) -> SelectionSettings:
     """The library's selection settings from a run's merged config values (any of the flat stages';
     a stage's settings not among them keep their defaults)."""
     names = {"seed": "seed", "top_pairs": "top_pairs", "top_triples": "top_triples", "tol": "ipf_tol",
-             "max_sweeps": "ipf_max_sweeps", "oversize": "oversize", "max_swaps": "max_swaps", "max_rounds": "max_rounds"}
+             "max_sweeps": "ipf_max_sweeps", "oversize": "oversize", "max_swaps": "max_swaps",
+             "max_rounds": "max_rounds"}
     chosen = {field: values[key] for key, field in names.items() if key in values}
     guard = guard_settings(values) if "privacy_guard" in values else _GUARD
     return SelectionSettings(**chosen, guard=guard)
@@ -153,6 +154,8 @@ def flat_settings(values: dict) -> SelectionSettings:
 
 
 class GroupPoolConfig(PoolConfig):
+    """The candidate pool of the sequential graph: as :class:`PoolConfig`, in groups."""
+
     pool_factor: float = Field(default=10.0, gt=0,
                                description="pool size = pool_factor × target groups; adaptive: the maximum")
     shard_size: int = Field(default=20_000, gt=0, description="groups per shard: bounds memory")

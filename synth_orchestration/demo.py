@@ -26,7 +26,8 @@ from synth_orchestration.resources import STATE_DIR
 def _format_table(report: dict) -> str:
     lines = []
     stages = report["table"]["stages"]
-    header = f"{'stage':<10}{'univariate':>11}{'bivariate':>11}{'trivariate':>11}{'coherence':>11}{'overall':>10}{'time_s':>8}"
+    header = (f"{'stage':<10}{'univariate':>11}{'bivariate':>11}{'trivariate':>11}{'coherence':>11}"
+              f"{'overall':>10}{'time_s':>8}")
     lines += ["accuracy against training, by stage (mostlyai-qa definitions)", header, "-" * len(header)]
     for s in stages:
         def f(v):
@@ -53,12 +54,14 @@ def _format_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one dataset's graph (``--check``: only check the dataset name); return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m synth_orchestration.demo")
     parser.add_argument("--kind", choices=["flat", "sequential"],
                         help="graph; default: the dataset's kind from the datasets file, or flat")
     parser.add_argument("--dataset", help="partition (dataset name); default: the first of its kind")
     parser.add_argument("--check", action="store_true",
-                        help="only check the dataset name: print the problem on stdout (for make) and exit 2, or exit 0")
+                        help="only check the dataset name: print the problem on stdout (for make) and exit 2, "
+                        "or exit 0")
     parser.add_argument("--label", default="demo", help="name that starts the messages (make run passes 'run')")
     args = parser.parse_args(argv)
     label = args.label
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         if failed_checks:
             for e in failed_checks:
                 print(f"{label}: check {e.check_name} failed: {e.description}", file=sys.stderr)
-            print(f"{label}: downstream assets were skipped; run {result.run_id} is in the UI (make ui)", file=sys.stderr)
+            print(f"{label}: downstream assets were skipped; run {result.run_id} is in the UI (make ui)",
+                  file=sys.stderr)
             return 1
         if not result.success:
             return 2 if any(e.is_step_failure for e in result.all_node_events) else 1

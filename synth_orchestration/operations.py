@@ -15,8 +15,8 @@ import hashlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import dagster as dg
 from pydantic import Field
@@ -52,6 +52,8 @@ MAX_LISTED = 50
 
 
 class CleanupConfig(dg.Config):
+    """Run configuration of the artifact cleanup."""
+
     dry_run: bool = Field(default=False, description="only list what would be deleted")
 
 
@@ -71,6 +73,7 @@ def _path_list(listed: list[str]) -> str:
 
 @dg.op(name="delete_expired_artifacts", description="Delete artifact folders older than each dataset's retention_days.")
 def cleanup_artifacts_op(context: dg.OpExecutionContext, config: CleanupConfig, artifacts: ArtifactStore) -> dict:
+    """Delete the expired artifact folders of the datasets without a queued or running run; return a summary."""
     datasets = list(common.catalog().datasets)
     busy = _busy_datasets(context.instance, context.run_id)
     if busy:
@@ -107,6 +110,7 @@ def cleanup_artifacts_op(context: dg.OpExecutionContext, config: CleanupConfig, 
 
 @dg.job(name="cleanup_artifacts", description="Retention: delete old run folders, pools and unused generators.")
 def cleanup_job():
+    """One run of :func:`cleanup_artifacts_op`."""
     cleanup_artifacts_op()
 
 
@@ -119,6 +123,7 @@ def cleanup_job():
     description="Apply the datasets' retention_days every night (02:30 UTC).",
 )
 def cleanup_schedule(context: dg.ScheduleEvaluationContext):
+    """One cleanup run per scheduled day."""
     # one run per scheduled day (the daemon always sets the scheduled time)
     return dg.RunRequest(run_key=f"cleanup-{context.scheduled_execution_time.strftime('%Y%m%d')}")
 

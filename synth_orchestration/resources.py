@@ -35,21 +35,27 @@ class ArtifactStore(dg.ConfigurableResource):
 
     @property
     def layout(self) -> ArtifactLayout:
+        """The artifact folders under ``artifact_root``."""
         return ArtifactLayout(Path(self.artifact_root))
 
     def run_dir(self, kind: str, dataset: str, run_id: str, asset: str) -> Path:
+        """The folder of one asset's files in one run."""
         return self.layout.run_dir(kind, dataset, run_id, asset)
 
     def dataset_dir(self, kind: str, dataset: str) -> Path:
+        """The folder of a dataset's artifacts."""
         return self.layout.dataset_dir(kind, dataset)
 
     def generators_dir(self, kind: str, dataset: str) -> Path:
+        """The folder of a dataset's trained generators."""
         return self.layout.generators_dir(kind, dataset)
 
     def pools_dir(self, kind: str, dataset: str) -> Path:
+        """The folder of a dataset's candidate pools."""
         return self.layout.pools_dir(kind, dataset)
 
     def published_dir(self, kind: str, dataset: str) -> Path:
+        """The folder of a dataset's published output."""
         return self.layout.published_dir(kind, dataset)
 
 
@@ -59,4 +65,5 @@ class MetricStoreResource(dg.ConfigurableResource):
     database: str = str(STATE_DIR / "metrics.duckdb")
 
     def store(self) -> MetricStore:
+        """The metric store in ``database``."""
         return MetricStore(self.database)

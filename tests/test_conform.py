@@ -31,5 +31,6 @@ def test_conform_rules():
     for column, (values, needle) in refused.items():
         frame = training.copy()
         frame[column] = values
-        with pytest.raises(InputError, match=r"pool\.csv: column '" + column + "'.*" + needle.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(InputError, match=r"pool\.csv: column '" + column + "'.*"
+                           + needle.replace("(", r"\(").replace(")", r"\)")):
             conform_table(frame, training, name="pool.csv")

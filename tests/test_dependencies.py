@@ -18,8 +18,8 @@ blocks too; relative imports are resolved first.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_PARTY = ("synth_core", "synth_orchestration")

@@ -8,8 +8,8 @@
 
 A user mistake (missing file, unknown column, impossible size, an output that is an input or
 cannot be written) prints one line to stderr and exits with status 2; a file system failure
-during the run (e.g. no space left) one line and status 1. Heavy imports stay inside the subcommands: ``synth evaluate`` loads neither
-torch, mostlyai nor dagster.
+during the run (e.g. no space left) one line and status 1. Heavy imports stay inside the
+subcommands: ``synth evaluate`` loads neither torch, mostlyai nor dagster.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def typed_tables(args, training, **others):
     decides, the others follow. Returns the schema and the tables in the order given."""
     from synth_core.schema import infer_schema, parse_overrides
 
-    schema = infer_schema(training, overrides=parse_overrides(getattr(args, "column", None) or []), group_key=args.group_key,
-                          what=str(args.training))
+    schema = infer_schema(training, overrides=parse_overrides(getattr(args, "column", None) or []),
+                          group_key=args.group_key, what=str(args.training))
     typed = {"training": schema.apply(training, what=str(args.training), drop_inferred=False)}
     for name, frame in others.items():
         typed[name] = None if frame is None else schema.apply(frame, what=str(getattr(args, name)), drop_inferred=False)

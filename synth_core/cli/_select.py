@@ -30,7 +30,8 @@ def stage_table(rows: list[dict]) -> str:
     groups = any("groups" in r for r in rows)
     stage = 10 if groups else 9
     header = (f"{'stage':<{stage}} " + (f"{'groups':>8} " if groups else "")
-              + f"{'rows':>9} {'objective':>10} {'uni':>8} {'bi':>8} {'tri':>8} {'coh':>8} {'overall':>8} {'time_s':>7}")
+              + f"{'rows':>9} {'objective':>10} {'uni':>8} {'bi':>8} {'tri':>8} {'coh':>8} "
+              f"{'overall':>8} {'time_s':>7}")
     lines = [header, "-" * len(header)]
     for r in rows:
         acc = r["accuracy"]
@@ -38,7 +39,8 @@ def stage_table(rows: list[dict]) -> str:
                  for name in ("univariate", "bivariate", "trivariate", "coherence", "overall"))
         lines.append(
             f"{r['stage']:<{stage}} " + (f"{r['groups']:>8,} " if groups else "")
-            + f"{r['rows']:>9,} {r['objective']:>10.6f} " + " ".join(f"{c:>8}" for c in cells) + f" {r['elapsed_s']:>7.1f}"
+            + f"{r['rows']:>9,} {r['objective']:>10.6f} " + " ".join(f"{c:>8}" for c in cells)
+            + f" {r['elapsed_s']:>7.1f}"
         )
     return "\n".join(lines)
 
@@ -82,7 +84,8 @@ def privacy_budget(args):
     from synth_core.dp import DEFAULT_DELTA, DEFAULT_SELECTION_SHARE, PrivacyBudget
 
     epsilon = getattr(args, "epsilon", None)
-    extras = {"--delta": getattr(args, "delta", None), "--dp-selection-share": getattr(args, "dp_selection_share", None),
+    extras = {"--delta": getattr(args, "delta", None),
+              "--dp-selection-share": getattr(args, "dp_selection_share", None),
               "--generator-epsilon": getattr(args, "generator_epsilon", None)}
     if epsilon is None:
         given = [name for name, value in extras.items() if value is not None]
@@ -181,7 +184,8 @@ def run_sequential_select(args) -> int:
     started = time.perf_counter()
     training, pool, holdout = read_inputs(args)
     sel = select_groups(training, pool, args.group_key, args.size,
-                        SequentialSettings(seed=args.seed, guard=GuardSettings(enabled=getattr(args, "privacy_guard", True))))
+                        SequentialSettings(seed=args.seed,
+                                           guard=GuardSettings(enabled=getattr(args, "privacy_guard", True))))
     stages = []
     for rec in sel.stages.values():
         subset = sel.output(pool, rec.stage)
@@ -240,7 +244,8 @@ def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, 
     total = time.perf_counter() - started
     if args.json:
         print(json.dumps({"stages": rows, **(extra or {}), "guard": guard.figures() if guard is not None else None,
-                          "checks": verdict.to_dict(), "passed": passed, "output": str(args.output) if written else None,
+                          "checks": verdict.to_dict(), "passed": passed,
+                          "output": str(args.output) if written else None,
                           "elapsed_s": round(total, 3)}, default=str))
     else:
         print(stage_table(rows))
@@ -253,7 +258,8 @@ def judge_and_write(args, training: pd.DataFrame, holdout: pd.DataFrame | None, 
         print("\nchecks")
         for name, check in verdict.items():
             state = "not evaluated (needs --holdout)" if check is None else ("passed" if check.passed else "FAILED")
-            print(f"  {name:<15} {state}" + (f": {check.description}" if check is not None and not check.passed else ""))
+            print(f"  {name:<15} {state}"
+                  + (f": {check.description}" if check is not None and not check.passed else ""))
         n = len(final) if unit == "rows" else final[key].nunique()
         if written:
             print(f"\nwrote {n:,} {unit} to {args.output} in {total:.1f} s" + ("" if passed else " (--force)"))

@@ -121,7 +121,7 @@ class PrivacyBudget:
         return {"epsilon": self.epsilon, "delta": self.delta, "selection_share": self.selection_share}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "PrivacyBudget | None":
+    def from_dict(cls, data: dict | None) -> PrivacyBudget | None:
         """``None`` for no setting (non-DP mode); :class:`InputError` for unknown keys or bad values."""
         if data is None:
             return None
@@ -204,7 +204,8 @@ class PrivacyStatement:
             line = f"(ε, δ) = ({self.selection_epsilon:.4g}, {self.selection_delta:.3g}) for {self.covers}"
             if self.generator_budget is not None:
                 line += (f"; a DP generator on the same data within its budget ({self.generator_budget[0]:.4g}, "
-                         f"{self.generator_budget[1]:.3g}) would give the output ({self.selection_epsilon + self.generator_budget[0]:.4g}, "
+                         f"{self.generator_budget[1]:.3g}) would give the output "
+                         f"({self.selection_epsilon + self.generator_budget[0]:.4g}, "
                          f"{self.selection_delta + self.generator_budget[1]:.3g})")
             return line
         source = GENERATOR_SOURCES.get(self.generator_source or "engine")

@@ -51,11 +51,12 @@ class NoisyTargets:
 
     ``noisy``: the raw release (one value per cell); ``counts``: each table projected onto the
     non-negative tables of total ``n`` (post-processing; plain clipping at zero would add the positive
-    noise of every empty cell, about 0.4 σ each, to the table); ``n``: the estimated training size, an inverse-variance weighted mean of the
-    features' noisy totals (post-processing); ``rho``, ``sigma``, ``sensitivity``: the mechanism.
+    noise of every empty cell, about 0.4 σ each, to the table); ``n``: the estimated training size,
+    an inverse-variance weighted mean of the features' noisy totals (post-processing); ``rho``,
+    ``sigma``, ``sensitivity``: the mechanism.
     """
 
-    feature_set: "FeatureSet"
+    feature_set: FeatureSet
     noisy: np.ndarray
     counts: np.ndarray
     n: float
@@ -67,7 +68,7 @@ class NoisyTargets:
 
     @classmethod
     def from_release(cls, feature_set: Any, noisy: np.ndarray, rho: float, sigma: float,
-                     sensitivity: float, prior: np.ndarray | None = None) -> "NoisyTargets":
+                     sensitivity: float, prior: np.ndarray | None = None) -> NoisyTargets:
         """Post-process a raw release into targets: estimate the total, project every table onto the
         non-negative tables of that total and, given a ``prior`` (cell counts of public or already
         DP-released data on the same features, e.g. the DP generator's pool), shrink each table

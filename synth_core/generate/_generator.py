@@ -82,9 +82,10 @@ import shutil
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -169,7 +170,7 @@ class TrainingSettings:
     na_indicators: bool = True
     device: str = "auto"
 
-    def validate(self) -> "TrainingSettings":
+    def validate(self) -> TrainingSettings:
         if self.model_size not in MODEL_NAMES:
             raise InputError(f"model_size must be one of {', '.join(MODEL_NAMES)}, got {self.model_size!r}")
         if self.device not in DEVICES:
@@ -201,7 +202,7 @@ class TrainingSettings:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingSettings":
+    def from_dict(cls, data: dict[str, Any]) -> TrainingSettings:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -234,7 +235,7 @@ class DPTraining:
     noise_multiplier: float | None = None
     max_grad_norm: float = 1.0
 
-    def validate(self) -> "DPTraining":
+    def validate(self) -> DPTraining:
         if not (isinstance(self.max_epsilon, (int, float)) and 0 < self.max_epsilon < float("inf")):
             raise InputError(f"DP training max_epsilon must be a positive number, got {self.max_epsilon!r}")
         if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1):
@@ -276,8 +277,8 @@ def dp_noise_multiplier(epsilon: float, delta: float, batch_size: int, n_rows: i
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "optimal order is the largest alpha": the bound stays valid
         return float(get_noise_multiplier(target_epsilon=float(epsilon), target_delta=float(delta),
-                                          sample_rate=min(1.0, batch_size / trn), steps=int(np.ceil(epochs * trn / batch_size)),
-                                          accountant="rdp"))
+                                          sample_rate=min(1.0, batch_size / trn),
+                                          steps=int(np.ceil(epochs * trn / batch_size)), accountant="rdp"))
 
 
 @dataclass
@@ -334,7 +335,7 @@ class GeneratorHandle:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "GeneratorHandle":
+    def load(cls, path: str | os.PathLike) -> GeneratorHandle:
         """Reopen a handle from its ``workdir`` or its ``generator.json``."""
         path = Path(path)
         json_path = path / HANDLE_FILE if path.is_dir() else path
@@ -575,7 +576,8 @@ def _reporting(handle: GeneratorHandle, progress: TrainingProgressFn | None, sta
         thread.join()
 
 
-def _train(handle: GeneratorHandle, config: dict[str, Any], progress: TrainingProgressFn | None = None) -> GeneratorHandle:
+def _train(handle: GeneratorHandle, config: dict[str, Any],
+           progress: TrainingProgressFn | None = None) -> GeneratorHandle:
     workdir = handle.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     previous = None
@@ -749,7 +751,8 @@ def _with_helpers(df: pd.DataFrame, helpers: dict[str, dict[str, Any]], seed: in
     return out
 
 
-def _column_configs(data: pd.DataFrame, helpers: dict[str, dict[str, Any]], keys: Sequence[str]) -> list[dict[str, str]]:
+def _column_configs(data: pd.DataFrame, helpers: dict[str, dict[str, Any]],
+                    keys: Sequence[str]) -> list[dict[str, str]]:
     """Each column's encoding, stated: the engine's own guess (AUTO) takes month names for dates.
     Key columns are not modelled and keep AUTO."""
     helper_names = {info["helper"] for info in helpers.values()}
@@ -870,7 +873,8 @@ def _coerce(s: pd.Series, dtype_name: str | None, cat: dict[str, Any] | None) ->
             return values.astype(dtype)
         target = pd.api.types.pandas_dtype(dtype_name)
         if pd.api.types.is_bool_dtype(target):
-            mapped = s.astype(object).map(lambda v: {"True": True, "False": False}.get(v, v) if isinstance(v, str) else v)
+            mapped = s.astype(object).map(
+                lambda v: {"True": True, "False": False}.get(v, v) if isinstance(v, str) else v)
             if not mapped.dropna().map(lambda v: isinstance(v, (bool, np.bool_))).all():
                 return s
             return mapped.astype("boolean" if mapped.isna().any() else target)

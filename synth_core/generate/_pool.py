@@ -32,9 +32,9 @@ import math
 import numbers
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -189,7 +189,8 @@ def pool_dp_record(path: str | os.PathLike) -> dict | None:
     record = meta.get("differential_privacy")
     if not isinstance(record, dict) or record.get("epsilon") is None or record.get("delta") is None:
         return None
-    return {"epsilon": float(record["epsilon"]), "delta": float(record["delta"]), "generator_id": meta.get("generator_id")}
+    return {"epsilon": float(record["epsilon"]), "delta": float(record["delta"]),
+            "generator_id": meta.get("generator_id")}
 
 
 def read_pool(out_dir: str | os.PathLike) -> pd.DataFrame:

@@ -17,8 +17,9 @@ import os
 import threading
 import traceback
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -61,7 +62,7 @@ class EngineError(RuntimeError):
         super().__init__(message)
         self.log = log
 
-    def moved(self, log: Path) -> "EngineError":
+    def moved(self, log: Path) -> EngineError:
         """The same error naming ``log``, where the job's log was kept."""
         text = str(self)
         if self.log is not None:

@@ -4,9 +4,10 @@ membership audit), the publication gate and the one-call evaluation.
 Private modules, in the order data flows through them: ``_binning`` (the metric's discretisation),
 ``_sampling`` (qa's view of a table), ``_contingency`` (numba kernels of binned tables),
 ``_accuracy`` (univariate … coherence), ``_units`` (the rows or sequences privacy compares),
-``_nn_kernels`` and ``_privacy`` (exact nearest neighbours, DCR, NNDR, copies), ``_membership`` (the attacks), ``_gate`` (thresholds and verdicts),
-``_evaluate`` (everything for ``synth evaluate``), ``_judge`` (the gate's one driver: an evaluated
-output in, the three checks out).
+``_nn_kernels`` and ``_privacy`` (exact nearest neighbours, DCR, NNDR, copies), ``_membership``
+(the attacks), ``_gate`` (thresholds and verdicts), ``_evaluate`` (everything for
+``synth evaluate``), ``_judge`` (the gate's one driver: an evaluated output in, the three
+checks out).
 """
 
 # The rows or sequences privacy compares; the selection guard encodes its units the same way.

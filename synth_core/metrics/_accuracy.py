@@ -78,7 +78,8 @@ class AccuracyDetails:
     def split(self) -> dict[str, np.ndarray]:
         """Code matrices per table: ``training``, ``holdout`` (possibly empty) and ``synthetic``."""
         ref = self.reference_codes
-        return {"training": ref[: self.n_training], "holdout": ref[self.n_training :], "synthetic": self.synthetic_codes}
+        return {"training": ref[: self.n_training], "holdout": ref[self.n_training :],
+                "synthetic": self.synthetic_codes}
 
 
 @dataclass
@@ -103,7 +104,7 @@ class AccuracyReport:
     details: AccuracyDetails | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, float | None]:
-        """qa's ``Accuracy`` fields (7 decimals), e.g. ``{"overall": 0.97, ...}``."""
+        """mostlyai-qa's ``Accuracy`` fields (7 decimals), e.g. ``{"overall": 0.97, ...}``."""
         return dict(self.fields)
 
     @property
@@ -139,7 +140,7 @@ def _feature_table(names, features, l1, expected, labels) -> pd.DataFrame:
 
 
 def accuracy_max(expected_l1) -> np.ndarray:
-    """qa's ``accuracy_max`` from the expected L1 distance of two samples, within the domain.
+    """mostlyai-qa's ``accuracy_max`` from the expected L1 distance of two samples, within the domain.
 
     qa approximates the expected L1 per cell by a half-normal, ``sqrt(2/pi * variance)``, and
     sums over the cells; for a tiny sample the sum exceeds 2, the largest L1 distance there is,
@@ -198,7 +199,7 @@ def codes_accuracy(
     seed: int = 0,
     max_triples: int = MAX_TRIPLES,
 ) -> AccuracyReport:
-    """qa's flat accuracy from code matrices binned on the reference (no re-binning).
+    """mostlyai-qa's flat accuracy from code matrices binned on the reference (no re-binning).
 
     For flat tables the result equals :func:`accuracy` with the same reference, because qa's
     frame of a flat table is the table itself. Used by the selection stages, whose codes are
@@ -301,7 +302,7 @@ def accuracy(
     max_triples: int = MAX_TRIPLES,
     details: bool = False,
 ) -> AccuracyReport:
-    """qa's accuracy of ``synthetic`` against training ∪ holdout.
+    """mostlyai-qa's accuracy of ``synthetic`` against training ∪ holdout.
 
     Parameters
     ----------
@@ -369,7 +370,8 @@ def accuracy(
         n_triples_total=n_triples_total,
         sequential=frames.sequential,
         rows=rows,
-        details=AccuracyDetails(names, list(binner.columns_), ref_codes, syn_codes, len(frames.training)) if details else None,
+        details=(AccuracyDetails(names, list(binner.columns_), ref_codes, syn_codes, len(frames.training))
+                 if details else None),
     )
 
 

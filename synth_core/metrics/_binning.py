@@ -23,8 +23,9 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -81,7 +82,7 @@ def _floor(values: np.ndarray, precision: int) -> np.ndarray:
 
 
 def numeric_breaks(values: np.ndarray, n_bins: int) -> np.ndarray:
-    """qa's numeric breaks for the non-NaN float64 ``values`` (section 2.1 of the spec)."""
+    """mostlyai-qa's numeric breaks for the non-NaN float64 ``values`` (section 2.1 of the spec)."""
     values = values[~np.isnan(values)]
     uniques = np.unique(values)
     if len(uniques) <= n_bins:
@@ -101,7 +102,7 @@ def numeric_breaks(values: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def datetime_breaks(values_ns: np.ndarray, n_bins: int) -> np.ndarray:
-    """qa's datetime breaks (int64 nanoseconds; NaT already removed)."""
+    """mostlyai-qa's datetime breaks (int64 nanoseconds; NaT already removed)."""
     uniques = np.unique(values_ns)
     if len(uniques) == 1:
         breaks = np.array([uniques[0], uniques[0] + ONE_DAY_NS], dtype=np.int64)
@@ -185,7 +186,7 @@ def _encode_intervals(x: np.ndarray, breaks: np.ndarray, missing: np.ndarray, *,
 
 
 def _as_qa_strings(values: pd.Series) -> pd.Series:
-    """qa's categorical view of a column: pyarrow strings, NaN → ``(n/a)``, ``""`` → ``(empty)``."""
+    """mostlyai-qa's categorical view of a column: pyarrow strings, NaN → ``(n/a)``, ``""`` → ``(empty)``."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         # qa harmonises numbers to Float64 before a categorical view can arise (never on the
         # reference side); keep the same textual form for consistency.
@@ -195,7 +196,7 @@ def _as_qa_strings(values: pd.Series) -> pd.Series:
 
 
 def categorical_categories(values: pd.Series, n_bins: int) -> tuple[str, ...]:
-    """qa's bins for a categorical column: sorted top-``n_bins`` values (count ≥ 5), then specials."""
+    """mostlyai-qa's bins for a categorical column: sorted top-``n_bins`` values (count ≥ 5), then specials."""
     strings = _as_qa_strings(values)
     counts = strings.value_counts().head(n_bins)
     counts = counts[counts >= MIN_CATEGORY_COUNT]
@@ -259,7 +260,8 @@ def _interval_labels(breaks: np.ndarray, kind: Kind, style: str) -> tuple[str, .
     return tuple(f"⪰ {lo}" for lo in text)
 
 
-def fit_column(name: str, values: pd.Series, n_bins: int, *, kind: Kind | None = None, style: str = "unbounded") -> ColumnBins:
+def fit_column(name: str, values: pd.Series, n_bins: int, *, kind: Kind | None = None,
+               style: str = "unbounded") -> ColumnBins:
     """Fit qa's bins for one column on its reference values."""
     kind = kind or column_kind(values)
     if kind == "numeric":
@@ -301,7 +303,7 @@ class Binner:
     style: str = "unbounded"
     columns_: list[ColumnBins] = field(default_factory=list, init=False)
 
-    def fit(self, *references: pd.DataFrame, kinds: dict[str, Kind] | None = None) -> "Binner":
+    def fit(self, *references: pd.DataFrame, kinds: dict[str, Kind] | None = None) -> Binner:
         """Fit on the concatenation of ``references`` (e.g. training and holdout)."""
         if not references:
             raise InputError("Binner.fit needs at least one reference table")

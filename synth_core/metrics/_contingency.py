@@ -164,7 +164,7 @@ def counts_l1(ori_counts: np.ndarray, syn_counts: np.ndarray) -> tuple[float, fl
 
 
 def to_accuracy(l1: np.ndarray | float) -> np.ndarray:
-    """qa's accuracy from an L1 distance, rounded to 5 decimals as qa does per item."""
+    """mostlyai-qa's accuracy from an L1 distance, rounded to 5 decimals as qa does per item."""
     return np.round(1 - np.asarray(l1, dtype=np.float64) / 2, 5)
 
 

@@ -94,7 +94,8 @@ def check_inputs(
             raise InputError(f"{names[role]}: lacks training column {lacking[0]!r}")
         extra = [c for c in table.columns if c not in training.columns]
         if extra:
-            notes.append(f"{names[role]}: ignoring {len(extra)} column(s) not in training: {', '.join(map(str, extra[:5]))}")
+            notes.append(f"{names[role]}: ignoring {len(extra)} column(s) not in training: "
+                         f"{', '.join(map(str, extra[:5]))}")
     return notes
 
 
@@ -180,7 +181,8 @@ def evaluate(
             membership=membership, collect=collected,
         )
         for col, why in priv.excluded_columns.items():
-            notes.append(f"privacy: column {col!r} looks like an identifier ({why}): left out of distances and exact copies")
+            notes.append(f"privacy: column {col!r} looks like an identifier ({why}): "
+                         "left out of distances and exact copies")
         if drop:
             priv = replace(priv, excluded_columns={**{c: "dropped" for c in drop}, **priv.excluded_columns})
         verdict = privacy_gate(priv, gate)
@@ -190,7 +192,8 @@ def evaluate(
         tables = {"training": training, "holdout": holdout, "synthetic": synthetic}
         lengths = None if group_key is None else {
             name: t.groupby(group_key, sort=False).size().to_numpy() for name, t in tables.items() if t is not None}
-        extra = {"accuracy": acc.details, "privacy": collected if priv is not None else None, "sequence_lengths": lengths}
+        extra = {"accuracy": acc.details, "privacy": collected if priv is not None else None,
+                 "sequence_lengths": lengths}
     return Evaluation(acc, priv, rows, time.perf_counter() - started, notes, verdict, extra)
 
 
@@ -223,10 +226,10 @@ def format_privacy(ev: Evaluation) -> list[str]:
     p = ev.privacy.to_dict()
     unit = "groups" if p.get("exact_copy_training_sequences") is not None else "rows"
     lines = [f"privacy ({p['n']:,} {unit} per reference, {p['n_synthetic']:,} synthetic)"]
-    skip = {"n", "n_synthetic", "rows", "dcr_share_ci", "membership_auc_ci", "membership_attack", "membership_auc_by_attack",
-            "membership_auc_two_sided_ci", "membership_attack_two_sided", "membership_direction",
-            "membership_auc_ci_by_attack", "membership_tpr_at_fpr", "attribute_inference_risk_ci",
-            "linkability_risk_ci", "singling_out_risk_ci"}
+    skip = {"n", "n_synthetic", "rows", "dcr_share_ci", "membership_auc_ci", "membership_attack",
+            "membership_auc_by_attack", "membership_auc_two_sided_ci", "membership_attack_two_sided",
+            "membership_direction", "membership_auc_ci_by_attack", "membership_tpr_at_fpr",
+            "attribute_inference_risk_ci", "linkability_risk_ci", "singling_out_risk_ci"}
     for key, value in p.items():
         if key in skip or value is None:
             continue
@@ -241,7 +244,8 @@ def format_privacy(ev: Evaluation) -> list[str]:
             text += "   95% CI {:.5f}-{:.5f}".format(*p["dcr_share_ci"])
         if key == "membership_auc" and p.get("membership_auc_ci"):
             by = ", ".join(f"{a} {v:.5f}" for a, v in p["membership_auc_by_attack"].items())
-            text += "   95% CI {:.5f}-{:.5f} (best attack {}; {})".format(*p["membership_auc_ci"], p["membership_attack"], by)
+            text += "   95% CI {:.5f}-{:.5f} (best attack {}; {})".format(*p["membership_auc_ci"],
+                                                                           p["membership_attack"], by)
         if key == "membership_auc_two_sided" and p.get("membership_auc_two_sided_ci"):
             text += "   95% CI {:.5f}-{:.5f} ({}, members sit {} the synthetic data)".format(
                 *p["membership_auc_two_sided_ci"], p["membership_attack_two_sided"],

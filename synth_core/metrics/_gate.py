@@ -22,9 +22,10 @@ call, :func:`synth_core.metrics._judge.judge`. Each check returns a :class:`Chec
     * ``nndr_ratio`` ≥ ``min_nndr_ratio`` (0.5, the Prize's rule);
     * exact copies: fails when the data show, at 95 % confidence, more copies of training than
       of the holdout once both are size-matched (the lower end of ``exact_copy_excess_ci`` above
-      ``exact_copy_tolerance``, 0), for rows and for whole sequences. Raw shares are no rule: a larger training table holds
-      more of the values discrete data repeat, and a holdout of a few hundred units leaves a
-      share ±0.02 of noise. Calibration: ``benchmarks/bench_exact_copy_gate.py``;
+      ``exact_copy_tolerance``, 0), for rows and for whole sequences. Raw shares are no rule: a
+      larger training table holds more of the values discrete data repeat, and a holdout of a
+      few hundred units leaves a share ±0.02 of noise. Calibration:
+      ``benchmarks/bench_exact_copy_gate.py``;
     * the membership audit: fails when the lower end of ``membership_auc_two_sided_ci``
       exceeds ``max_membership_auc`` (0.52), i.e. when the data show with 95 % confidence that
       an attacker holding the synthetic table, free to read "close" or "far" as "member" (the
@@ -81,7 +82,7 @@ class GateSettings:
     eval_seed: int = 1
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "GateSettings":
+    def from_mapping(cls, values: Mapping[str, Any]) -> GateSettings:
         """Settings from a mapping (a run's merged config, say); other keys are ignored and
         missing ones keep their defaults."""
         names = {f.name for f in fields(cls)}
@@ -312,7 +313,8 @@ def integrity(
     else:
         wrong = [c for c in training.columns if final[c].dtype != training[c].dtype]
         if wrong:
-            problems.append(f"column {wrong[0]!r} has dtype {final[wrong[0]].dtype}, training has {training[wrong[0]].dtype}")
+            problems.append(f"column {wrong[0]!r} has dtype {final[wrong[0]].dtype}, "
+                            f"training has {training[wrong[0]].dtype}")
     rows = np.asarray(rows)
     if rows.size and (rows.min() < 0 or rows.max() >= n_pool):
         problems.append("a selected index lies outside the pool")

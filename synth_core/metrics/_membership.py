@@ -136,7 +136,8 @@ class MembershipResult:
     tpr_at_fpr: dict[str, dict[str, float | None]] | None = None
 
 
-def attack_scores(candidates: Encoded, synthetic: Encoded, population: Encoded, k: int = DENSITY_K) -> dict[str, np.ndarray]:
+def attack_scores(candidates: Encoded, synthetic: Encoded, population: Encoded,
+                  k: int = DENSITY_K) -> dict[str, np.ndarray]:
     """Every attack's score per candidate unit (higher = more likely a member).
 
     Parameters
@@ -335,7 +336,8 @@ def near_copies(table: pd.DataFrame, training: pd.DataFrame, share: float, seed:
         The kept rows in their order, then the near-copies; a fresh index.
     """
     rng = np.random.default_rng(seed)
-    numeric = [c for c in training.columns if pd.api.types.is_numeric_dtype(training[c]) and not pd.api.types.is_bool_dtype(training[c])]
+    numeric = [c for c in training.columns
+               if pd.api.types.is_numeric_dtype(training[c]) and not pd.api.types.is_bool_dtype(training[c])]
     if not numeric:
         raise ValueError("near-copies need a numeric column to move")
     n = int(round(share * len(table)))

@@ -7,8 +7,8 @@ leak a synthetic unit is equally likely to be closest to either: ``dcr_share`` â
 
 Units
 -----
-Flat data: a unit is a row. Sequential data: a unit is a whole sequence (group), represented by one vector, so that units
-are independent and all of them fit in an exact search:
+Flat data: a unit is a row. Sequential data: a unit is a whole sequence (group), represented
+by one vector, so that units are independent and all of them fit in an exact search:
 
 * the sequence length (numeric);
 * per numeric or datetime column, its level: the mean of the values present (NaN when none);

@@ -33,7 +33,7 @@ MAX_SEQUENCE_ROWS = 100  # qa's coherence keeps at most 100 random rows per sequ
 
 
 def harmonise(column: pd.Series) -> pd.Series:
-    """qa's dtype harmonisation: datetimes → ``datetime64[ns]``, numbers → ``Float64``, else object."""
+    """mostlyai-qa's dtype harmonisation: datetimes → ``datetime64[ns]``, numbers → ``Float64``, else object."""
     try:
         if pd.api.types.is_datetime64_any_dtype(column.dtype):
             if getattr(column.dt, "tz", None) is not None:
@@ -81,7 +81,7 @@ class GroupIndex:
         return len(self.lengths)
 
     @classmethod
-    def from_keys(cls, keys: pd.Series | None, n_rows: int) -> "GroupIndex":
+    def from_keys(cls, keys: pd.Series | None, n_rows: int) -> GroupIndex:
         if keys is None:
             group = np.arange(n_rows, dtype=np.int64)
             n_groups = n_rows
@@ -170,14 +170,14 @@ class QAFrames:
 
     @property
     def reference(self) -> pd.DataFrame:
-        """qa's ``ori``: training ∪ holdout accuracy frames."""
+        """mostlyai-qa's ``ori``: training ∪ holdout accuracy frames."""
         if self.holdout is None:
             return self.training
         return pd.concat([self.training, self.holdout], axis=0, ignore_index=True)
 
 
 def is_sequential(training: pd.DataFrame, group_key: str | None) -> bool:
-    """qa's setup rule: 1:N when the key repeats in the training table."""
+    """mostlyai-qa's setup rule: 1:N when the key repeats in the training table."""
     return group_key is not None and not training[group_key].is_unique
 
 
@@ -189,7 +189,7 @@ def prepare_frames(
     group_key: str | None,
     rng: np.random.RandomState,
 ) -> QAFrames:
-    """qa's accuracy frames for training, holdout and synthetic, in qa's RNG order (steps 1-3)."""
+    """mostlyai-qa's accuracy frames for training, holdout and synthetic, in qa's RNG order (steps 1-3)."""
     sequential = is_sequential(training, group_key)
     trn = accuracy_frame(training, group_key, rng, sequential=sequential)
     dtypes = trn.dtypes.to_dict()
@@ -201,7 +201,7 @@ def prepare_frames(
 
 
 def coherence_rows(table: pd.DataFrame, group_key: str, rng: np.random.RandomState) -> pd.DataFrame:
-    """qa's coherence sample: all rows of every sequence, at most 100 random rows of a longer one.
+    """mostlyai-qa's coherence sample: all rows of every sequence, at most 100 random rows of a longer one.
 
     Draws a permutation of the keys and one of the rows (qa's RNG steps 4/5).
     """

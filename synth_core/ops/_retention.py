@@ -29,10 +29,10 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterable
 
 from synth_core.ops._datasets import DatasetSpec
 from synth_core.ops._layout import GENERATORS, POOLS, PUBLISHED, RUNS
@@ -55,10 +55,10 @@ class CleanupReport:
 
 def _timestamp(now: datetime | float | None) -> float:
     if now is None:
-        return datetime.now(timezone.utc).timestamp()
+        return datetime.now(UTC).timestamp()
     if isinstance(now, datetime):
         if now.tzinfo is None:  # naive: taken as UTC, like the metric store
-            now = now.replace(tzinfo=timezone.utc)
+            now = now.replace(tzinfo=UTC)
         return now.timestamp()
     return float(now)
 

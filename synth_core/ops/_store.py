@@ -21,9 +21,10 @@ import numbers
 import os
 import random
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import TypeVar
 
 import duckdb
 import pandas as pd
@@ -83,13 +84,13 @@ def _as_value(dataset: str, asset: str, metric: str, value: object) -> float | N
 def _as_timestamp(recorded_at: datetime | pd.Timestamp | None) -> datetime:
     """Naive UTC: aware datetimes are converted, naive ones are taken as UTC already."""
     if recorded_at is None:
-        return datetime.now(timezone.utc).replace(tzinfo=None)
+        return datetime.now(UTC).replace(tzinfo=None)
     if isinstance(recorded_at, pd.Timestamp):
         recorded_at = recorded_at.to_pydatetime()
     if not isinstance(recorded_at, datetime):
         raise InputError(f"recorded_at must be a datetime, got {recorded_at!r}")
     if recorded_at.tzinfo is not None:
-        recorded_at = recorded_at.astimezone(timezone.utc).replace(tzinfo=None)
+        recorded_at = recorded_at.astimezone(UTC).replace(tzinfo=None)
     return recorded_at
 
 

@@ -20,9 +20,9 @@ opens offline. The same evaluation gives the same bytes. Pure library: no Dagste
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -30,11 +30,10 @@ from synth_core.errors import InputError
 from synth_core.io import atomic_path, check_writable_folder
 from synth_core.report import _figures as F
 from synth_core.report._data import ReportData, report_data
-from synth_core.report._html import (Page, card, count, dec, esc, image, interval, note, num, pct, status_banner,
-                                     table)
+from synth_core.report._html import Page, card, count, dec, esc, image, interval, note, num, pct, status_banner, table
 
-__all__ = ["Report", "ReportData", "Status", "build_report", "check_report_path", "count", "curve_png", "dec", "num", "pct",
-           "report_data", "stages_png", "write_report"]
+__all__ = ["Report", "ReportData", "Status", "build_report", "check_report_path", "count", "curve_png", "dec", "num",
+           "pct", "report_data", "stages_png", "write_report"]
 
 curve_png = F.curve_png  # the pictures the Dagster metadata shows beside the report's
 stages_png = F.stages_png
@@ -73,12 +72,12 @@ class Status:
     reasons: tuple[str, ...] = ()
 
     @classmethod
-    def published(cls) -> "Status":
+    def published(cls) -> Status:
         """A run every blocking check passed."""
         return cls("Published", True, "Every blocking check passed: this output is the published one.")
 
     @classmethod
-    def refused(cls, reasons: Sequence[str]) -> "Status":
+    def refused(cls, reasons: Sequence[str]) -> Status:
         """A run a blocking check refused; ``reasons``: ``"<check>: <why>"`` per failed check."""
         return cls("Not published", False, "A blocking check failed: the output stays in the run's folder and "
                    "nothing published was changed.", tuple(reasons))
@@ -159,8 +158,8 @@ def build_report(evaluation, *, title: str = "Quality report", stages: pd.DataFr
     data = report_data(evaluation)
     rows = evaluation.rows
     unit = "groups" if "training_groups" in rows else "rows"
-    sizes = ", ".join(f"{t} {count(rows.get(f'{t}_groups', rows.get(t)), unit)}" for t in ("training", "holdout", "synthetic")
-                      if t in rows)
+    sizes = ", ".join(f"{t} {count(rows.get(f'{t}_groups', rows.get(t)), unit)}"
+                      for t in ("training", "holdout", "synthetic") if t in rows)
     # no time of day or elapsed seconds on the page: the same evaluation gives the same bytes
     page = Page(title, f"{sizes} · accuracy as mostlyai-qa defines it")
     status = status if status is not None else measured_status(evaluation)
@@ -191,7 +190,8 @@ def write_report(path: str | os.PathLike, report: Report) -> Path:
 def _headline(page: Page, ev, dp: Mapping | None = None, reasons: bool = True) -> None:
     parts = page.section("headline", "Headline")
     acc = ev.accuracy.to_dict()
-    cards = [card("overall accuracy", pct(acc["overall"]), f"max {pct(acc['overall_max'])} (a sample of the real data)")]
+    cards = [card("overall accuracy", pct(acc["overall"]),
+                  f"max {pct(acc['overall_max'])} (a sample of the real data)")]
     gate, priv = ev.privacy_gate, ev.privacy
     if priv is None:
         cards.append(card("privacy", "not evaluated", "no holdout to compare with"))
@@ -255,7 +255,8 @@ def _dp_card(dp: Mapping) -> str:
 def _stages(page: Page, stages: pd.DataFrame | None, trend: pd.DataFrame | None, key: dict) -> None:
     parts = page.section("stages", "Accuracy by stage")
     if stages is None or len(stages) == 0:
-        parts.append(note("Stages and the trend over runs are shown for pipeline runs (the metric store records them)."))
+        parts.append(note("Stages and the trend over runs are shown for pipeline runs "
+                          "(the metric store records them)."))
         return
     png = F.stages_png(stages)
     key["accuracy by stage"] = png
@@ -299,7 +300,8 @@ def _pairs(page: Page, data: ReportData) -> None:
     if data.association is not None:
         parts.append("<h3>Association difference</h3>")
         parts.append(image(F.association_png(data.association), "association difference matrix",
-                           "Cramér's V of every binned column pair, synthetic minus training (red: stronger in synthetic)"))
+                           "Cramér's V of every binned column pair, synthetic minus training "
+                           "(red: stronger in synthetic)"))
 
 
 def _sequences(page: Page, data: ReportData) -> None:
@@ -323,7 +325,8 @@ def _privacy(page: Page, data: ReportData, ev, selection: Mapping[str, float] | 
         return
     unit = "groups" if p.exact_copy_training_sequences is not None else "rows"
     rows = [
-        ("DCR share (closer to training than to holdout)", f"{pct(p.dcr_share, 1)} (95 % CI {interval(p.dcr_share_ci, lambda v: pct(v, 1))})"),
+        ("DCR share (closer to training than to holdout)",
+         f"{pct(p.dcr_share, 1)} (95 % CI {interval(p.dcr_share_ci, lambda v: pct(v, 1))})"),
         ("mean distance to closest record: training / holdout", f"{num(p.dcr_training)} / {num(p.dcr_holdout)}"),
         ("5th percentile distance: training / holdout", f"{num(p.dcr_training_p5)} / {num(p.dcr_holdout_p5)}"),
         ("NNDR ratio (training / holdout)", num(p.nndr_ratio)),
@@ -334,7 +337,8 @@ def _privacy(page: Page, data: ReportData, ev, selection: Mapping[str, float] | 
                      f"{pct(p.exact_copy_training_sequences)} / {pct(p.exact_copy_holdout_sequences)}"))
     if p.membership_auc is not None:
         by = ", ".join(f"{a.replace('_', ' ')} {dec(v)}" for a, v in (p.membership_auc_by_attack or {}).items())
-        rows.append(("membership audit AUC (best attack)", f"{dec(p.membership_auc)} (95 % CI {interval(p.membership_auc_ci, dec)}); {by}"))
+        rows.append(("membership audit AUC (best attack)",
+                     f"{dec(p.membership_auc)} (95 % CI {interval(p.membership_auc_ci, dec)}); {by}"))
     if p.membership_auc_two_sided is not None:
         rows.append(("membership audit AUC, either direction (direction chosen on the other fold)",
                      f"{dec(p.membership_auc_two_sided)} (95 % CI {interval(p.membership_auc_two_sided_ci, dec)}); "

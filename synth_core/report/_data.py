@@ -96,7 +96,8 @@ def _shares(codes: np.ndarray, n_codes: int) -> np.ndarray:
     return counts / max(counts.sum(), 1.0)
 
 
-def _columns(univariate: pd.DataFrame, bins: list, codes: dict[str, np.ndarray], index: dict[str, int]) -> list[ColumnView]:
+def _columns(univariate: pd.DataFrame, bins: list, codes: dict[str, np.ndarray],
+             index: dict[str, int]) -> list[ColumnView]:
     """Every column, worst first (ties by name), with its proportions per table."""
     out = []
     for r in univariate.sort_values(["accuracy", "column"], kind="stable").itertuples():
@@ -113,7 +114,8 @@ def _pairs(bivariate: pd.DataFrame, bins: list, codes: dict[str, np.ndarray], in
     for r in bivariate.sort_values(["accuracy", "column_1", "column_2"], kind="stable").head(WORST_PAIRS).itertuples():
         a, b = index[r.column_1], index[r.column_2]
         na, nb = bins[a].n_codes, bins[b].n_codes
-        joint = {t: _shares(codes[t][:, a] * nb + codes[t][:, b], na * nb).reshape(na, nb) for t in ("training", "synthetic")}
+        joint = {t: _shares(codes[t][:, a] * nb + codes[t][:, b], na * nb).reshape(na, nb)
+                 for t in ("training", "synthetic")}
         out.append(PairView((r.column_1, r.column_2), (list(bins[a].labels), list(bins[b].labels)),
                             joint["training"], joint["synthetic"], float(r.accuracy)))
     return out

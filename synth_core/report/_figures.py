@@ -13,11 +13,11 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # no display, ever (before any figure exists)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from synth_core.report._data import ColumnView, PairView  # noqa: E402
+from synth_core.report._data import ColumnView, PairView
 
 DPI = 80
 COLOURS = {"training": "#1f77b4", "holdout": "#8c8c8c", "synthetic": "#ff7f0e"}

@@ -75,6 +75,7 @@ class ColumnType:
 
     @property
     def modelled(self) -> bool:
+        """Whether the generator models the column (its kind is in :data:`MODELLED`)."""
         return self.kind in MODELLED
 
 
@@ -129,11 +130,13 @@ class Schema:
                  "stated": c.stated} for c in self.columns]
 
     @classmethod
-    def from_records(cls, records: Iterable[Mapping]) -> "Schema":
+    def from_records(cls, records: Iterable[Mapping]) -> Schema:
+        """The schema from :meth:`records`' dicts (keys that are no field are ignored)."""
         names = ("column", "kind", "source_dtype", "note", "datetime_format", "stated")
         return cls(tuple(ColumnType(**{k: r[k] for k in names if k in r}) for r in records))
 
     def kinds(self) -> dict[str, str]:
+        """Each column's kind, by column name."""
         return {c.column: c.kind for c in self.columns}
 
 

@@ -145,7 +145,8 @@ def convert(values: pd.Series, kind: str, fmt: str | None, *, where: str, strict
     if kind == "constant":  # one value still has a type: booleans must come back as booleans
         return _to_boolean(values, where) if _is_boolean(values) else values
     if kind == "categorical":
-        if strict and (pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_datetime64_any_dtype(values.dtype)):
+        if strict and (pd.api.types.is_numeric_dtype(values.dtype)
+                       or pd.api.types.is_datetime64_any_dtype(values.dtype)):
             return values.astype("category")  # categories keep the values (and the CSV) as they are, yet bin as labels
         return values
     converters = {"datetime": lambda: _to_datetime(values, fmt, where),

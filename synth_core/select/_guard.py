@@ -25,8 +25,9 @@ only, never the holdout.
    sit to their own nearest neighbour. A fair generator's pool holds about that share (or, where
    each cell of a grid appears once, about the share within the threshold of a pool sample), and
    keeps it; a pool with clearly more (twice the estimate, beyond its noise) loses its closest
-   near-copies down to that share (:func:`_excess_near_copies`). When that quantile is 0 (over 1 % of training records have a
-   twin) the data are too discrete for "near" to mean anything and no unit is a near-copy.
+   near-copies down to that share (:func:`_excess_near_copies`). When that quantile is 0 (over
+   1 % of training records have a twin) the data are too discrete for "near" to mean anything
+   and no unit is a near-copy.
 3. **Closeness strata** -- every remaining candidate gets a stratum from the ratio of its
    distance to training over its distance to a reference sample of the pool (a density ratio:
    below 1 where training is locally denser than the generator's output, which is where
@@ -78,8 +79,8 @@ STRATA_QUANTILES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9
 RATIO_EPS = 1e-6  # keeps the log-ratio finite for units at distance 0
 BALANCE_WEIGHT = 1.0  # the balancing refinement's closeness weight: a stratum off target costs more than any swap gains
 BALANCE_ROUNDS = 20
-FAIR_MIN_PROFILES = 5
-NEAR_EXCESS_FACTOR = 2.0  # a pool replays only above this multiple of the fair near-copy share (_excess_near_copies)  # profiles a copy-count level needs above it for its fair share to be estimated
+FAIR_MIN_PROFILES = 5  # profiles a copy-count level needs above it for its fair share to be estimated
+NEAR_EXCESS_FACTOR = 2.0  # a pool replays only above this multiple of the fair near-copy share (_excess_near_copies)
 Z95 = 1.959963984540054
 
 
@@ -198,7 +199,7 @@ class PoolGuard:
                      remedy=json.dumps(self.remedy))
 
     @classmethod
-    def load(cls, path) -> "PoolGuard":
+    def load(cls, path) -> PoolGuard:
         """Read a verdict written by :meth:`save`."""
         with np.load(path) as z:
             return cls(int(z["n_pool"]), z["candidates"].astype(np.int64), z["strata"] if bool(z["enabled"]) else None,
@@ -492,7 +493,7 @@ def _forest_size(n_queries: int, n_features: int, settings: GuardSettings) -> tu
     """Trees and leaf size within the work budget: fewer trees first (down to 2), then smaller
     leaves (down to 16)."""
     trees, leaf = settings.n_trees, settings.leaf_size
-    cost = lambda t, l: float(n_queries) * t * l * max(1, n_features)  # noqa: E731
+    cost = lambda t, size: float(n_queries) * t * size * max(1, n_features)  # noqa: E731
     while trees > 2 and cost(trees, leaf) > settings.work_budget:
         trees -= 1
     while leaf > 16 and cost(trees, leaf) > settings.work_budget:

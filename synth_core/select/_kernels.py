@@ -32,13 +32,14 @@ from typing import NamedTuple
 # libgomp reads this when numba first loads it (first parallel call); an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+import numpy as np
+from numba import njit, prange
 
-from synth_core.select._heap import (  # noqa: E402  # heapify is re-exported for the callers
+# heapify is re-exported for the callers; the import sorter leaves the aliased names in one statement
+from synth_core.select._heap import (  # isort: skip
     better as _better,
     cache_gains as _cache_gains,
-    heapify,  # noqa: F401
+    heapify,
     hold as _hold,
     load_search as _load_search,
     pop as _pop,

@@ -11,7 +11,8 @@ to :meth:`Progress.update` as keywords, with their caps; the ETA is the earliest
 any cap is reached at the rate so far, so it never exceeds what the caps allow.
 
 >>> p = Progress(log, "trim", total=25_000, unit="rows")
->>> for ...: p.update(removed, objective=err)   # logs "trim: 12,000/25,000 rows (48%), 2,400 rows/s, ETA 5 s, objective=..."
+>>> for ...: p.update(removed, objective=err)   # logs "trim: 12,000/25,000 rows (48%), 2,400 rows/s,
+...                                             #   ETA 5 s, objective=..."
 >>> p.finish(removed)                             # one closing line at DEBUG level
 >>> p = Progress(log, "refine", total=5_120, unit="swaps", limits={"rounds_done": 20})
 >>> p.update(swaps, rounds_done=3)                # "..., ETA 85 s, rounds_done=3/20": the smaller of both estimates

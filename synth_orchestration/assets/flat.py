@@ -251,4 +251,5 @@ quality_report = quality_report_asset(
 )
 
 
-ASSETS = [source_data, trained_generator, candidate_pool, mi_pairs, ipf_subset, trimmed_subset, refined_output, quality_report]
+ASSETS = [source_data, trained_generator, candidate_pool, mi_pairs, ipf_subset, trimmed_subset, refined_output,
+          quality_report]

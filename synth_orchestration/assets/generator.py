@@ -158,6 +158,7 @@ def _materialize(context: dg.AssetExecutionContext, config, source_data: dict, a
 
 
 def trained_generator_asset(kind: str, common: dict, config_cls: type, description: str) -> dg.AssetsDefinition:
+    """The ``trained_generator`` asset of the ``kind`` graph (``common``: the arguments its assets share)."""
     @dg.asset(name=GENERATOR_ASSET, **common, code_version="1", kinds={"pytorch"},
               op_tags=step_tags(GENERATOR_ASSET), description=description)
     def trained_generator(context: dg.AssetExecutionContext, config: config_cls, source_data: dict,

@@ -16,17 +16,17 @@ and a plot, and in ``adaptive.json`` beside the shards.
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import dagster as dg
 import numpy as np
 
 from synth_core.errors import InputError
 from synth_core.io import read_table, write_table
-from synth_core.schema import Schema
 from synth_core.ops import POOL_ASSET, asset_name
 from synth_core.report import curve_png
+from synth_core.schema import Schema
 from synth_orchestration.assets.source import read_source
 from synth_orchestration.common import Stage, explicit_keys, merged_settings, selection_keys, spec_for, user_errors
 from synth_orchestration.deploy_tags import step_tags

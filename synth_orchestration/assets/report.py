@@ -39,6 +39,8 @@ def stage_table(store, run_id: str, dataset: str, kind: str) -> pd.DataFrame:
 
 
 def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: dict) -> tuple[str, dict]:
+    """The run's quality summary as Markdown (stages, the output beside a random pool sample, privacy,
+    the guard) and the tables behind it."""
     table = stage_table(store, run_id, dataset, kind)
     fin, rnd = evaluation["final"], evaluation["random"]
     fields = ["univariate", "bivariate", "trivariate", "coherence", "overall", "overall_max"]
@@ -79,8 +81,8 @@ def quality_markdown(store, run_id: str, dataset: str, kind: str, evaluation: di
     if len(guard):
         md += ["", "### What selection left out (privacy guard)",
                guard.assign(value=[num(v, 4) for v in guard["value"]]).to_markdown(index=False)]
-    payload = {"stages": table.to_dict("records"), "evaluation": side.to_dict("records"), "privacy": priv.to_dict("records"),
-               "guard": guard.to_dict("records")}
+    payload = {"stages": table.to_dict("records"), "evaluation": side.to_dict("records"),
+               "privacy": priv.to_dict("records"), "guard": guard.to_dict("records")}
     return "\n".join(md), payload
 
 
@@ -184,6 +186,7 @@ def _materialize(context: dg.AssetExecutionContext, refined_output: dict, source
 
 
 def quality_report_asset(kind: str, common: dict, description: str) -> dg.AssetsDefinition:
+    """The ``quality_report`` asset of the ``kind`` graph (``common``: the arguments its assets share)."""
     @dg.asset(name=REPORT_ASSET, **common, code_version="2", kinds={"duckdb"},
               op_tags=step_tags(REPORT_ASSET), description=description)
     def quality_report(context: dg.AssetExecutionContext, refined_output: dict, source_data: dict,

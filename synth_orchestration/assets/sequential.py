@@ -65,7 +65,8 @@ def _stage_figures(training, subset, group_key: str, plan: SequentialPlan, group
 
 source_data = source_data_asset(
     KIND, COMMON,
-    "The dataset's training part and its holdout (a file, or a seeded split by whole groups); the holdout is for evaluation only.",
+    "The dataset's training part and its holdout (a file, or a seeded split by whole groups); "
+    "the holdout is for evaluation only.",
 )
 trained_generator = trained_generator_asset(
     KIND, COMMON, TrainingConfig,
@@ -128,7 +129,8 @@ def coherence_subset(
     return dg.MaterializeResult(
         value={"groups": str(out / "groups.npy"), "plan": str(out / "plan.pkl"), "n_groups": int(groups.shape[0]),
                "options": options},
-        metadata={**figures, "stop_reason": dg.MetadataValue.text(details["stop_reason"]), **guard_metadata(plan.guard)},
+        metadata={**figures, "stop_reason": dg.MetadataValue.text(details["stop_reason"]),
+                  **guard_metadata(plan.guard)},
     )
 
 
@@ -146,7 +148,8 @@ def refined_output(
     """Group swaps on uni/bi/tri (rows weighted as the metric samples them) with coherence kept in the objective."""
     spec, stage, out = begin(context, metrics, artifacts, KIND, FINAL_ASSET)
     with user_errors(cleanup=out):
-        values = {**selection_settings(context, config, spec, KIND), **coherence_subset["options"]}  # the plan's own options win
+        # the plan's own options win
+        values = {**selection_settings(context, config, spec, KIND), **coherence_subset["options"]}
         settings = sequential_settings(values)
         plan = SequentialPlan.load(coherence_subset["plan"])
         groups, details = stage_group_refine(plan, np.load(coherence_subset["groups"]), settings)
@@ -156,7 +159,8 @@ def refined_output(
         layout = plan.problem.pool.layout
         shards = candidate_pool["shards"]
         selected = groups_table(shards, layout, groups, training, gk)
-        final = groups_table(shards, layout, groups, training, gk, renumber=True) if values["renumber_keys"] else selected
+        final = (groups_table(shards, layout, groups, training, gk, renumber=True) if values["renumber_keys"]
+                 else selected)
         baseline = groups_table(shards, layout, random_stage(plan, settings), training, gk)
         figures = {
             **_stage_figures(training, selected, gk, plan, groups),

@@ -51,7 +51,8 @@ def _materialize(context: dg.AssetExecutionContext, artifacts: ArtifactStore, me
         extra = {}
         if spec.group_key is not None:
             lengths = tables.training.groupby(spec.group_key, sort=False).size()
-            figures.update({"training_groups": len(lengths), "holdout_groups": int(tables.holdout[spec.group_key].nunique())})
+            figures.update({"training_groups": len(lengths),
+                            "holdout_groups": int(tables.holdout[spec.group_key].nunique())})
             extra = {
                 "group_key": dg.MetadataValue.text(spec.group_key),
                 "context_columns": dg.MetadataValue.json(list(spec.context_columns)),
@@ -92,6 +93,7 @@ def _materialize(context: dg.AssetExecutionContext, artifacts: ArtifactStore, me
 
 
 def source_data_asset(kind: str, common: dict, description: str) -> dg.AssetsDefinition:
+    """The ``source_data`` asset of the ``kind`` graph (``common``: the arguments its assets share)."""
     @dg.asset(name=SOURCE_ASSET, **common, code_version="1", kinds={"pandas", "parquet"},
               op_tags=step_tags(SOURCE_ASSET), description=description)
     def source_data(context: dg.AssetExecutionContext, artifacts: ArtifactStore, metrics: MetricStoreResource):

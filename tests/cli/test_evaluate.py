@@ -100,7 +100,8 @@ def test_readable_output_shows_intervals_and_the_verdict(tables, capsys):
 
 def test_identifier_columns_are_detected_and_reported(tables, capsys):
     root = tables["root"]
-    args = ["evaluate", "--training", str(root / "ids_training.parquet"), "--holdout", str(root / "ids_holdout.parquet"),
+    args = ["evaluate", "--training", str(root / "ids_training.parquet"),
+            "--holdout", str(root / "ids_holdout.parquet"),
             "--synthetic", str(root / "ids_synthetic.parquet"), "--json"]
     code, out, err = _run(args, capsys)
     payload = json.loads(out)

@@ -113,8 +113,8 @@ def leaky(files, census_paths):
 
 
 def _select(files, pool, out, *extra):
-    return main(["select", "--training", str(files["training"]), "--pool", str(pool), "--holdout", str(files["holdout"]),
-                 "--size", "2000", "--output", str(out), "--json", *extra])
+    return main(["select", "--training", str(files["training"]), "--pool", str(pool),
+                 "--holdout", str(files["holdout"]), "--size", "2000", "--output", str(out), "--json", *extra])
 
 
 def test_guard_keeps_copies_out_and_the_gate_judges_what_is_left(files, leaky, capsys):

@@ -47,13 +47,15 @@ def test_the_graph_states_the_budget_and_keeps_training_out_of_the_stages(dp_run
     assert dp["selection_delta"] == pytest.approx(5e-7)
     # a given pool: its generator is unknown, so selection's own guarantee is stated and the output's left open
     assert dp["epsilon"] is None and dp["generator_source"] is None
-    assert dp["covers"].startswith("selection's use of training only") and "depends on how the pool was made" in dp["covers"]
+    assert (dp["covers"].startswith("selection's use of training only")
+            and "depends on how the pool was made" in dp["covers"])
     assert dp["statement"].startswith(f"(ε, δ) = ({dp['selection_epsilon']:.4g}, 5e-07) for selection's use")
     events = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "refined_output"]
     metadata = events[0].materialization.metadata
     assert metadata["differential_privacy"].value["selection_rho"] == pytest.approx(budget.selection_rho)
     page = Path(_output(result, "quality_report")["published"]["report"]).read_text()
-    assert f"ε = {dp['selection_epsilon']:.3g}" in page and "depends on how the pool was made" in page  # so does the report
+    # so does the report
+    assert f"ε = {dp['selection_epsilon']:.3g}" in page and "depends on how the pool was made" in page
     assert "Not covered: the evaluation on this page" in page
 
 

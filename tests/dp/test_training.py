@@ -55,7 +55,7 @@ def test_dp_training_refuses_bad_settings(tmp_path, bad):
 
 @pytest.mark.parametrize("epsilon,epochs", [(0.45, 5), (1.7, 5), (7.2, 2)])
 def test_calibrated_noise_spends_the_budget(epsilon, epochs):
-    """opacus' RDP accountant (the engine's) over the calibrated run lands just under the target; 10 % less
+    """The RDP accountant of opacus (the engine's) over the calibrated run lands just under the target; 10 % less
     noise overshoots it (teeth: a miscalibrated multiplier fails)."""
     import numpy as np
     from opacus.accountants import RDPAccountant

@@ -79,7 +79,8 @@ def test_no_traceback_no_reason(tmp_path):
 
 
 def test_failure_message_names_reason_and_log_and_is_cut(tmp_path):
-    (tmp_path / SDK_JOB_LOG).write_text("Traceback (most recent call last):\n  File x\nValueError: " + "v" * 1000 + "\n")
+    (tmp_path / SDK_JOB_LOG).write_text("Traceback (most recent call last):\n  File x\nValueError: "
+                                        + "v" * 1000 + "\n")
     message = str(_job_failure("training of generator g1", tmp_path, "FAILED"))
     assert message.startswith("training of generator g1 failed: ValueError: vvv")
     assert message.endswith(f"…; log: {tmp_path / SDK_JOB_LOG}")
@@ -91,7 +92,8 @@ def test_failure_without_a_log_falls_back_to_the_caught_exception(tmp_path):
     error = _job_failure("generation s1 from generator g1", tmp_path, "FAILED", error="KeyError: 'a'\nmore")
     assert str(error) == f"generation s1 from generator g1 failed: KeyError: 'a' more; log: {tmp_path}"
     silent = _job_failure("training of generator g1", tmp_path, "CANCELED")
-    assert str(silent) == f"training of generator g1 ended with status CANCELED and left no exception in its log; log: {tmp_path}"
+    assert str(silent) == (f"training of generator g1 ended with status CANCELED and left no exception in its log; "
+                           f"log: {tmp_path}")
 
 
 # ------------------------------------------------------------------------------- real engine jobs

@@ -372,6 +372,7 @@ def test_shard_plan_and_seeds():
 
 
 def test_importing_wrapper_does_not_import_engine():
-    code = "import sys, synth_core.generate._generator, synth_core.generate._pool; print(sorted(m for m in ('mostlyai', 'torch') if m in sys.modules))"
+    code = ("import sys, synth_core.generate._generator, synth_core.generate._pool; "
+            "print(sorted(m for m in ('mostlyai', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

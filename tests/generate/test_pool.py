@@ -15,8 +15,16 @@ import pandas as pd
 import pytest
 
 from synth_core.errors import InputError
-from synth_core.generate import (MIN_POOL_ROWS, AdaptivePool, adaptive_plan, grow_pool, pool_units, proxy_objective,
-                                 read_curve, stop_reason)
+from synth_core.generate import (
+    MIN_POOL_ROWS,
+    AdaptivePool,
+    adaptive_plan,
+    grow_pool,
+    pool_units,
+    proxy_objective,
+    read_curve,
+    stop_reason,
+)
 from synth_core.generate._generator import TrainingSettings, train_flat
 from synth_core.generate._pool import CURVE_FILE, shard_path, shard_seed, shard_sizes
 

@@ -89,7 +89,8 @@ def test_sequential_edge_cases_equal_qa_report(tmp_path):
     as_strings = [t.assign(gid="g" + t["gid"].astype(str)) for t in (training, synthetic, holdout)]
     again = accuracy(as_strings[0], as_strings[1], as_strings[2], group_key="gid", seed=5)
     assert again.fields["univariate"] == pytest.approx(ours.fields["univariate"], abs=0.02)
-    assert accuracy(*as_strings, group_key="gid", seed=5).to_dict() == accuracy(*as_strings, group_key="gid", seed=5).to_dict()
+    assert (accuracy(*as_strings, group_key="gid", seed=5).to_dict()
+            == accuracy(*as_strings, group_key="gid", seed=5).to_dict())
 
 
 def test_identical_tables_score_one_and_disjoint_tables_score_low():
@@ -112,7 +113,8 @@ def test_more_than_max_triples_uses_a_seeded_sample():
     assert len(first.trivariate) == MAX_TRIPLES
     assert accuracy(table, other, seed=3).trivariate.equals(first.trivariate)
     picked = set(map(tuple, first.trivariate[["column_1", "column_2", "column_3"]].to_numpy()))
-    other_seed = set(map(tuple, accuracy(table, other, seed=4).trivariate[["column_1", "column_2", "column_3"]].to_numpy()))
+    other_seed = set(map(tuple,
+                         accuracy(table, other, seed=4).trivariate[["column_1", "column_2", "column_3"]].to_numpy()))
     assert picked != other_seed
 
 

@@ -25,15 +25,18 @@ def _tables(seed: int, n: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "normal": pd.array(rng.normal(50, 20, n).round(3), dtype="Float64"),
-            "zero_inflated": pd.array(np.where(rng.random(n) < 0.7, 0.0, rng.exponential(900, n).round(0)), dtype="Float64"),
+            "zero_inflated": pd.array(np.where(rng.random(n) < 0.7, 0.0, rng.exponential(900, n).round(0)),
+                                      dtype="Float64"),
             "few_values": pd.array(rng.integers(0, 6, n).astype(float), dtype="Float64"),
             "tiny_scale": pd.array(rng.random(n) * 1e-4, dtype="Float64"),
             "with_nan": pd.array(np.where(rng.random(n) < 0.2, np.nan, rng.gamma(2, 3, n)), dtype="Float64"),
             "all_nan": pd.array(np.full(n, np.nan), dtype="Float64"),
             "constant": pd.array(np.full(n, 7.0), dtype="Float64"),
             "category": pd.Series(rng.choice(cats, n, p=np.r_[np.full(8, 0.1), np.full(9, 0.2 / 9)]), dtype=object),
-            "rare_categories": pd.Series(rng.choice(["x", "y", "", None, "z"], n, p=[0.5, 0.3, 0.1, 0.098, 0.002]), dtype=object),
-            "dates": pd.Series(pd.to_datetime("2001-01-01") + pd.to_timedelta(rng.integers(0, 4000, n), "D")).astype("datetime64[ns]"),
+            "rare_categories": pd.Series(rng.choice(["x", "y", "", None, "z"], n, p=[0.5, 0.3, 0.1, 0.098, 0.002]),
+                                         dtype=object),
+            "dates": pd.Series(pd.to_datetime("2001-01-01")
+                               + pd.to_timedelta(rng.integers(0, 4000, n), "D")).astype("datetime64[ns]"),
             "non_ascii": pd.Series(rng.choice(["Zürich", "Łódź", "東京", "São Paulo"], n), dtype=object),
         }
     )

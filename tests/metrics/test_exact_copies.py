@@ -121,7 +121,7 @@ def _split(frame: pd.DataFrame, seed: int, cuts=(0.5, 0.7)) -> tuple[pd.DataFram
 
 @pytest.fixture(scope="module")
 def passengers() -> dict[str, pd.DataFrame]:
-    """carData's 1,309 Titanic passengers (survived, sex, age, class; 85 % of the rows repeated):
+    """The 1,309 Titanic passengers of carData (survived, sex, age, class; 85 % of the rows repeated):
     654 training, 262 holdout (the size of the case that failed), 393 unseen rows as the output."""
     training, holdout, synthetic = _split(_rdataset("carData", "TitanicSurvival"), seed=1)
     return {"training": training, "holdout": holdout, "synthetic": synthetic}

@@ -35,7 +35,8 @@ def test_defaults_live_in_one_place():
     config = GateConfig()
     for name, value in config.model_dump().items():
         assert getattr(g, name) == value, name
-    assert GateSettings.from_mapping({"max_dcr_share": 0.6, "max_swaps": 9}) == dataclasses.replace(g, max_dcr_share=0.6)
+    assert (GateSettings.from_mapping({"max_dcr_share": 0.6, "max_swaps": 9})
+            == dataclasses.replace(g, max_dcr_share=0.6))
 
 
 def test_privacy_gate_passes_clean_figures():
@@ -106,7 +107,8 @@ def test_accuracy_floor():
 def test_integrity_flat_and_sequential():
     training = pd.DataFrame({"g": [1, 1, 2, 3, 3, 3], "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
     assert integrity(training.iloc[:3], training, target=3, rows=np.arange(3), n_pool=10).passed
-    bad = integrity(training.iloc[:3].astype({"x": "float32"}), training, target=4, rows=np.array([0, 0, 11]), n_pool=10)
+    bad = integrity(training.iloc[:3].astype({"x": "float32"}), training, target=4, rows=np.array([0, 0, 11]),
+                    n_pool=10)
     assert bad.reasons == (
         "row count 3 differs from the target 4",
         "column 'x' has dtype float32, training has float64",

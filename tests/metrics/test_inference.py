@@ -49,7 +49,8 @@ def test_copies_raise_both_risks_and_fair_units_do_not():
     take = lambda rows: Encoded(population.cat[rows], population.num[rows])  # noqa: E731
     members, controls, fresh = take(np.arange(2_000)), take(np.arange(2_000, 4_000)), take(np.arange(4_000, 6_000))
     fair = inference_risks(members, controls, fresh, seed=0)
-    copied = Encoded(np.vstack([fresh.cat[:1_600], members.cat[:400]]), np.vstack([fresh.num[:1_600], members.num[:400]]))
+    copied = Encoded(np.vstack([fresh.cat[:1_600], members.cat[:400]]),
+                     np.vstack([fresh.num[:1_600], members.num[:400]]))
     leaky = inference_risks(members, controls, copied, seed=0)
     for name in ("attribute_inference", "linkability"):
         assert fair[name].risk_ci[0] <= 0 <= fair[name].risk_ci[1], (name, fair[name])
@@ -107,7 +108,8 @@ def test_copies_can_be_singled_out_and_fair_units_cannot():
         members, controls, fresh = take(np.arange(2_000)), take(np.arange(2_000, 4_000)), take(np.arange(4_000, 6_000))
         fair = singling_out(members, controls, fresh, seed=0)
         assert fair.risk_ci[0] <= 0 <= fair.risk_ci[1], fair
-        copied = Encoded(np.vstack([fresh.cat[400:], members.cat[:400]]), np.vstack([fresh.num[400:], members.num[:400]]))
+        copied = Encoded(np.vstack([fresh.cat[400:], members.cat[:400]]),
+                         np.vstack([fresh.num[400:], members.num[:400]]))
         leaky = singling_out(members, controls, copied, seed=0)
         assert leaky.risk_ci[0] > 0.05 and leaky.members_rate > leaky.controls_rate + 0.08, leaky
         assert singling_out(members, controls, copied, seed=0) == leaky

@@ -84,7 +84,8 @@ def test_privacy_gate_fails_on_the_outputs_figures_with_the_given_settings():
     # judged with the driver's thresholds, whatever verdict the evaluation carries
     assert flat(leaky, settings=GateSettings(min_nndr_ratio=0.4)).passed
     copies = flat(evaluation(privacy={**CLEAN, "dcr_share": 0.5301, "dcr_share_ci": [0.5231, 0.5371]}))
-    assert copies["privacy_gate"].reasons == ("dcr_share 0.5301 (95% CI 0.5231–0.5371, above 0.5) > max_dcr_share 0.52",)
+    assert copies["privacy_gate"].reasons == (
+        "dcr_share 0.5301 (95% CI 0.5231–0.5371, above 0.5) > max_dcr_share 0.52",)
 
 
 def test_privacy_gate_without_figures_is_not_evaluated():

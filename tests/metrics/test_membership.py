@@ -149,7 +149,8 @@ def test_near_copies_move_one_numeric_value_of_training_rows():
     from synth_core.metrics import near_copies
 
     rng = np.random.default_rng(0)
-    training = pd.DataFrame({"a": rng.integers(0, 100, 500), "b": rng.normal(size=500), "c": rng.choice(["x", "y"], 500)})
+    training = pd.DataFrame({"a": rng.integers(0, 100, 500), "b": rng.normal(size=500),
+                             "c": rng.choice(["x", "y"], 500)})
     table = training.iloc[:200].assign(a=lambda d: d["a"] + 1000)  # no row in common with training
     out = near_copies(table, training, 0.10, seed=3)
     assert len(out) == 200 and list(out.columns) == list(table.columns)

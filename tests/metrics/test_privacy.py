@@ -165,7 +165,8 @@ def test_membership_audit_teeth_near_copies_fail(census_teeth):
     assert leaky.exact_copy_training < 0.01
     verdict = privacy_gate(leaky)
     assert not verdict.passed
-    assert any(line.startswith("membership_auc") and f"max_membership_auc {GateSettings().max_membership_auc}" in line for line in verdict.reasons)
+    assert any(line.startswith("membership_auc") and f"max_membership_auc {GateSettings().max_membership_auc}" in line
+               for line in verdict.reasons)
     assert leaky.membership_direction == "closer" and "closer to" in " ".join(verdict.reasons)
     # a tenth of the members has a near-copy: the attack singles many out at a 1 % false-positive rate
     best = leaky.membership_attack_two_sided
@@ -335,7 +336,8 @@ def test_prize_winner_passes_on_all_groups(prize):
     assert 0.003 < r.exact_copy_holdout <= r.exact_copy_training < 0.005
     # equal sizes: nothing to rescale; the rows' interval comes from re-splitting whole sequences
     assert r.exact_copy_training_matched == r.exact_copy_training
-    assert r.exact_copy_excess_ci[0] < r.exact_copy_excess < r.exact_copy_excess_ci[1] and r.exact_copy_excess_ci[0] <= 0
+    assert (r.exact_copy_excess_ci[0] < r.exact_copy_excess < r.exact_copy_excess_ci[1]
+            and r.exact_copy_excess_ci[0] <= 0)
     assert r.exact_copy_excess_sequences == 0.0 and r.exact_copy_excess_ci_sequences == (0.0, 0.0)
     # all 20,000 training groups are members, all holdout groups non-members (two folds)
     assert r.membership_n == 20_000

@@ -32,7 +32,8 @@ def _record_run(store: MetricStore, run_id: str, dataset: str, when: datetime, o
         "dcr_share": dcr, "nndr_ratio": 0.98, "exact_copy_training": 0.0, "exact_copy_holdout": 0.0,
     }, recorded_at=when)
     if published:
-        store.append(run_id, dataset, f"{kind}/quality_report", {"published": 1.0}, recorded_at=when + timedelta(minutes=1))
+        store.append(run_id, dataset, f"{kind}/quality_report", {"published": 1.0},
+                     recorded_at=when + timedelta(minutes=1))
 
 
 @pytest.fixture()
@@ -56,7 +57,8 @@ def test_prints_one_row_per_finished_run_oldest_first(seeded, capsys):
     assert main(["history", "--store", str(seeded)]) == 0
     lines = _lines(capsys.readouterr().out)
     header, rows = lines[0], lines[2:]
-    for title in ("time (UTC)", "dataset", "run", "accuracy", "random", "dcr_share", "nndr_ratio", "exact_copy", "published"):
+    for title in ("time (UTC)", "dataset", "run", "accuracy", "random", "dcr_share", "nndr_ratio", "exact_copy",
+                  "published"):
         assert title in header
     assert [r.split()[4] for r in rows] == ["aaaaaaaa", "dddddddd", "bbbbbbbb", "cccccccc"]
     first = rows[0].split()

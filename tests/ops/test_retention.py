@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from synth_core.ops import DatasetSpec, apply_cleanup, plan_cleanup
 
-NOW = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 
 
 def _age(path: Path, days: float) -> Path:
@@ -38,12 +38,13 @@ def _run(ds: Path, run_id: str, days: float, generator_id: str | None = None) ->
 
 
 def _generator(ds: Path, key: str, generator_id: str, days: float) -> Path:
-    return _folder(ds / "generators" / key, days, {"generator.json": {"generator_id": generator_id}, "model.bin": "m" * 500})
+    return _folder(ds / "generators" / key, days,
+                   {"generator.json": {"generator_id": generator_id}, "model.bin": "m" * 500})
 
 
 @pytest.fixture()
 def tree(tmp_path):
-    """census (flat, 30 days), wages (sequential, 7 days), and an unlisted dataset."""
+    """Datasets census (flat, 30 days), wages (sequential, 7 days), and an unlisted one."""
     root = tmp_path / "artifacts"
     census = root / "flat" / "census"
     paths = {
@@ -105,7 +106,8 @@ def test_apply_deletes_exactly_the_plan_and_keeps_the_published_output(tree):
     census = root / "flat" / "census"
     assert (census / "runs" / "run-published" / "refined_output" / "manifest.json").is_file()
     assert (census / "runs" / "run-published" / "refined_output" / "output.parquet").is_file()
-    assert sorted(x.name for x in (census / "published").iterdir()) == ["manifest.json", "output.parquet", "report.json"]
+    assert sorted(x.name for x in (census / "published").iterdir()) == ["manifest.json", "output.parquet",
+                                                                        "report.json"]
     assert (census / "generators" / "keyA" / "generator.json").is_file()
     # idempotent: a second pass finds nothing, and deleting again is not an error
     assert plan_cleanup(root, datasets, NOW) == []

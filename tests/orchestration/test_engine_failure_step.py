@@ -41,7 +41,8 @@ def failing_training(tmp_path, monkeypatch) -> str:
 
 def test_engine_failure_is_the_steps_one_line_failure(tmp_path, failing_training):
     assert failing_training == ("training of generator g-test failed: OutOfBoundsDatetime: Out of bounds nanosecond "
-                                f"timestamp: 1-02-01 00:00:00; log: {tmp_path / 'generators' / 'g-test' / JOB_OUTPUT_LOG}")
+                                "timestamp: 1-02-01 00:00:00; "
+                                f"log: {tmp_path / 'generators' / 'g-test' / JOB_OUTPUT_LOG}")
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             flat.ASSETS,

@@ -52,7 +52,8 @@ def flat_run(tmp_path_factory):
 def test_whole_graph_materialises_and_checks_pass(flat_run):
     root, result = flat_run
     assert result.success
-    materialised = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events() for m in [m.materialization]}
+    materialised = {m.asset_key.to_user_string()
+                    for m in result.get_asset_materialization_events() for m in [m.materialization]}
     assert materialised == {f"flat/{a.key.path[-1]}" for a in flat.ASSETS}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"accuracy_floor": True, "privacy_gate": True, "integrity": True}
@@ -90,8 +91,10 @@ def test_every_stage_is_recorded_and_selection_improves_on_the_pool(flat_run):
     for asset in STAGE_ASSETS:
         metrics = set(frame.loc[frame["asset"] == asset, "metric"])
         assert {"elapsed_s", "peak_rss_mb", "accuracy_overall"} <= metrics, asset
-    overall = {a: frame[(frame["asset"] == a) & (frame["metric"] == "accuracy_overall")]["value"].iloc[0] for a in STAGE_ASSETS}
-    objective = {a: frame[(frame["asset"] == a) & (frame["metric"] == "objective")]["value"].iloc[0] for a in STAGE_ASSETS[1:]}
+    overall = {a: frame[(frame["asset"] == a) & (frame["metric"] == "accuracy_overall")]["value"].iloc[0]
+               for a in STAGE_ASSETS}
+    objective = {a: frame[(frame["asset"] == a) & (frame["metric"] == "objective")]["value"].iloc[0]
+                 for a in STAGE_ASSETS[1:]}
     assert overall["flat/refined_output"] > overall["flat/candidate_pool"] + 0.01
     assert objective["flat/refined_output"] <= objective["flat/trimmed_subset"]
     report = result.output_for_node("flat__quality_report")
@@ -107,7 +110,8 @@ def test_unchanged_source_and_settings_reuse_the_generator(flat_run):
     meta = [m.materialization.metadata for m in again.get_asset_materialization_events()
             if m.materialization.asset_key == dg.AssetKey(["flat", "trained_generator"])][0]
     assert meta["reused"].value is True
-    assert again.output_for_node("flat__trained_generator")["generator_id"] == first.output_for_node("flat__trained_generator")["generator_id"]
+    assert (again.output_for_node("flat__trained_generator")["generator_id"]
+            == first.output_for_node("flat__trained_generator")["generator_id"])
 
 
 @pytest.mark.slow
@@ -115,7 +119,8 @@ def test_pool_shards_are_parallel_steps_and_a_rerun_resumes(flat_run):
     """Each shard is a mapped step; after losing a shard, a re-run regenerates only that one, identically."""
     root, first = flat_run
     shard_steps = sorted(e.step_key for e in first.all_events if e.is_step_success and "pool_shard" in e.step_key)
-    assert shard_steps == [f"flat__candidate_pool.flat_pool_shard[shard_{k:05d}]" for k in range(4)]  # 3,200 rows / 1,000
+    # 3,200 rows / 1,000
+    assert shard_steps == [f"flat__candidate_pool.flat_pool_shard[shard_{k:05d}]" for k in range(4)]
     pool = first.output_for_node("flat__candidate_pool")
     shards = [Path(p) for p in pool["shards"]]
     original = {p.name: p.read_bytes() for p in shards}

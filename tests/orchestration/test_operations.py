@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -98,7 +98,8 @@ def test_first_tick_records_then_a_changed_file_requests_its_datasets(catalog, i
     first = _tick(sensor, None, instance)
     assert first.run_requests == [] and "first tick" in first.skip_message
     cursor = json.loads(first.cursor)
-    assert sorted(cursor) == sorted(str((data / n).resolve()) for n in ("shared.csv", "shared-holdout.csv", "other.csv"))
+    assert sorted(cursor) == sorted(str((data / n).resolve())
+                                    for n in ("shared.csv", "shared-holdout.csv", "other.csv"))
     assert all(len(v) == 16 for v in cursor.values())
 
     quiet = _tick(sensor, first.cursor, instance)
@@ -263,7 +264,7 @@ def test_cleanup_job_and_schedule_are_in_the_definitions():
 
 
 def test_cleanup_schedule_runs_once_a_day():
-    when = datetime(2025, 7, 1, 2, 30, tzinfo=timezone.utc)
+    when = datetime(2025, 7, 1, 2, 30, tzinfo=UTC)
     data = cleanup_schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=when))
     assert [r.run_key for r in data.run_requests] == ["cleanup-20250701"]
     assert cleanup_schedule.cron_schedule == "30 2 * * *"
@@ -275,7 +276,7 @@ def test_regeneration_schedule_requests_the_dataset_partition(dataset):
     spec = next(d for d in common.DATASETS if d.name == dataset)
     schedule = defs.resolve_schedule_def(f"regenerate_{spec.kind}_{dataset}")
     assert schedule.cron_schedule == spec.schedule and schedule.job_name == f"{spec.kind}_pipeline"
-    when = datetime(2025, 7, 7, 3, 0, tzinfo=timezone.utc)
+    when = datetime(2025, 7, 7, 3, 0, tzinfo=UTC)
     context = dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def())
     data = schedule.evaluate_tick(context)
     assert len(data.run_requests) == 1

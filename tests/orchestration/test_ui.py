@@ -4,11 +4,11 @@ Checks, data-driven from ``synth_orchestration.definitions.defs`` (so a graph ad
 every asset key is listed in the catalog, every asset appears in the global lineage, and one asset's
 page shows its definition (description, upstream assets, job, sensor, checks). The whole flat graph
 of ``own_pool_flat`` (a pool of its own: no generator to train) is materialised first, so that
-``flat/source_data``'s page shows the metadata its materialisation recorded, ``flat/refined_output`` shows its three checks
-evaluated, each graph's lineage shows its edges, and the published ``report.html`` (the quality report)
-opens in the browser with its sections and pictures and no console error; so does the report of a run
-the gate refuses (a second run, apart from the webserver's instance), headed "Not published" with its
-reasons. Screenshots go to ``.synth/test-artifacts/ui-*.png``.
+``flat/source_data``'s page shows the metadata its materialisation recorded, ``flat/refined_output``
+shows its three checks evaluated, each graph's lineage shows its edges, and the published
+``report.html`` (the quality report) opens in the browser with its sections and pictures and no
+console error; so does the report of a run the gate refuses (a second run, apart from the
+webserver's instance), headed "Not published" with its reasons. Screenshots go to ``.synth/test-artifacts/ui-*.png``.
 
 Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian packages ``chromium`` and
 ``chromium-driver``; .ci/run installs them) and the ``selenium`` package: without them the test
@@ -118,7 +118,8 @@ def webserver(tmp_path_factory):
         while not _answers(f"{url}/server_info"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                pytest.fail(f"dagster-webserver did not answer on {url}:\n{(home / 'webserver.log').read_text()[-3000:]}")
+                pytest.fail(f"dagster-webserver did not answer on {url}:\n"
+                            f"{(home / 'webserver.log').read_text()[-3000:]}")
             time.sleep(0.5)
         yield url, metadata
     finally:
@@ -259,7 +260,8 @@ def test_asset_page_shows_the_definition_and_checks(webserver, browser):
     assert check_names == list(CHECKS)
     _wait_for(browser, lambda d: all(c in _body(d) for c in check_names), f"checks {check_names}")
     # materialised with its checks: each one evaluated ("Succeeded" in the list), none "Not evaluated"
-    _wait_for(browser, lambda d: _body(d).count("Succeeded") >= len(check_names) and "not evaluated" not in _body(d).lower(),
+    _wait_for(browser,
+              lambda d: _body(d).count("Succeeded") >= len(check_names) and "not evaluated" not in _body(d).lower(),
               "the three checks evaluated")
     assert "Passed" in _body(browser)  # the selected check's latest evaluation
     _screenshot(browser, "asset-checks")
@@ -289,7 +291,8 @@ def test_quality_report_page_shows_its_pictures(webserver, browser):
 
     def pictures(driver) -> int:
         return int(driver.execute_script(
-            "return Array.from(document.images).filter(i => i.src.startsWith('data:image/png') && i.naturalWidth > 0).length;"))
+            "return Array.from(document.images)"
+            ".filter(i => i.src.startsWith('data:image/png') && i.naturalWidth > 0).length;"))
 
     if pictures(browser) < 3:  # markdown metadata opens from its row ("Show Markdown")
         from selenium.webdriver.common.by import By
@@ -315,7 +318,8 @@ def test_quality_report_opens_with_sections_and_pictures(webserver, browser):
     images = browser.find_elements(By.TAG_NAME, "img")
     assert len(images) >= 5
     loaded = browser.execute_script(
-        "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0 && i.src.startsWith('data:image/png'));")
+        "return Array.from(document.images)"
+        ".map(i => i.complete && i.naturalWidth > 0 && i.src.startsWith('data:image/png'));")
     assert all(loaded), f"{loaded.count(False)} of {len(loaded)} pictures did not load"
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(r => r.name);")
     assert resources == []  # nothing fetched: pictures are inline, there is no script or stylesheet link

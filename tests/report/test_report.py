@@ -82,7 +82,8 @@ def test_columns_are_shown_worst_first_with_their_accuracy(reports):
 def test_numbers_are_rounded_with_units(reports):
     ev, report = reports["fair"]
     text = _visible(report.html)
-    assert not re.search(r"\d\.\d{5,}", text), re.search(r".{40}\d\.\d{5,}.{20}", text)  # the gate words its reasons with 4
+    # the gate words its reasons with 4
+    assert not re.search(r"\d\.\d{5,}", text), re.search(r".{40}\d\.\d{5,}.{20}", text)
     overall = ev.accuracy.to_dict()["overall"]
     assert f"{overall * 100:.2f} %" in text
     assert f"{N:,} rows" in text
@@ -174,7 +175,7 @@ def test_a_published_run_says_so_and_keeps_its_heading(reports):
 
 
 def test_synth_evaluate_heads_a_failed_privacy_gate_with_its_reasons(reports):
-    """synth evaluate publishes nothing, so its page says what the gate would do; it judges privacy only."""
+    """``synth evaluate`` publishes nothing, so its page says what the gate would do; it judges privacy only."""
     leaky_ev, leaky = reports["leaky"]
     _, fair = reports["fair"]
     assert 'id="status"' not in fair.html  # nothing to head a passed gate with

@@ -10,7 +10,7 @@ import pytest
 from synth_core.errors import InputError
 from synth_core.io import read_table
 from synth_core.metrics import near_copies
-from synth_core.select._guard import Z95, GuardSettings, PoolGuard, _closeness, _forest_size, guard_pool
+from synth_core.select._guard import GuardSettings, PoolGuard, _closeness, _forest_size, guard_pool
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,8 @@ def test_identifier_column_does_not_hide_copies(census):
     training = training.iloc[:3_000].assign(customer_id=np.arange(3_000))
     pool = training.iloc[:500].assign(customer_id=np.arange(10_000, 10_500))  # copies with new ids
     pool = pd.concat([pool, training.iloc[:0]], ignore_index=True)
-    guard = guard_pool(training, pd.concat([pool, near_copies(training.iloc[500:1_500], training, share=1.0, seed=1)], ignore_index=True))
+    guard = guard_pool(training, pd.concat([pool, near_copies(training.iloc[500:1_500], training, share=1.0, seed=1)],
+                                           ignore_index=True))
     assert "customer_id" in guard.excluded_columns
     assert guard.replicas >= 500
 

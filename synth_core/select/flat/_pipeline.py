@@ -40,9 +40,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -210,7 +210,7 @@ class SelectionProblem:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "SelectionProblem":
+    def load(cls, folder: str | Path) -> SelectionProblem:
         """The problem :meth:`save` wrote, ready for the stages."""
         import pickle
 
@@ -287,9 +287,9 @@ def make_problem(training: pd.DataFrame, pool: pd.DataFrame | Sequence[pd.DataFr
     if guard is not None and guard.n_pool != problem.n_pool:
         raise InputError(f"the privacy guard saw {guard.n_pool:,} pool rows, the pool has {problem.n_pool:,}")
     if guard is not None and len(guard.candidates) < problem.n_target:
-        raise InputError(f"target size {problem.n_target:,} is larger than the {len(guard.candidates):,} pool rows left "
-                         f"after the privacy guard removed {guard.replicas:,} replicas and {guard.near_copies:,} "
-                         "near-copies of training rows")
+        raise InputError(f"target size {problem.n_target:,} is larger than the {len(guard.candidates):,} "
+                         f"pool rows left after the privacy guard removed {guard.replicas:,} replicas and "
+                         f"{guard.near_copies:,} near-copies of training rows")
     return problem
 
 

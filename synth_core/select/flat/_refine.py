@@ -16,7 +16,8 @@ much they fill under-filled cells), and puts them in two max-heaps. Then, repeat
 removal candidate with the best *recomputed* removal gain is taken (lazy evaluation: the
 heap root is recomputed against the current counts until it still beats the next stale
 key, at most ``max_reevals`` times per pick; keys are stamped with a counts version, so a key
-computed since the last accepted swap is known fresh and never recomputed), the ``pairs_per_removal`` best addition candidates are picked the same way, the exact
+computed since the last accepted swap is known fresh and never recomputed), the
+``pairs_per_removal`` best addition candidates are picked the same way, the exact
 swap gain of each pair is evaluated and the best is applied if it improves. Unused addition
 candidates return to the heap with their fresh keys; a removal candidate without an
 improving partner is dropped for the round. Re-ranking with fresh gains matters: the best
@@ -69,9 +70,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
 
 import numpy as np
 

@@ -37,7 +37,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from synth_core.select._heap import (  # heapify is re-exported for the callers
+# heapify is re-exported for the callers; the import sorter leaves the aliased names in one statement
+from synth_core.select._heap import (  # isort: skip
     better as _better,
     cache_gains as _cache_gains,
     heapify,  # noqa: F401

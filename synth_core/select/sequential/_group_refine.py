@@ -14,8 +14,9 @@ them in one parallel pass (:func:`group_kernels.group_gains`; on large pools onl
 ``top_candidates`` stored addition keys, and all of them every ``all_every``-th full round); the
 rounds between reuse the keys left by the previous round as stale keys, computing only those of
 groups that just changed sides. Stale keys are refreshed lazily when they reach the top of a
-heap, so the heaps' tops are exact where it matters. Then :func:`group_kernels.swap_search` repeatedly pops the removal candidate with the best
-refreshed gain, the ``pairs_per_removal`` best refreshed addition candidates, evaluates each
+heap, so the heaps' tops are exact where it matters. Then :func:`group_kernels.swap_search`
+repeatedly pops the removal candidate with the best refreshed gain, the ``pairs_per_removal``
+best refreshed addition candidates, evaluates each
 exact swap gain and applies the best when it exceeds ``eps > 0``; the counts are updated in
 place (only the two groups' cells). A round ends after ``swaps_per_round`` swaps, an empty heap
 or ``max_fail`` consecutive removal candidates without an improving partner. Refinement stops
@@ -44,9 +45,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numba
 import numpy as np

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -170,7 +170,7 @@ class SequentialPlan:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "SequentialPlan":
+    def load(cls, path: str | Path) -> SequentialPlan:
         import pickle
 
         return cls(*pickle.loads(Path(path).read_bytes()))

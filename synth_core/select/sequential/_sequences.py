@@ -118,7 +118,7 @@ class GroupLayout:
         return int(self.order.shape[0])
 
     @classmethod
-    def from_keys(cls, keys: pd.Series, what: str = "table") -> "GroupLayout":
+    def from_keys(cls, keys: pd.Series, what: str = "table") -> GroupLayout:
         if keys.isna().any():
             raise InputError(f"{what}: group key {keys.name!r} has missing values")
         codes, uniques = pd.factorize(keys, sort=False)
@@ -134,7 +134,7 @@ class GroupLayout:
         """0-based position within its group of every row in sorted order."""
         return np.arange(self.n_rows, dtype=np.int64) - np.repeat(self.starts, self.lengths)
 
-    def take(self, groups: np.ndarray) -> "GroupLayout":
+    def take(self, groups: np.ndarray) -> GroupLayout:
         """The layout of ``groups`` alone (their original row positions kept)."""
         groups = np.asarray(groups, dtype=np.int64)
         lengths = self.lengths[groups]
@@ -185,7 +185,7 @@ class GroupedTable:
     def keys(self) -> np.ndarray:
         return self.layout.keys
 
-    def take(self, groups: np.ndarray, extra_group_codes: np.ndarray | None = None) -> "GroupedTable":
+    def take(self, groups: np.ndarray, extra_group_codes: np.ndarray | None = None) -> GroupedTable:
         """The table of ``groups`` alone, in the given order; ``extra_group_codes`` (one uint8 per
         given group) becomes a last column of ``group_codes``."""
         groups = np.asarray(groups, dtype=np.int64)
@@ -252,7 +252,7 @@ class SequenceEncoder:
         bins = [self.length_bins] + self.tgt_bins + self.nxt_bins
         return np.array([b.n_codes for b in bins], dtype=np.int64)
 
-    def fit(self, training: pd.DataFrame) -> "SequenceEncoder":
+    def fit(self, training: pd.DataFrame) -> SequenceEncoder:
         key = self.group_key
         if key not in training.columns:
             raise InputError(f"group key {key!r} not found in the training table")
@@ -387,7 +387,7 @@ class FeatureSpec:
     def n_features(self) -> int:
         return int(self.kind.shape[0])
 
-    def select(self, mask: np.ndarray) -> tuple["FeatureSpec", np.ndarray]:
+    def select(self, mask: np.ndarray) -> tuple[FeatureSpec, np.ndarray]:
         """A spec with the features of ``mask`` only (weights unchanged) and the cell index map."""
         idx = np.flatnonzero(mask)
         n_cells = self.n_cells[idx]
@@ -418,7 +418,8 @@ class FeatureSpec:
         )
 
 
-def _triples(train: GroupedTable, weights: np.ndarray, n_codes: np.ndarray, tgt: list[int], max_triples: int) -> np.ndarray:
+def _triples(train: GroupedTable, weights: np.ndarray, n_codes: np.ndarray, tgt: list[int],
+             max_triples: int) -> np.ndarray:
     """Triples of ``tgt`` positions: all when at most ``max_triples``, else the top ones by the
     sum of their pairwise mutual informations on the weighted training rows (``synth_core.select._mi``)."""
     n_tgt = len(tgt)
@@ -548,14 +549,14 @@ class SequentialProblem:
     def n_pool(self) -> int:
         return self.pool.n_groups
 
-    def resized(self, n_target: int) -> "SequentialProblem":
+    def resized(self, n_target: int) -> SequentialProblem:
         """The same problem for another subset size (targets and totals rescaled)."""
         return SequentialProblem(
             self.encoder, self.training, self.pool, self.spec, int(n_target), self.scale, self.exact,
             self.train_counts, self.mean_buckets,
         )
 
-    def guarded(self, guard, closeness_weight: float) -> "SequentialProblem":
+    def guarded(self, guard, closeness_weight: float) -> SequentialProblem:
         """The problem the search runs on under the privacy guard: the candidate pool groups only
         (in pool order), plus a feature that holds the subset's closeness-stratum histogram at
         the candidates' (weight ``closeness_weight``; :mod:`synth_core.select._guard`)."""
@@ -578,21 +579,21 @@ class SequentialProblem:
             np.append(self.mean_buckets, 1.0),
         )
 
-    def reweighted(self, guard_weight: float) -> "SequentialProblem":
+    def reweighted(self, guard_weight: float) -> SequentialProblem:
         """The same problem (tables shared) with the guard feature weighing ``guard_weight``."""
         guard = self.spec.kind == KINDS.index("guard")
         spec = self.spec
         weighted = FeatureSpec(spec.kind, spec.cols, spec.strides, spec.n_cells, spec.offsets,
                                np.where(guard, float(guard_weight), spec.weight), spec.names, spec.total_cells)
-        return SequentialProblem(self.encoder, self.training, self.pool, weighted, self.n_target, self.scale, self.exact,
-                                 self.train_counts, self.mean_buckets)
+        return SequentialProblem(self.encoder, self.training, self.pool, weighted, self.n_target, self.scale,
+                                 self.exact, self.train_counts, self.mean_buckets)
 
     def accuracy_objective(self, counts: np.ndarray) -> float:
         """:meth:`objective` over the metric's features only (a guard feature left out)."""
         metric = np.repeat(self.spec.kind != KINDS.index("guard"), self.spec.n_cells)
         return float(np.dot(self.cell_w[metric], np.abs(counts - self.target)[metric]))
 
-    def restrict(self, kinds=COHERENCE_KINDS) -> "SequentialProblem":
+    def restrict(self, kinds=COHERENCE_KINDS) -> SequentialProblem:
         """The problem restricted to the features of ``kinds`` (e.g. coherence only); a guard
         feature is always kept."""
         mask = np.isin(self.spec.kind, [KINDS.index(k) for k in (*kinds, "guard")])

@@ -92,7 +92,8 @@ def test_refine_directed_prefilter_keeps_exact_books_and_improves():
     again = refine.refine_swaps(pool, subset, fs, target, prefilter=50, max_reevals=2)
     np.testing.assert_array_equal(res.swaps, again.swaps)
     assert np.all(np.diff(res.trace) < 0)
-    assert res.count_error == pytest.approx(obj.count_error(obj.subset_counts(pool, res.rows, fs), target, fs), rel=1e-9)
+    assert res.count_error == pytest.approx(obj.count_error(obj.subset_counts(pool, res.rows, fs), target, fs),
+                                            rel=1e-9)
     # a prefilter as large as the pool changes nothing
     full = refine.refine_swaps(pool, subset, fs, target)
     same = refine.refine_swaps(pool, subset, fs, target, prefilter=pool.shape[0])

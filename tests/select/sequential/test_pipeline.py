@@ -64,7 +64,8 @@ def noisy_groups(source: pd.DataFrame, group_key: str, n_groups: int, seed: int 
             x[na] = donors[rng.integers(0, len(donors), na.sum())]
             if pd.api.types.is_integer_dtype(source[c].dtype):
                 x = np.round(x)
-                out[c] = pd.array(np.where(np.isnan(x), None, x), dtype="Int64") if np.isnan(x).any() else x.astype(np.int64)
+                out[c] = (pd.array(np.where(np.isnan(x), None, x), dtype="Int64") if np.isnan(x).any()
+                          else x.astype(np.int64))
             else:
                 out[c] = x
         else:
@@ -156,7 +157,8 @@ def test_objective_zero_on_training_and_weights(small):
     spec = p.spec
     w = {k: spec.weight[spec.kind == i].sum() for i, k in enumerate(KINDS)}
     assert w["uni"] == pytest.approx(0.25) and w["bi"] == pytest.approx(0.25) and w["tri"] == pytest.approx(0.25)
-    assert w["next"] == pytest.approx(1 / 12) and w["cats"] == pytest.approx(1 / 12) and w["seqs"] == pytest.approx(1 / 12)
+    assert (w["next"] == pytest.approx(1 / 12) and w["cats"] == pytest.approx(1 / 12)
+            and w["seqs"] == pytest.approx(1 / 12))
     assert (spec.kind == 0).sum() == 11 and (spec.kind == 1).sum() == 55 and (spec.kind == 2).sum() == 165
     # every row table sums to N·M, every group table to N (targets scaled to n_target)
     tot = np.add.reduceat(p.target, spec.offsets)
@@ -317,7 +319,8 @@ def test_refinement_logs_progress(small, caplog):
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="synth_core.select.sequential._group_refine"):
         refine_groups(p, random_groups(p.n_pool, 100, 0), max_swaps=60, swaps_per_round=20)
-    assert len([r for r in caplog.records if r.name == "synth_core.select.sequential._group_refine"]) <= 3  # 5 s interval
+    # 5 s interval
+    assert len([r for r in caplog.records if r.name == "synth_core.select.sequential._group_refine"]) <= 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,7 +437,8 @@ def test_single_row_groups(prize):
     assert sel.objectives()["refined"] < 1e-9
     out = sel.output(pool)
     assert (out.groupby(KEY).size() == 1).sum() == 40
-    assert accuracy(training, out, group_key=KEY, seed=0).to_dict() == accuracy(training, training, group_key=KEY, seed=0).to_dict()
+    assert (accuracy(training, out, group_key=KEY, seed=0).to_dict()
+            == accuracy(training, training, group_key=KEY, seed=0).to_dict())
 
 
 def test_coherence_stage_improves_the_metric_coherence(prize):
