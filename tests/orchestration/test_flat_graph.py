@@ -154,7 +154,8 @@ def test_failing_privacy_gate_skips_the_downstream_report(flat_run):
     [
         ("empty_flat", "source_data", "has no rows"),
         ("unknown_column", "source_data", "exclude column 'no_such_column' not found"),
-        ("pool_too_small", "candidate_pool", "smaller than the target size 400"),
+        pytest.param("pool_too_small", "candidate_pool", "smaller than the target size 400",
+                     marks=pytest.mark.slow),  # trains a one-epoch model before the pool step refuses
     ],
 )
 def test_bad_configuration_fails_the_step_with_a_clear_message(tmp_path, partition, step, message):

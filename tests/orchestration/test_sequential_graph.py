@@ -141,6 +141,7 @@ def test_failing_privacy_gate_blocks_publication_and_generator_is_reused(seq_roo
     assert "sequential/quality_report" not in materialised
 
 
+@pytest.mark.slow  # trains a one-epoch model
 def test_integer_keys_and_renumbering(tmp_path):
     result = _materialize(tmp_path, "tiny_seq_int")
     assert result.success, [e.step_failure_data for e in result.all_events if e.is_step_failure]
