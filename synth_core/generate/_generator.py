@@ -1,76 +1,6 @@
 """Generator wrapper: train a MOSTLY AI generator locally and sample from it.
 
-The MOSTLY AI SDK (``mostlyai``) runs in LOCAL mode: ``MostlyAI(local=True, local_dir=...)``
-starts an in-process HTTP server on a Unix socket whose home directory we place under the
-caller's ``workdir``. Training jobs run as child processes of that server. Generation jobs
-are created through the server but run in this process (the SDK's own job function, called
-directly): a child process spends 8-10 s importing torch and the engine before each job,
-most of a shard's time for small shards, and the output is byte-identical either way (tested).
-When the job must not see a GPU that this process sees (``device="cpu"`` on a CUDA machine),
-generation keeps the child process.
-
-``mostlyai`` (and through it torch) is imported lazily inside functions only: importing this
-module stays cheap, so the evaluation CLI can import ``synth_core`` without pulling in torch.
-Whatever depends on the SDK's private API or on-disk layout (the in-process job, progress files,
-output ZIP, job processes and logs, console) lives in ``synth_core.generate._sdk``.
-
-Layout of a ``workdir`` after training::
-
-    workdir/
-        generator.json                  # our handle: id, kind, columns, dtypes, NA helpers,
-                                        # settings, timings, relative model path
-        mostlyai/                       # the SDK's local home (local_dir)
-            generators/<id>/ModelStore  # the trained model(s)
-            generators/<id>/job-output.log  # the training job's stderr: the engine's traceback on failure
-            synthetic-datasets/         # generation jobs; each is deleted once read, a failed one
-                                        # kept for its log (job-output.log)
-
-``GeneratorHandle.load(workdir)`` reopens it in a later process (paths are stored relative to
-``workdir``, so the directory may be moved as a whole).
-
-Missing values
---------------
-With ``na_indicators=True`` (default) every column that holds missing values in the training data
-gets a helper column ``is_na_<col>`` (categorical, values ``"1"``/``"0"``, placed just before the
-column) and missingness is carried by the helper alone: for training, the column's missing cells
-are filled with values drawn at random (seeded by ``settings.seed``) from the column's observed
-values, so the model learns the missing-pattern as an explicit token jointly with the other
-columns and never emits a missing value of its own. After generation the column is set to NaN
-exactly where the helper says ``"1"``, and the helper columns are dropped. (The alternative -
-keeping the NaNs in the column too and taking "helper OR generated NaN" - was measured to inflate
-the missing rate when the model is undertrained: 24 % instead of 14 % after one epoch.) A column
-that is missing entirely is left as it is. With value protection on, a helper category seen fewer
-than ~5-10 times is replaced by the engine's ``_RARE_`` token; a helper has only two categories,
-so ``_RARE_`` is read as the minority category recorded at training time.
-With ``na_indicators=False`` the engine models missing values natively.
-
-Other internal columns
-----------------------
-The flat table and the events table get an internal primary key column ``__synth_row_id__`` (row
-numbers); the subject table's primary key is the group key. An explicit key stops the SDK from
-auto-detecting a user column whose name ends in "id" as the primary key (it would then be
-generated as UUID-like strings instead of being modelled). ``__synth_row_id__`` is dropped after
-generation; generated subject keys (UUID-like strings from the seeded engine) are renumbered.
-
-Determinism (mostlyai 6.2.0 / mostlyai-engine 2.7.3, CPU)
-----------------------------------------------------------
-``seed`` becomes the generator's ``random_state``; the engine seeds python, numpy and torch in the
-training process with it. Training that ends through ``max_epochs`` (or early stopping) is
-reproducible on the same machine: two 1-epoch trainings with the same seed gave byte-identical
-model weights. Training that ends because ``max_training_time_min`` ran out depends on machine
-speed and load (how many steps fit), so it is not reproducible; the time cap changes nothing
-while it is not reached. Generation with a fixed ``random_state`` is reproducible (see
-``synth_core.generate._pool``). Results across devices (CPU vs CUDA), thread counts or torch versions are not
-promised to be identical.
-
-Device
-------
-The SDK offers no device switch in LOCAL mode; its engine uses CUDA whenever
-``torch.cuda.is_available()``. ``device="auto"`` keeps that; ``device="cpu"`` hides GPUs from the
-job processes by setting ``CUDA_VISIBLE_DEVICES=""`` in this process's environment while a job is
-being started (jobs are child processes and inherit it), restoring it afterwards - not safe for
-concurrent threads starting CUDA work; it is also why such a generation job on a GPU machine runs
-in a child process, not in this one. ``device="cuda"`` fails fast when no GPU is visible.
+Design, rationale and measured figures: ``docs/design/generator.md``.
 """
 
 from __future__ import annotations
@@ -155,7 +85,7 @@ class TrainingSettings:
     * ``batch_size``: None = chosen by the engine.
     * ``seed``: ``random_state`` of the generator; None = random.
     * ``na_indicators``: add ``is_na_<col>`` helpers for columns with missing values.
-    * ``device``: "auto" | "cpu" | "cuda" (see the module docstring).
+    * ``device``: "auto" | "cpu" | "cuda" (see docs/design/generator.md).
     """
 
     model_size: str = "medium"
@@ -735,7 +665,7 @@ def _with_helpers(df: pd.DataFrame, helpers: dict[str, dict[str, Any]], seed: in
     """A shallow copy of ``df`` with an ``is_na_<col>`` column ("1"/"0") before each helped column.
 
     The helped column's missing cells are filled with values drawn (seeded) from its observed
-    values, so that missingness is carried by the helper alone (see the module docstring).
+    values, so that missingness is carried by the helper alone (see docs/design/generator.md).
     """
     out = df.copy(deep=False)
     rng = np.random.default_rng(0 if seed is None else seed)

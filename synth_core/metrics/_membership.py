@@ -1,61 +1,7 @@
 """Membership-inference audit: can an attacker who holds the synthetic table tell training
 records (members) from records the generator never saw (non-members)?
 
-The attacker's knowledge is the synthetic table only, plus, for the density ratio, a sample of
-the population (a part of the holdout that is never scored). Each attack gives every candidate
-record a score, higher meaning "more likely a member"; it is judged by its AUC on equal-size
-samples of members (training units) and non-members (holdout units outside the population
-sample). An AUC of 0.5 means the synthetic table tells nothing about membership.
-
-Attacks (units are rows, or one vector per sequence, encoded as in :mod:`synth_core.metrics._privacy`):
-
-``distance``
-    Minus the distance from the candidate to its closest synthetic unit: a generator that
-    reproduces training records, exactly or nearly, puts members closer to the synthetic data.
-``density_ratio``
-    A DOMIAS-style ratio of the synthetic density to the population density at the candidate,
-    both estimated from k-nearest-neighbour distances: ``log r_pop(x) − log r_syn(x)``, where
-    ``r(x)`` is the distance to the k-th nearest unit of that sample (a k-NN density is
-    proportional to ``r^−d``, and the AUC only needs the order, so neither the dimension ``d``
-    nor the sample sizes enter). Unlike the plain distance it discounts candidates that are
-    close to the synthetic data only because they lie where the population is dense, so it
-    picks out synthetic units crowding around training records. ``k = 1`` by default: on census
-    with 10 % near-copies it separated members best (AUC gain over the fair table 0.025 at
-    k = 1, 0.010 at k = 2, none at k = 5 and 10; smoothed variants, Epanechnikov with a
-    population-based bandwidth or Gaussian kernels, stayed in between). A zero radius (an exact
-    copy) is replaced by half the smallest positive radius seen, so that such a candidate ranks
-    above every candidate with a positive radius instead of producing an infinity.
-
-Two folds (cross-fitting): the holdout is cut into halves A and B; fold 1 scores members
-against non-members from B with A as the population sample, fold 2 swaps the halves (and uses
-other members). Every holdout unit is thus scored once, which halves the variance against a
-single fold and makes the verdict depend far less on the draw. An attack's AUC is the mean of
-its two folds' AUCs.
-
-Both directions (Ganev and De Cristofaro 2023): a synthetic table held *away* from training (a
-similarity filter that removes units close to training and never those close to unseen records)
-leaks too, since "no close synthetic neighbour" then marks a member. So each attack may also
-flip its score. The direction is chosen on one fold (the sign of its AUC − 0.5) and measured on
-the other, so that choosing it costs nothing in a fair table (the flipped AUC stays near 0.5)
-and a table pushed either way shows above 0.5: ``membership_auc_two_sided`` (the best attack,
-with its interval and ``membership_direction``, "closer" or "farther"), and for every attack the
-true-positive rate at false-positive rates of 1 % and 0.1 % (``membership_tpr_at_fpr``, the
-figure "The DCR Delusion" (2025) recommends beside the AUC: an attack can be harmless on average
-and still single out a few members with confidence).
-
-``membership_auc`` is the highest AUC of the attacks; ``membership_auc_ci`` is the 95 %
-interval of that attack: the mean ± 1.96 standard errors, the standard error combining the two
-folds' DeLong variances (of the Mann–Whitney AUC, ties counting half) as if the folds were
-independent; they share the synthetic table, which is fixed, and swap the roles of the
-holdout halves, which correlates them only weakly: over 100 census pool samples the AUC's
-spread from seed to seed (sd 0.0023) stayed below the standard error reported (0.0026), and
-the false alarm rate is measured in ``benchmarks/bench_privacy_audit.py``. The density ratio
-also holds where the plain distance is fooled by a shift between training and the holdout:
-with the prize data split by file position (holdout halves more alike than training), a table
-with 10 % near-copies of training sequences gave a distance AUC of 0.494 but a density-ratio
-AUC of 0.549. Taking the
-highest of two attacks makes the figure slightly optimistic for the attacker, which errs on the
-side of privacy.
+Design, rationale and measured figures: ``docs/design/membership-audit.md``.
 """
 
 from __future__ import annotations
@@ -71,7 +17,7 @@ from synth_core.metrics._nn_kernels import k_nearest_distances
 ATTACKS = ("distance", "density_ratio")
 FPRS = (0.01, 0.001)  # false-positive rates of ``tpr_at_fpr``
 DIRECTIONS = {1.0: "closer", -1.0: "farther"}  # the sign an attack's score is used with
-DENSITY_K = 1  # neighbours behind each density estimate (module docstring)
+DENSITY_K = 1  # neighbours behind each density estimate (docs/design/membership-audit.md)
 Z95 = 1.959963984540054  # standard normal 97.5 % quantile
 
 
@@ -107,7 +53,7 @@ class MembershipResult:
         Units the attacker holds (the larger fold's population sample; the synthetic sample).
     auc_two_sided : float or None
         The highest AUC over the attacks when each may flip its score, the direction chosen on
-        the other fold (module docstring); None with a single fold.
+        the other fold (docs/design/membership-audit.md); None with a single fold.
     auc_two_sided_ci : tuple of float or None
     attack_two_sided : str or None
     direction : {"closer", "farther"} or None
@@ -189,7 +135,7 @@ class Fold(NamedTuple):
 
 def membership_audit(folds: list[Fold], synthetic: Encoded, k: int = DENSITY_K,
                      scores_out: list | None = None) -> MembershipResult:
-    """Run every attack on every fold and score it by its mean AUC (module docstring).
+    """Run every attack on every fold and score it by its mean AUC (docs/design/membership-audit.md).
 
     Parameters
     ----------

@@ -1,77 +1,7 @@
 """Privacy metrics: distance to closest record (DCR) with its interval, NNDR, exact copies, and a
 membership-inference audit (:mod:`synth_core.metrics._membership`).
 
-A synthetic set leaks when its units sit closer to the training units than to units the
-generator never saw (the holdout). Both references get the same number of units, so with no
-leak a synthetic unit is equally likely to be closest to either: ``dcr_share`` ≈ 0.5.
-
-Units
------
-Flat data: a unit is a row. Sequential data: a unit is a whole sequence (group), represented
-by one vector, so that units are independent and all of them fit in an exact search:
-
-* the sequence length (numeric);
-* per numeric or datetime column, its level: the mean of the values present (NaN when none);
-* per categorical column, its level: the most frequent value (ties to the value with the
-  smallest code, so the same sequence always gives the same vector).
-
-Equal sequences give equal vectors, so a copied training sequence sits at distance 0, and a
-copy with one value changed stays very close (the mean moves by the change over the length).
-The vector has ``1 + columns`` features whatever the lengths. A richer vector (adding each
-column's first value) was tried on the prize data: its distances were three times as large
-(mean DCR 0.84 against 0.29) and it showed the winner submission's slight lean towards
-training less clearly (``dcr_share`` 0.508 against 0.514). Whole-sequence copies are counted
-separately and exactly (``exact_copy_*_sequences``).
-
-Distance between two units
---------------------------
-* numeric features (datetimes as int64 ns) are mapped to [0, 1] by their mid-rank empirical CDF
-  fitted on the reference units (training ∪ holdout samples), then compared as ``(a − b)²``;
-  the rank transform makes a unit of distance mean the same share of the data in every feature;
-* categorical features (object, string, bool, category, mixed types on their string form) add
-  1 on mismatch, never anything based on the order of their codes;
-* NaN is a value of its own: NaN vs NaN adds 0, NaN vs a number adds 1;
-* the distance is the square root of the sum (Euclidean).
-
-Nearest neighbours are exact (:func:`synth_core.metrics._nn_kernels.k_nearest_distances`) and the same
-for any thread count.
-
-Sample sizes and noise
-----------------------
-Both references get ``n = min(|training|, |holdout|, sample_size)`` units (default cap 50,000),
-the synthetic side ``min(n, |synthetic|)``. ``dcr_share_ci`` is Wilson's 95 % interval for a
-binomial share over the synthetic units: each unit scores 1 (closer to training), ½ (a tie) or
-0, and the share is their mean. A tie's score varies less than a 0/1 outcome, so treating the
-share as binomial overstates its variance a little: the interval is conservative. It describes
-the noise of the synthetic units given the references; when a reference is subsampled (tables
-above the cap) the choice of reference units adds noise of a similar size, which repeated seeds
-show. At 20,000 units the half-width is at most 0.007. For sequences the units are groups,
-one vector each, so the groups are the independent draws a bootstrap over groups would
-resample; the binomial interval over groups is the closed form of that bootstrap (seeded
-bootstraps of the prize winner's 20,000 per-group scores give the same half-width, 0.007).
-
-Exact copies
-------------
-``exact_copy_training`` / ``exact_copy_holdout`` are the raw shares of synthetic rows (groups)
-equal to some unit of the full training / holdout table. They are not comparable as they are:
-training is usually larger, and with duplicates in the data a larger table holds more values.
-The gate's test size-matches them: with ``n = min(|training|, |holdout|)`` units (groups), a
-synthetic unit whose key ``v`` is held by ``c_v`` of the ``N`` training units scores
-``P(v in a random n-unit subsample of training) = 1 − C(N − c_v, n) / C(N, n)``, and the same for
-the holdout (plain presence when it is the smaller side). Without memorisation both scores have
-the same expectation for every ``v``, so ``exact_copy_excess`` (the mean difference) is about 0.
-Its 95 % interval is the excess's spread over random splits of the real units into training and
-holdout, synthetic units fixed (:func:`copy_test`): synthetic units sharing a key are one
-cluster, and a key the holdout holds or misses by chance adds that chance. Calibration:
-``benchmarks/bench_exact_copy_gate.py``.
-
-ID-like columns
----------------
-A column whose value differs in every training row (or, for sequences, is constant within a
-sequence and differs between sequences), of integer or string type and never missing, is an
-identifier: a generator invents new values for it, so keeping it would make every copy look
-different. Such columns are left out of the distances and of the exact-copy keys and reported
-in ``excluded_columns``, as are columns named in ``drop``. The group key is never compared.
+Design, rationale and measured figures: ``docs/design/privacy-metrics.md``.
 """
 
 from __future__ import annotations
@@ -177,7 +107,7 @@ class PrivacyResult:
     exact_copy_training_matched, exact_copy_holdout_matched : float, optional
         The copy shares size-matched to ``n = min(|training|, |holdout|)`` units: the mean over
         synthetic rows of the probability that a random ``n``-unit subsample of the table holds the
-        row (module docstring). The smaller side's equals its raw share.
+        row (docs/design/privacy-metrics.md). The smaller side's equals its raw share.
     exact_copy_excess : float, optional
         ``exact_copy_training_matched − exact_copy_holdout_matched``; about 0 when nothing is copied.
     exact_copy_excess_ci : tuple of float, optional
@@ -292,7 +222,7 @@ def privacy_metrics(
         identifiers; the other two tables are reindexed to them.
     group_key : str, optional
         Column holding the group (sequence) id of sequential data. Units are then groups,
-        each represented by one vector (module docstring).
+        each represented by one vector (docs/design/privacy-metrics.md).
     sample_size : int, optional
         Units per reference, default :data:`DEFAULT_SAMPLE` (50,000): both references get
         ``n = min(|training|, |holdout|, sample_size)`` units drawn without replacement, the

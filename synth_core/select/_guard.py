@@ -1,62 +1,6 @@
 """The privacy guard: keep selection from pulling the output towards the training records.
 
-Selection picks the pool units whose binned statistics fit training best. Left alone it prefers
-units that *are* training records (a generator's copies) or sit next to them, and it fits
-training's sampling noise, which shows as an output closer to training than a random draw from
-the same pool: membership signal that selection itself adds. The guard prepares the pool so that
-the selected subset is no closer to training than a random draw. It reads training and the pool
-only, never the holdout.
-
-1. **Replicas** -- pool units equal, on every compared column (NaN equal to NaN; for sequences:
-   the whole sequence, rows in order), to a training unit that fewer than ``replica_k`` (5)
-   training units share -- are removed from the candidates when the pool holds more of them
-   than a generator that never saw training would (Good and Turing's estimate of the rare
-   profiles' population mass, from training alone; :func:`_excess_replicas`). A copy of a
-   profile that five or more training records share (k-anonymity's usual k) identifies none of
-   them and is no replica. Below the fair share replicas stay: in tables of a few coarse columns
-   a fair generator meets rare training profiles by chance, as often as it meets unseen records'
-   profiles, and removing those chance copies left the output farther from training than a
-   random pool sample (a membership signal in the other direction; Ganev and De Cristofaro 2023
-   on similarity filters).
-2. **Near-copies** -- pool units that are no copy yet lie within ``threshold`` of a training
-   unit. The threshold is calibrated on training alone: the ``near_copy_quantile`` (default 1 %)
-   of the leave-one-out nearest-neighbour distances within training, i.e. a pool unit is a
-   near-copy when it sits closer to a training record than all but 1 % of the training records
-   sit to their own nearest neighbour. A fair generator's pool holds about that share (or, where
-   each cell of a grid appears once, about the share within the threshold of a pool sample), and
-   keeps it; a pool with clearly more (twice the estimate, beyond its noise) loses its closest
-   near-copies down to that share (:func:`_excess_near_copies`). When that quantile is 0 (over
-   1 % of training records have a twin) the data are too discrete for "near" to mean anything
-   and no unit is a near-copy.
-3. **Closeness strata** -- every remaining candidate gets a stratum from the ratio of its
-   distance to training over its distance to a reference sample of the pool (a density ratio:
-   below 1 where training is locally denser than the generator's output, which is where
-   selection's pull shows). Strata are quantiles of that ratio over the candidates, finer at the
-   close end. Selection adds a term to its objective that holds the subset's stratum histogram
-   at the candidates' (scaled to the target size), weighted by ``closeness_weight``. The
-   default, 0.05, is small on purpose: moving a unit across strata then costs more than late
-   swaps gain, so the histogram ends at the candidates' (closeness error about 1e-4), yet the
-   swap search may pass through slightly unbalanced states. A weight of 0.3 holds the strata as
-   well but starves the group search, which tries only a few partners per removed group (prize
-   data: overall 0.968 instead of 0.974); 0.01-0.1 all gave the same accuracy within 0.001
-   (``benchmarks/RESULTS.md``, section ``privacy_guard``). On small problems a single swap can
-   gain more than the term costs, so when the refined subset's ``closeness_error`` still exceeds
-   ``balance_tolerance`` a short balancing refinement with weight :data:`BALANCE_WEIGHT` follows:
-   it accepts a swap across strata only when it moves the histogram towards the pool's, so the
-   subset ends balanced whatever the problem's size.
-
-Units and distance are those of :mod:`synth_core.metrics._privacy` (rows; for sequences one vector per
-group), with numeric ranks fitted on the training units only. Distances come from the
-approximate search of :mod:`synth_core.select._guard_kernels`, which finds the exact distance of a unit
-sitting on a training unit and ranks the others well (measured against exact search on census:
-``benchmarks/RESULTS.md``, section ``privacy_guard``). Its work is bounded by
-``GuardSettings.work_budget``: the forest shrinks on very large problems, never the data.
-
-Figures (``PoolGuard.figures``): ``pool_replicas_seen``, ``pool_replicas_removed``,
-``replica_share`` with its fair share ``replica_share_fair``, ``near_copies_avoided``,
-``near_copy_share`` with ``near_copy_share_fair``, ``near_copy_threshold``,
-``guard_candidates``, and after selection ``closeness_error`` (how far the subset's stratum
-histogram is from the pool's, 0 … 2).
+Design, rationale and measured figures: ``docs/design/privacy-guard.md``.
 """
 
 from __future__ import annotations

@@ -1,54 +1,7 @@
 """Iterative proportional fitting of pool-row weights to the training pair tables, and
 integerisation of the weights into an (oversized) subset of unique pool rows.
 
-:func:`fit_weights` (raking): one float weight per pool row, uniform at the start. A sweep
-visits the selected pairs in order; for each pair it computes the pool's weighted 2-D table
-and multiplies every row's weight by ``target_cell / current_cell`` of the row's cell:
-
-* target cells are the training pair proportions scaled to the current total weight;
-* cells with target 0 get ratio 0 (their rows drop to weight 0);
-* cells with current weight 0 but target > 0 cannot be fixed (no row can carry them). They
-  are skipped, and the fixable targets are rescaled to the current total so the total weight
-  stays constant (the lost target mass is spread proportionally over the fixable cells).
-
-Each adjustment is fused with the next pair's table in one parallel pass over the pool
-(:func:`synth_core.select._kernels.ipf_pass`), so a sweep over ``K`` pairs costs ``K`` passes.
-Weights are float64: float32 would halve a pass's memory traffic but measured only about 4 %
-faster on 2 cores once idle OpenMP workers no longer spin (see :mod:`synth_core.select._kernels`).
-The pass reads a column-major copy of the pool codes (``n_cols x n_pool`` uint8, made once
-and freed on return): a pair pass then streams two byte columns instead of whole rows.
-
-A table with a single column has no pairs; the weights are then raked on every column's
-margin instead (the same passes, with one column standing for both of a pair's).
-
-Convergence: ``change_k = sum_cells |W_before - W_after| / total`` is how far pair ``k``'s
-adjustment moved its table. A sweep converges when ``max_k change_k < tol``. The sweep's
-``error`` is the mean over pairs of ``sum_cells |W_before / total - P|`` (each table measured
-just before its own adjustment). The fit also stops ("stalled") when the error improved by
-less than ``tol`` relative to the previous sweep, e.g. when unfixable cells keep the tables
-from ever matching, and after ``max_sweeps``.
-
-Raking can make the *selection* worse: with many sparse pair tables estimated from few training
-rows (300 columns: 44,850 pairs from 2,000 rows), fitting them all pulls the weights towards
-noise, and the rows drawn from the weights fit the training tables worse than a uniform draw.
-Given a ``score`` (the selection objective of the rows drawn from a set of weights), the fit
-scores the uniform start (sweep 0) and every sweep. It returns the last sweep's weights unless
-they score worse than the start; then it returns the best-scoring sweep's. Not simply the best
-sweep's: on census (5,000 of 50,000 rows, seeds 0-2) an early sweep's draw scored best (0.053
-against 0.064 after 20 sweeps), yet trimming and refinement from it ended worse every time
-(0.0264 against 0.0259): the later weights fit the pair tables closer, which is what the
-greedy stages build on; the score of the oversized draw only catches a fit that went wrong.
-
-:func:`integerise`: rows are included with probability ``pi_r = min(1, c * w_r)``, ``c``
-chosen so that ``sum pi = n_out`` (iterative capping: rows whose scaled weight reaches 1 are
-taken for certain and the rest is rescaled to fill the remaining count). The remaining rows
-are drawn by systematic sampling (one uniform start, unit spacing) over a seeded random
-permutation, which selects exactly the remaining count and includes each row with
-probability exactly ``pi_r``. This is "floor + systematic sampling of the fractional parts"
-with weights capped at 1, since a row can be used only once: the mass above 1 of a heavy
-row is redistributed proportionally over the other rows. If fewer rows than ``n_out`` have
-positive weight, all of them are taken and the rest is drawn uniformly from the zero-weight
-rows.
+Design, rationale and measured figures: ``docs/design/ipf.md``.
 """
 
 from __future__ import annotations
@@ -141,7 +94,7 @@ def fit_weights(
     target_tables: np.ndarray | None = None,
 ) -> IPFResult:
     """Fit one weight per pool row so that the pool's weighted pair tables match the
-    training pair tables (raking over ``pairs``, see the module docstring).
+    training pair tables (raking over ``pairs``, see the docs/design/ipf.md).
 
     ``pairs`` may be empty: the weights are then raked on every column's margin.
     ``total``: the weights' sum (default ``n_pool``; IPF is scale-free, integerisation
@@ -282,7 +235,7 @@ class _Raker:
 
 
 def _adjustment(table: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray, float]:
-    """Raking of one table (module docstring): its error before the adjustment, the ratio that
+    """Raking of one table (docs/design/ipf.md): its error before the adjustment, the ratio that
     takes every fixable cell to its target ``p`` (scaled to the table's total) and how far that
     moves the table (L1, relative to the total)."""
     cur_total = table.sum()
@@ -322,7 +275,7 @@ def inclusion_probabilities(weights: np.ndarray, n_out: int) -> np.ndarray:
 
 def integerise(weights, n_target: int, rng, *, oversize: float = 1.25) -> np.ndarray:
     """Turn IPF weights into ``round(oversize * n_target)`` unique pool rows (sorted int64),
-    each row included with probability ``min(1, c * w_r)`` (see the module docstring).
+    each row included with probability ``min(1, c * w_r)`` (see docs/design/ipf.md).
 
     ``rng``: a seed or ``np.random.Generator``; same seed and weights -> same rows. The
     output size is clipped to the pool size.

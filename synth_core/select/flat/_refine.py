@@ -1,69 +1,6 @@
 """Swap refinement of a subset of pool rows.
 
-The subset keeps its size; one move swaps a subset row ``a`` out and a pool row ``b`` in.
-Its exact gain (decrease of :func:`synth_core.select._objective.count_error`) is
-
-    sum over features f where a and b fall in different cells:
-        w_f * [(|c_a - t_a| - |c_a - 1 - t_a|) + (|c_b - t_b| - |c_b + 1 - t_b|)]
-
-(features where both rows share a cell are unchanged; with row weights the ``1`` becomes
-the row's weight and a shared cell changes by ``w_b - w_a``). A swap is accepted only if the
-gain exceeds ``eps`` (> 0), i.e. the objective strictly decreases.
-
-A round: one parallel pass computes every subset row's removal gain and every candidate
-pool row's addition gain (``sum_f w_f (|c - t| - |c + 1 - t|)``, which ranks rows by how
-much they fill under-filled cells), and puts them in two max-heaps. Then, repeatedly: the
-removal candidate with the best *recomputed* removal gain is taken (lazy evaluation: the
-heap root is recomputed against the current counts until it still beats the next stale
-key, at most ``max_reevals`` times per pick; keys are stamped with a counts version, so a key
-computed since the last accepted swap is known fresh and never recomputed), the
-``pairs_per_removal`` best addition candidates are picked the same way, the exact
-swap gain of each pair is evaluated and the best is applied if it improves. Unused addition
-candidates return to the heap with their fresh keys; a removal candidate without an
-improving partner is dropped for the round. Re-ranking with fresh gains matters: the best
-addition candidates tend to fill the same few under-filled cells, so once one of them is in,
-the others stop helping, and a static top-k list would keep proposing them. A round ends
-after ``swaps_per_round`` swaps (then every gain is refreshed), when a heap runs empty, or
-after ``max_fail`` consecutive failed removal candidates. Refinement stops when a round
-accepts nothing (with ``candidate_sample``: when a full cycle of sample windows accepts
-nothing), after ``max_rounds`` rounds or after ``max_swaps`` accepted swaps -- budgets are
-counts, never wall time, so results are deterministic.
-
-Directed candidates (``prefilter``, for large pools): scoring every pool row exactly costs
-pool rows x features lookups per round (8 G for 2.5 M rows x 3,240 features). Instead, one cheap
-pass scores every row on the lowest-arity features only (the single columns: 80 lookups per row
-in tables that stay in L1) -- a row that hits under-filled cells of its columns scores high --
-and only the best ``prefilter`` rows get the exact addition gain. On the 80-column benchmark
-the best 300 k rows by this score contained 99.8 % of the 50 k rows with the best exact gain.
-
-The kernels read a residual vector ``counts - target`` kept in step with the counts (one
-random read per feature instead of two). The search runs in chunks of ``SEARCH_CHUNK`` accepted
-swaps per kernel call, so that a progress line (rate, ETA) can be logged every few seconds; the
-chunking does not change the result.
-
-For unit row weights the separable sum ``removal gain + addition gain`` is a lower bound of the exact swap
-gain (a shared cell's terms sum to ``2|x| - |x - 1| - |x + 1| <= 0``), so every pair with a
-positive separable sum is a guaranteed improvement; the exact evaluation also finds the
-improving pairs the bound misses.
-
-Both cores: the scoring pass that starts a round runs on all numba threads (row blocks, each
-row's sum in feature order). The search itself is a sequence of lazy picks, each depending on
-the last; what can run in parallel is the recomputation of stale keys, which between two
-accepted swaps all read the same residuals. With ``speculate``, a pick that needs a
-recomputation computes in one parallel call the ``SPECULATION_BATCH`` stale entries with the
-best keys -- the ones the picks will recompute next, in that order -- and caches their gains for
-the current counts version (:func:`synth_core.select._heap.stale_top`,
-:func:`synth_core.select._kernels.gains_of`). A cached gain is the sum a recomputation would
-make, so the picks, the swaps and every counter are those of the one-at-a-time search, for any
-thread count. It is off by default: a parallel call is short (~64 gains, ~0.2 ms) and there are
-thousands per round; each must wake the sleeping worker threads (``OMP_WAIT_POLICY=PASSIVE``,
-see :mod:`synth_core.select._kernels`), and on 2 cores shared with other work that cost more
-than the calls saved (census refinement at load ~10: 377 s with it, 65 s without).
-
-Verification: ``callback(event)`` is called after every accepted swap with the
-incrementally maintained objective and the live counts/rows; ``verify=True`` recomputes the
-counts and the objective from scratch after every swap and raises ``RuntimeError`` on any
-mismatch. Either forces one swap per kernel call (slow; for tests and debugging).
+Design, rationale and measured figures: ``docs/design/swap-refinement.md``.
 """
 
 from __future__ import annotations
@@ -158,7 +95,7 @@ def refine_swaps(
     ``prefilter`` of them exactly (``None``: score every candidate).
     ``row_weights``: optional weight per pool row.
     ``speculate``: compute the gains the search's lazy picks will need ahead, in parallel calls
-    on numba's threads (see the module notes: it pays only on otherwise idle cores). It changes
+    on numba's threads (see docs/design/swap-refinement.md: it pays only on otherwise idle cores). It changes
     the time taken, never the result.
     """
     fs = feature_set

@@ -1,61 +1,6 @@
 """Sequential tables as the metric sees them: group layout, per-row and per-group codes, features.
 
-The selection of whole groups (sequences) optimises the binned tables that mostlyai-qa compares
-(``qa-metrics.md`` sections 1-5), with every discretisation fitted on the TRAINING table only.
-
-What one group contributes
---------------------------
-qa draws one position ``t`` per group, uniform on ``0 … L−2`` (``t = 0`` when ``L = 1``), and
-reads the row at ``t`` (``tgt::`` columns, plus the group's ``Sequence Length``) and its successor
-(``nxt::`` columns, missing when ``L = 1``). In expectation a group therefore contributes each of
-its rows at positions ``0 … L−2`` with weight ``1/(L−1)``, its last row with weight 0 and, when
-``L = 1``, its only row with weight 1. Rows of weight 0 are dropped: a group keeps its first
-``max(L−1, 1)`` *weighted rows*, each carrying
-
-* the 10-bin ``tgt::`` code of every data column and of ``Sequence Length``;
-* the 10-bin ``nxt::`` code of the successor row (the ``(n/a)`` code when ``L = 1``).
-
-Per group (coherence, 30-bin codes of all rows):
-
-* per data column, the number of distinct 30-bin codes, binned with qa's 10-bin numeric rule
-  fitted on the training groups' counts (uint8 code);
-* per data column, a uint16 bitmask of the "sequences per category" buckets the group touches:
-  the top-9 categories by number of training groups, everything else merged into one
-  "(other)" bucket (the column's own "(other)" category where it is among the top 9).
-
-Row weights are kept integral: with ``M`` the least common multiple of every ``max(L−1, 1)`` of
-training and pool, a weighted row weighs ``M / max(L−1, 1)`` and every group weighs ``M`` in
-total, so cell counts are exact integers in float64 (an incremental count equals a recount bit for
-bit). If ``M`` would be too large for exact float64 integers, ``M = 1`` and weights are fractional.
-
-Binning
--------
-* ``tgt::``/``nxt::`` bins (10): fitted, like qa, on one accuracy-frame-style sample of the
-  training data: one seeded position per group (groups in order of first appearance, so the
-  result does not depend on the key's type), its row for ``tgt::`` and its successor for
-  ``nxt::``; ``Sequence Length`` on one value per group;
-* coherence bins (30): all training rows (qa caps sequences at 100 random rows; we use all rows);
-* distinct-categories bins (10, numeric rule): the training groups' counts.
-
-The objective
--------------
-A feature is a table: uni/bi/tri over the ``tgt::`` columns (data columns + Sequence Length;
-all ``C(d+1, 3)`` triples when at most 2,000, else the top 2,000 by summed pairwise mutual
-information of the weighted training rows), the next-row pair ``(tgt::c, nxt::c)`` per data
-column, distinct-categories-per-sequence per column, sequences-per-category per column.
-
-``error_f = Σ_cells |c − t| / D_f`` with targets ``t = training counts × N / N_train`` and
-``D_f`` the feature's total at size ``N``: ``N·M`` for row tables, ``N`` for distinct
-categories, ``μ_f·N`` for sequences per category (``μ_f`` = training's mean number of buckets
-per group). For row and per-group tables this is exactly the metric's ``Σ |q − p|``; for
-sequences per category qa normalises by the subset's own bucket total, which we approximate
-by the target total ``μ_f·N`` (they agree when the subset's mean buckets per group matches
-training's, which the feature itself drives towards).
-
-``objective = Σ_f weight_f · error_f`` with qa's weighting: each present phase (uni, bi, tri,
-coherence) weighs ``1/n_phases``, features share their phase equally, and the coherence phase
-splits into its three parts equally, each a mean over data columns. The metric's overall
-accuracy is then ``≈ 1 − objective / 2`` (qa's 5-decimal rounding per item is not modelled).
+Design, rationale and measured figures: ``docs/design/sequences.md``.
 """
 
 from __future__ import annotations
@@ -152,7 +97,7 @@ class GroupLayout:
 
 @dataclass(frozen=True)
 class GroupedTable:
-    """A table in the metric's group view (see the module docstring).
+    """A table in the metric's group view (see docs/design/sequences.md).
 
     ``row_codes`` has one row per weighted row (group ``g``'s are
     ``wstarts[g] : wstarts[g] + wlengths[g]``) and ``2d + 1`` uint8 columns: column 0 is the
@@ -440,7 +385,7 @@ def build_features(
     sequential: bool = True,
     max_triples: int = MAX_TRIPLES,
 ) -> FeatureSpec:
-    """The metric's feature set (see the module docstring) with qa's weights."""
+    """The metric's feature set (see docs/design/sequences.md) with qa's weights."""
     d = encoder.n_columns
     n_codes = encoder.row_n_codes
     names = encoder.row_names
@@ -514,7 +459,7 @@ class SequentialProblem:
     """Everything the group selection needs: pool and training in group view, features, targets.
 
     ``target`` = training counts × ``n_target / n_train_groups``; ``cell_w`` = weight / total per
-    cell, so ``objective(counts) = Σ cell_w · |counts − target|`` (see the module docstring).
+    cell, so ``objective(counts) = Σ cell_w · |counts − target|`` (see docs/design/sequences.md).
     """
 
     encoder: SequenceEncoder
