@@ -78,10 +78,10 @@ class Progress:
             text += f", {key}={value:.6g}{cap}" if isinstance(value, float) else f", {key}={value}{cap}"
         return text
 
-    def update(self, done: float, **extra) -> bool:
-        """Log a line if ``every_s`` has passed since the last one; returns whether it did."""
+    def update(self, done: float, *, force: bool = False, **extra) -> bool:
+        """Log a line if ``every_s`` has passed since the last one (or ``force``); returns whether it did."""
         now = self.clock()
-        if now - self.last < self.every_s:
+        if not force and now - self.last < self.every_s:
             return False
         self.last = now
         self.lines += 1

@@ -62,6 +62,7 @@ from synth_core.select._heap import (
     TALLY_GAINS,
     start_search,
 )
+from synth_core.select._progress import Progress
 from synth_core.select._swap_rounds import SwapLog, SwapStep, check_options, run_round
 from synth_core.select.sequential import _group_kernels as gk
 from synth_core.select.sequential._sequences import SequentialProblem
@@ -181,13 +182,13 @@ def refine_groups(
     step_mode = callback is not None or verify
     stop_reason = "max_swaps" if max_swaps == 0 else "max_rounds"
     n_rounds = 0
-    progress = _ProgressLine(label, max_rounds, max_swaps, log_every_s, started)
+    progress = Progress(log, label, total=max_swaps, unit="swaps", limits={"rounds": max_rounds}, every_s=log_every_s)
 
     def after(accepted: int) -> None:
         if step_mode and accepted:
             run.check_step(book, verify, callback)
         if accepted:
-            progress.show(n_rounds, book)
+            progress.update(book.n_swaps, rounds=n_rounds, objective=book.err)
 
     while n_rounds < max_rounds and book.n_swaps < max_swaps and 0 < n_sub < n_pool:
         t_pass = time.perf_counter()
@@ -209,7 +210,7 @@ def refine_groups(
             schedule.nothing_found(full)
     if n_sub in (0, n_pool) and max_swaps > 0:
         stop_reason = "no_improving_swap"
-    progress.show(n_rounds, book, force=True)
+    progress.update(book.n_swaps, force=True, rounds=n_rounds, objective=book.err)
     log.info("%s: stopped (%s)", label, stop_reason)
     return run.result(book, n_rounds, stop_reason, schedule.n_full, started)
 
@@ -486,34 +487,6 @@ class _GroupSearch:
             _verify(self.problem, self.sub, self.counts, book.err, a, b)
         if callback is not None:
             callback(GroupSwapEvent(book.n_swaps, a, b, gain, book.err, self.counts, self.sub))
-
-
-@dataclass
-class _ProgressLine:
-    """INFO lines on the refinement's progress, at most one every ``every_s`` seconds."""
-
-    label: str
-    max_rounds: int
-    max_swaps: int
-    every_s: float
-    started: float
-    last: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.last = self.started
-
-    def show(self, n_rounds: int, book: SwapLog, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self.last < self.every_s:
-            return
-        self.last = now
-        elapsed = now - self.started
-        rate = book.n_swaps / elapsed if elapsed > 0 else 0.0
-        log.info(
-            "%s: round %d/%d, %d swaps (%.0f/s), objective %.6f, budget left %d swaps / %d rounds, %.1f s",
-            self.label, n_rounds, self.max_rounds, book.n_swaps, rate, book.err, self.max_swaps - book.n_swaps,
-            self.max_rounds - n_rounds, elapsed,
-        )
 
 
 def _verify(problem: SequentialProblem, sub: np.ndarray, counts: np.ndarray, err: float, a: int, b: int) -> None:

@@ -314,7 +314,9 @@ def test_refinement_logs_progress(small, caplog):
     lines = [rec.getMessage() for rec in caplog.records if rec.name == "synth_core.select.sequential._group_refine"]
     assert r.n_swaps == 60 and r.stop_reason == "max_swaps"
     assert len(lines) >= r.n_rounds  # with no interval, a line after every kernel call
-    assert "swaps (" in lines[-2] and "/s)" in lines[-2] and "budget left 0 swaps" in lines[-2]
+    # the closing progress line: the swap budget spent, the round count and the objective
+    assert lines[-2].startswith("refine: 60/60 swaps (100%)") and "swaps/s" in lines[-2]
+    assert f"rounds={r.n_rounds}/" in lines[-2] and "objective=" in lines[-2]
     assert lines[-1] == "refine: stopped (max_swaps)"
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="synth_core.select.sequential._group_refine"):
