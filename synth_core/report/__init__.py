@@ -265,9 +265,10 @@ def _stages(page: Page, stages: pd.DataFrame | None, trend: pd.DataFrame | None,
     for col in shown.columns:
         if col == "elapsed_s":
             shown[col] = [f"{v:.1f} s" if pd.notna(v) else "–" for v in shown[col]]
-        elif col != "stage":
+        elif col not in ("stage", "step"):
             shown[col] = [pct(v) for v in shown[col]]
-    parts.append(table(shown.rename(columns={"elapsed_s": "time"})))
+    # a pipeline's table names the step behind each row: its time is the step's, not the subset's
+    parts.append(table(shown.rename(columns={"elapsed_s": "step time" if "step" in shown.columns else "time"})))
     if trend is not None and len(trend) > 0:
         parts.append("<h3>Trend over the last runs</h3>")
         parts.append(image(F.trend_png(trend), "trend over runs", "overall accuracy of each run's output"))

@@ -20,14 +20,17 @@ from synth_orchestration.resources import ArtifactStore, MetricStoreResource
 
 
 def stage_table(store, run_id: str, dataset: str, kind: str) -> pd.DataFrame:
-    """Per-stage accuracy against training (recorded by each stage in this run)."""
+    """Per-stage accuracy against training (recorded by each stage in this run), with the Dagster step
+    that made each subset and that step's time: the random pool sample's row carries the pool step's
+    time, generation included, and says so rather than passing it off as the sample's."""
     frame = store.frame(dataset=dataset, run_id=run_id)
     rows = []
     for label, asset in STAGES[kind]:
         sub = frame[frame["asset"] == asset_name(kind, asset)]
         values = dict(zip(sub["metric"], sub["value"]))
         rows.append({
-            "stage": label,
+            "stage": "random pool sample" if label == "random" else label,
+            "step": asset,
             "univariate": values.get("accuracy_univariate"),
             "bivariate": values.get("accuracy_bivariate"),
             "trivariate": values.get("accuracy_trivariate"),
@@ -92,7 +95,7 @@ def _readable(frame: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if col == "elapsed_s":
             out[col] = [f"{v:.1f} s" if pd.notna(v) else "–" for v in out[col]]
-        elif col not in ("stage", "metric"):
+        elif col not in ("stage", "step", "metric"):
             out[col] = [pct(v) for v in out[col]]
     return out
 

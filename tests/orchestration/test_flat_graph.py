@@ -98,7 +98,12 @@ def test_every_stage_is_recorded_and_selection_improves_on_the_pool(flat_run):
     assert overall["flat/refined_output"] > overall["flat/candidate_pool"] + 0.01
     assert objective["flat/refined_output"] <= objective["flat/trimmed_subset"]
     report = result.output_for_node("flat__quality_report")
-    assert [s["stage"] for s in report["table"]["stages"]] == ["random", "ipf", "trimmed", "refined"]
+    stages = report["table"]["stages"]
+    assert [s["stage"] for s in stages] == ["random pool sample", "ipf", "trimmed", "refined"]
+    # each row names the step its time belongs to: the random sample's is the pool step (generation included)
+    assert [s["step"] for s in stages] == ["candidate_pool", "ipf_subset", "trimmed_subset", "refined_output"]
+    assert stages[0]["elapsed_s"] == pytest.approx(
+        frame[(frame["asset"] == "flat/candidate_pool") & (frame["metric"] == "elapsed_s")]["value"].iloc[0])
     assert Path(report["published"]["parquet"]).exists()
 
 
