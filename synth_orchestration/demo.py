@@ -26,15 +26,17 @@ from synth_orchestration.resources import STATE_DIR
 def _format_table(report: dict) -> str:
     lines = []
     stages = report["table"]["stages"]
-    header = (f"{'stage':<10}{'univariate':>11}{'bivariate':>11}{'trivariate':>11}{'coherence':>11}"
-              f"{'overall':>10}{'time_s':>8}")
+    # each row's time is its Dagster step's (the random sample's: the pool step), so the step is named
+    header = (f"{'stage':<20}{'univariate':>11}{'bivariate':>11}{'trivariate':>11}{'coherence':>11}"
+              f"{'overall':>10}  {'step':<16}{'step_s':>7}")
     lines += ["accuracy against training, by stage (mostlyai-qa definitions)", header, "-" * len(header)]
     for s in stages:
         def f(v):
             return f"{v:.5f}" if v is not None and v == v else "-"
         t = s.get("elapsed_s")
-        lines.append(f"{s['stage']:<10}{f(s['univariate']):>11}{f(s['bivariate']):>11}{f(s['trivariate']):>11}"
-                     f"{f(s['coherence']):>11}{f(s['overall']):>10}{(f'{t:.1f}' if t else '-'):>8}")
+        lines.append(f"{s['stage']:<20}{f(s['univariate']):>11}{f(s['bivariate']):>11}{f(s['trivariate']):>11}"
+                     f"{f(s['coherence']):>11}{f(s['overall']):>10}  {s.get('step', ''):<16}"
+                     f"{(f'{t:.1f}' if t else '-'):>7}")
     def cell(v):  # numbers to 5 decimals; intervals ("low–high") and names as they are
         return f"{v:.5f}" if isinstance(v, (int, float)) else str(v)
 
