@@ -56,6 +56,8 @@ BENCHMARKS = {
 STUDIES = {
     # privacy_guard's census and prize pools, built when missing (~1 min)
     "stage_reuse": "benchmarks.studies.bench_reuse",
+    # the same pools; four selections (~4 min)
+    "guard_strata": "benchmarks.studies.bench_guard_strata",
 }
 
 
