@@ -58,6 +58,8 @@ STUDIES = {
     "stage_reuse": "benchmarks.studies.bench_reuse",
     # the same pools; four selections (~4 min)
     "guard_strata": "benchmarks.studies.bench_guard_strata",
+    # the shared census tables only (~20 s)
+    "inference_risks": "benchmarks.studies.bench_inference_risks",
 }
 
 
