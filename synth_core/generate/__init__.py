@@ -5,9 +5,11 @@ grown until one more shard no longer improves the selection's proxy objective (`
 """
 
 from synth_core.generate._generator import (
+    AUTO_EPOCHS,
     DPTraining,
     GeneratorHandle,
     TrainingSettings,
+    epoch_budget,
     train_flat,
     train_sequential,
 )
@@ -30,6 +32,7 @@ from synth_core.generate._pool import (
 from synth_core.generate._sdk import EngineError
 
 __all__ = [
+    "AUTO_EPOCHS",
     "MIN_POOL_ROWS",
     "AdaptivePool",
     "AdaptiveResult",
@@ -38,6 +41,7 @@ __all__ = [
     "GeneratorHandle",
     "TrainingSettings",
     "adaptive_plan",
+    "epoch_budget",
     "generate_pool",
     "grow_pool",
     "pool_dp_record",

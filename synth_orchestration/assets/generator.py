@@ -52,7 +52,14 @@ def given_pool(spec) -> dict:
 
 def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_data: dict, settings: dict) -> dict:
     """Train, or reuse the stored generator when data version and training settings are unchanged."""
-    from synth_core.generate import DPTraining, GeneratorHandle, TrainingSettings, train_flat, train_sequential
+    from synth_core.generate import (
+        AUTO_EPOCHS,
+        DPTraining,
+        GeneratorHandle,
+        TrainingSettings,
+        train_flat,
+        train_sequential,
+    )
 
     budget = spec.privacy_budget
     dp = DPTraining(max_epsilon=budget.generator_epsilon, delta=budget.generator_delta) if budget else None
@@ -74,7 +81,7 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
         ts = TrainingSettings(
             model_size=settings["model_size"],
             max_training_time_min=settings["max_training_time_min"],
-            max_epochs=settings["max_epochs"],
+            max_epochs=AUTO_EPOCHS if settings["max_epochs"] is None else settings["max_epochs"],
             value_protection=settings["value_protection"],
             seed=settings["seed"],
             device=settings["device"],

