@@ -122,6 +122,7 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
         "path": str(gen_dir),
         "training_s": float(handle.training_seconds),
         "epochs": handle.epochs,
+        "max_epochs": handle.settings.max_epochs,  # the cap the engine got: "auto" resolved for the data
         "device": handle.device,
         "reused": bool(reused),
         "settings": settings,
@@ -151,6 +152,7 @@ def _materialize(context: dg.AssetExecutionContext, config, source_data: dict, a
         "reused": dg.MetadataValue.bool(result["reused"]),
         "device": dg.MetadataValue.text(str(result.get("device"))),
         "epochs": dg.MetadataValue.float(float(result.get("epochs") or 0.0)),
+        "max_epochs": dg.MetadataValue.float(float(result.get("max_epochs") or 0.0)),
         "settings": dg.MetadataValue.json(result["settings"]),
     }
     if result.get("privacy") is not None:
