@@ -26,7 +26,7 @@ class IPFResult:
     pairs: np.ndarray  # (K, 2) the pairs fitted, in sweep order
     n_sweeps: int
     converged: bool  # max table change of the last sweep < tol
-    stop_reason: str  # "converged" | "stalled" | "max_sweeps"
+    stop_reason: str  # "converged" | "stalled" | "no_gain" (patience) | "max_sweeps"
     errors: np.ndarray  # (n_sweeps,) mean pre-adjustment L1 error of the pair tables
     max_change: np.ndarray  # (n_sweeps,) max over pairs of the adjustment's L1 change
     scores: np.ndarray  # (n_sweeps + 1,) score of the start and of each sweep; empty without a score
@@ -92,6 +92,7 @@ def fit_weights(
     max_sweeps: int = 20,
     score: Callable[[np.ndarray], float] | None = None,
     target_tables: np.ndarray | None = None,
+    patience: int | None = None,
 ) -> IPFResult:
     """Fit one weight per pool row so that the pool's weighted pair tables match the
     training pair tables (raking over ``pairs``, see the docs/design/ipf.md).
@@ -107,6 +108,10 @@ def fit_weights(
     ``target_tables``: the raked tables' target proportions, concatenated in sweep order, instead
     of ``train_codes``' (which is then ``None``): differentially private selection passes its
     noisy tables here and never training rows.
+    ``patience`` (with ``score``): stop ("no_gain") once that many sweeps in a row scored no
+    better than the best score so far; the draw's objective then stopped improving, and later
+    sweeps only fit the pair tables closer (None: sweep until converged, stalled or
+    ``max_sweeps``).
     """
     nb = _as_n_bins(n_bins)
     pool = check_codes(pool_codes, nb, "pool_codes")
@@ -119,6 +124,8 @@ def fit_weights(
     pairs = _normalise_tuples(pairs, 2, nb.shape[0], "pairs")
     if max_sweeps < 1:
         raise InputError(f"max_sweeps must be >= 1, got {max_sweeps}")
+    if patience is not None and patience < 1:
+        raise InputError(f"patience must be >= 1, got {patience}")
     train_w = check_row_weights(train_weights, train.shape[0], "train_weights") if train is not None else None
     total = float(n_pool if total is None else total)
     if not total > 0:
@@ -129,6 +136,7 @@ def fit_weights(
     K = raker.first.shape[0]
     errors, changes, scores = [], [], []
     best_w, best_sweep = None, 0
+    since_best = 0  # sweeps in a row that scored no better than the best so far (patience)
     if score is not None:
         scores.append(float(score(raker.scaled(total))))
         best_w = raker.w.copy()
@@ -153,12 +161,16 @@ def fit_weights(
         elif sweep >= 1 and errors[-2] - errors[-1] < tol * errors[-2]:
             stop_reason = "stalled"
         last = converged or stop_reason == "stalled" or sweep == max_sweeps - 1
-        # the sweep's last adjustment, fused with the next sweep's first table
+        # the sweep's last adjustment, fused with the next sweep's first table (measured in vain when
+        # the score below ends the fit: one pass)
         table = raker.table_pass(K - 1, ratio, -1 if last else 0)
         if score is not None:
             scores.append(float(score(raker.scaled(total))))
+            since_best = 0 if scores[-1] < scores[best_sweep] else since_best + 1
             if scores[-1] <= scores[best_sweep]:
                 best_w, best_sweep = raker.w.copy(), sweep + 1
+            if patience is not None and not last and since_best >= patience:
+                last, stop_reason = True, "no_gain"
         if last:
             break
     kept_sweep = len(errors)

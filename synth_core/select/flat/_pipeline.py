@@ -19,10 +19,13 @@ columns) finish in minutes on 2 cores:
 * objective features: every column, pairs by :func:`mi.default_pair_count` (all up to 80
   columns, the top 3,160 by MI beyond) and triples by :func:`mi.default_triple_count` (none
   above 50 columns);
-* IPF: at most ``ipf_budget`` pool rows x pairs x sweeps (5 sweeps over 2.5 M x 3,160 pairs);
+* IPF: at most ``ipf_budget`` pool rows x pairs x sweeps (5 sweeps over 2.5 M x 3,160 pairs), and
+  no more once ``ipf_patience`` sweeps in a row drew no better subset (census: 6 sweeps of 20);
 * trimming: exact lazy greedy unless features x removals exceeds ``TRIM_EXACT_LIMIT``;
 * refinement: directed candidate search when a full scoring pass would exceed
-  ``REFINE_DIRECTED`` lookups, and at most ``refine_budget`` lookups of scoring passes in all.
+  ``REFINE_DIRECTED`` lookups, and at most ``refine_budget`` lookups of scoring passes in all;
+  with full scoring, a large pool's rounds search longer and fewer of them pay for a pass
+  (``REFINE_FAIL_SHARE``).
 
 Long loops log progress (rate, ETA) at most every 5 s through ``logging``.
 
@@ -70,6 +73,17 @@ TRIM_EXACT_LIMIT = 2e8  # features x rows to remove: exact greedy up to this, ba
 REFINE_DIRECTED = 2e9  # pool rows x features: a full exact scoring pass per round above this is too dear
 REFINE_ROUND_LOOKUPS = 1e9  # directed search: rows scored exactly per round = this / features
 REFINE_BUDGET = 2e10  # rows x features of all refinement scoring passes together (caps the rounds)
+# Full-scoring refinement (every pool row scored per round): a round ends after max_fail consecutive
+# removal candidates without an improving partner. A fresh round costs one scoring pass over the pool,
+# a failed candidate a few dozen single-row gains, so large pools search longer before paying for a
+# pass: max_fail = pool rows / REFINE_FAIL_SHARE (at least REFINE_MAX_FAIL), and the rounds are capped
+# so that their failure tails together stay within REFINE_FAIL_BUDGET candidates. Pools up to 65,536
+# rows keep 512 and 20 rounds. Census, 500 k rows, from the same trimmed subset: 3,906 and 10 rounds
+# reach objective 0.01273 in 11.1 s CPU, 512 and 20 rounds 0.01293 in 13.5 s (8 rounds: 0.01282;
+# pairs_per_removal 4 instead of 8: 0.01280; benchmarks/RESULTS.md, section select_speed).
+REFINE_MAX_FAIL = 512
+REFINE_FAIL_SHARE = 128
+REFINE_FAIL_BUDGET = 40_960
 # DP mode releases no triples by default: a noisy table costs the same budget whatever its cells, and
 # a triple's ~1,000 cells hold a few dozen training rows each on census, so noise of the size DP needs
 # (σ in the tens) would swamp them and spend budget the pair tables use better.
@@ -105,6 +119,7 @@ class SelectionSettings:
     top_triples: int | None = None  # None: mi.default_triple_count (all up to 2,000; none for > 50 columns)
     ipf_tol: float = 1e-3
     ipf_max_sweeps: int = 20
+    ipf_patience: int | None = 2  # stop IPF after this many sweeps whose draw scores no better (None: off)
     ipf_budget: float = IPF_BUDGET  # sweeps <= budget / (pool rows x pairs), at least 1
     oversize: float = 1.25
     trim_exact: bool | None = None  # None: exact unless features x removals > TRIM_EXACT_LIMIT
@@ -471,6 +486,7 @@ def stage_ipf(problem: SelectionProblem, settings: SelectionSettings) -> IPFOutc
         max_sweeps=sweeps,
         score=lambda weights: problem.objective_of(draw(weights)),
         target_tables=_dp_ipf_tables(problem),
+        patience=settings.ipf_patience,
     )
     rows = draw(fit.weights)
     if len(rows) < problem.n_target:
@@ -512,6 +528,7 @@ class RefinePlan:
     max_rounds: int
     prefilter: int | None  # rows scored exactly per round (None: every pool row)
     max_reevals: int
+    max_fail: int = REFINE_MAX_FAIL  # consecutive failed removal candidates that end a round
 
 
 def refine_plan(problem: SelectionProblem, settings: SelectionSettings) -> RefinePlan:
@@ -523,6 +540,11 @@ def refine_plan(problem: SelectionProblem, settings: SelectionSettings) -> Refin
     candidates is cut to 2 recomputations per pick (measured on 100 k of 2.5 M x 80: better
     objective in less time than 16). Rounds are capped so that all scoring passes together stay
     within ``refine_budget`` rows x features.
+
+    When every pool row is scored, a round ends after ``max_fail`` consecutive failed removal
+    candidates, ``pool rows / REFINE_FAIL_SHARE`` (at least ``REFINE_MAX_FAIL``), and the rounds
+    are also capped at ``REFINE_FAIL_BUDGET / max_fail``: a large pool's rounds search longer, and
+    fewer of them pay for a scoring pass (see the constants).
     """
     fs = problem.space.feature_set
     n_features = fs.n_features
@@ -534,23 +556,27 @@ def refine_plan(problem: SelectionProblem, settings: SelectionSettings) -> Refin
         else:
             prefilter = 0
     prefilter = prefilter if 0 < prefilter < n_pool - n_sub else None
+    max_fail = REFINE_MAX_FAIL
     if prefilter is None:
         per_round = float(n_pool + n_sub) * n_features
         reevals = 16
+        max_fail = max(REFINE_MAX_FAIL, n_pool // REFINE_FAIL_SHARE)
     else:
         n_low = int(np.sum(fs.arity == fs.arity.min()))
         per_round = float(prefilter + n_sub) * n_features + float(n_pool) * n_low
         reevals = 2
-    rounds = int(max(1, min(settings.max_rounds, settings.refine_budget // per_round))) if settings.max_rounds else 0
-    return RefinePlan(max_rounds=rounds, prefilter=prefilter, max_reevals=reevals)
+    cap = min(settings.max_rounds, settings.refine_budget // per_round, REFINE_FAIL_BUDGET // max_fail)
+    rounds = int(max(1, cap)) if settings.max_rounds else 0
+    return RefinePlan(max_rounds=rounds, prefilter=prefilter, max_reevals=reevals, max_fail=max_fail)
 
 
 def stage_refine(problem: SelectionProblem, rows: np.ndarray, settings: SelectionSettings) -> RefineOutcome:
     """Swaps against the unused pool until none improves or the swap budget is spent."""
     plan = refine_plan(problem, settings)
-    log.info("refine: at most %d rounds and %s swaps, %s", plan.max_rounds, f"{settings.max_swaps:,}",
+    log.info("refine: at most %d rounds and %s swaps, %s, a round ends after %s failed removal candidates",
+             plan.max_rounds, f"{settings.max_swaps:,}",
              "every pool row scored per round" if plan.prefilter is None else
-             f"directed search scoring {plan.prefilter:,} rows per round")
+             f"directed search scoring {plan.prefilter:,} rows per round", f"{plan.max_fail:,}")
     space = problem.space
     res = refine_swaps(
         space.codes,
@@ -559,6 +585,7 @@ def stage_refine(problem: SelectionProblem, rows: np.ndarray, settings: Selectio
         space.target,
         max_swaps=settings.max_swaps,
         max_rounds=plan.max_rounds,
+        max_fail=plan.max_fail,
         max_reevals=plan.max_reevals,
         prefilter=plan.prefilter,
         seed=settings.seed,

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -26,6 +26,9 @@ SEARCH_CHUNK = 512  # swaps per kernel call: lets the loop log progress (results
 # gains the search recomputes ahead per parallel call (speculate; one gain is ~3 us on census, starting
 # a parallel call 5-30 us); results do not depend on it
 SPECULATION_BATCH = 64
+# relative margin of the pair screen in the search (kernels.swap_search): the rounding of a screened
+# gain is ~1e-13 of the weights' sum at most; a pair within this margin of the best gets the exact evaluation
+SCREEN_MARGIN = 1e-9
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,9 @@ def refine_swaps(
                              max_swaps=max_swaps, step_mode=step_mode, chunk=SEARCH_CHUNK)
         rem_tally, add_tally = heaps.rem_cache.tally, heaps.add_cache.tally
         run.ahead += int(rem_tally[TALLY_GAINS] + add_tally[TALLY_GAINS])
-        log.debug("refine round %d: %d swaps accepted, objective %.6g, %d recomputations and %d swap evaluations so far"
-                  "; this round's parallel recomputation calls (removal, addition): %s gains in %s calls",
-                  n_rounds, accepted, book.objective, run.n_recomputations, run.n_evaluations,
+        log.debug("refine round %d: %d swaps accepted, objective %.6g, %d recomputations and %d exact swap evaluations"
+                  " so far; this round's parallel recomputation calls (removal, addition): %s gains in %s calls",
+                  n_rounds, accepted, book.objective, run.n_recomputations, run.n_evaluations - run.n_screened,
                   (int(rem_tally[TALLY_GAINS]), int(add_tally[TALLY_GAINS])),
                   (int(rem_tally[TALLY_CALLS]), int(add_tally[TALLY_CALLS])))
         if book.n_swaps >= max_swaps:
@@ -227,6 +230,23 @@ class _FlatSearch:
     state: np.ndarray = field(default_factory=lambda: np.zeros(kernels.STATE_SLOTS, dtype=np.int64))
     timings: dict = field(default_factory=lambda: {"gains_s": 0.0, "search_s": 0.0})
 
+    @property
+    def screen_margin(self) -> float:
+        """The search's screening margin (see :func:`synth_core.select._kernels.swap_search`): a
+        bound, far above the rounding of three sums of at most ``2 sum_f w_f`` in magnitude, of
+        how far a screened swap gain may be from the exact one; negative (off) for weighted rows."""
+        return -1.0 if self.pool_w.size else SCREEN_MARGIN * max(1.0, 2.0 * float(np.abs(self.fs.weights).sum()))
+
+    @cached_property
+    def fmask(self) -> np.ndarray:
+        """Column bit masks of the features, for the screen (kernels.feature_masks)."""
+        return kernels.feature_masks(self.fs.cols, self.fs.arity, self.codes.shape[1])
+
+    @property
+    def n_screened(self) -> int:
+        """Swap evaluations the screen settled without the exact evaluation."""
+        return int(self.state[kernels.STATE_SCREENED])
+
     @classmethod
     def start(cls, codes, rows, pool_w, fs, target, options, speculate) -> _FlatSearch:
         in_subset = np.zeros(codes.shape[0], dtype=np.uint8)
@@ -300,7 +320,7 @@ class _FlatSearch:
             heaps.rem_versions, heaps.add_keys, heaps.add_ids, heaps.add_versions, self.state, limit,
             pairs_per_removal, max_fail, max_reevals, eps,
             self.counts, heaps.resid, fs.weights, fs.cols, fs.strides, fs.offsets, book.buf_swaps, book.buf_gain,
-            heaps.rem_cache, heaps.add_cache,
+            heaps.rem_cache, heaps.add_cache, self.screen_margin, self.fmask,
         )
         self.timings["search_s"] += time.perf_counter() - started
         return accepted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synth_core.errors import InputError
 from synth_core.select import _features as features
 from synth_core.select import _objective as obj
 from synth_core.select.flat import _ipf as ipf
@@ -42,6 +43,21 @@ def test_ipf_fits_pair_tables_when_pool_contains_a_perfect_subset(data):
     assert l1_int < 0.3 * l1_rand
     # training rows (a third of the pool) are strongly over-represented
     assert np.mean(rows < n_train) > 0.55
+
+
+def test_ipf_patience_stops_when_the_draw_stops_improving(data):
+    """With ``patience``, the fit stops once that many sweeps in a row scored no better than the
+    best so far; the sweeps up to then are those of the fit without it, bit for bit."""
+    train, pool, pairs = data["train"], data["pool"], data["pairs"]
+    scores = iter([5.0, 3.0, 2.0, 2.5, 2.0, 1.0] + [0.5] * 50)
+    res = ipf.fit_weights(pool, train, N_BINS, pairs, tol=0.0, max_sweeps=20, score=lambda w: next(scores),
+                          patience=2)
+    assert res.stop_reason == "no_gain" and res.n_sweeps == 4 and res.kept_sweep == 4
+    np.testing.assert_array_equal(res.scores, [5.0, 3.0, 2.0, 2.5, 2.0])
+    same = ipf.fit_weights(pool, train, N_BINS, pairs, tol=0.0, max_sweeps=4)
+    np.testing.assert_array_equal(res.weights, same.weights)
+    with pytest.raises(InputError):
+        ipf.fit_weights(pool, train, N_BINS, pairs, score=lambda w: 0.0, patience=0)
 
 
 def test_ipf_zero_target_cells_drive_weights_to_zero():

@@ -31,7 +31,11 @@ def test_budgets_follow_problem_size():
     plan_big, plan_small, plan_census = (select.refine_plan(p, settings) for p in (big, small, census))
     assert plan_big.prefilter == 308_642 and plan_big.max_reevals == 2 and 1 <= plan_big.max_rounds < 20
     assert plan_small.prefilter is None and plan_small.max_reevals == 16 and plan_small.max_rounds == 17
-    assert plan_census == select.RefinePlan(max_rounds=20, prefilter=None, max_reevals=16)
+    # a round ends after pool rows / 128 failed candidates; the rounds' failure tails stay within 40,960
+    assert plan_census == select.RefinePlan(max_rounds=10, prefilter=None, max_reevals=16, max_fail=3_906)
+    assert plan_small.max_fail == 1_953 and plan_big.max_fail == 512
+    tiny = problem(60_000, 15, 3_000, features.all_pairs(15))
+    assert select.refine_plan(tiny, settings) == select.RefinePlan(max_rounds=20, prefilter=None, max_reevals=16)
     assert select.trim_exact(big, 125_000, settings) and select.trim_exact(census, 30_526, settings)
     assert not select.trim_exact(big, 200_000, select.SelectionSettings(trim_exact=False))
     assert select.refine_plan(big, select.SelectionSettings(refine_prefilter=0)).prefilter is None

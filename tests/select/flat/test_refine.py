@@ -112,6 +112,53 @@ def test_refine_result_does_not_depend_on_the_search_chunk(monkeypatch):
     np.testing.assert_array_equal(whole.trace, chunked.trace)
 
 
+def test_refine_pair_screen_changes_nothing_but_the_work(monkeypatch):
+    """The search screens pairs by removal gain + addition gain - shared cells and evaluates
+    exactly only those that may beat the best (kernels.swap_search): the swaps, their gains and
+    every counter are those of the search that evaluates every pair exactly, with column masks
+    or with compared cells."""
+    from synth_core.select import _kernels as kernels
+
+    rng = np.random.default_rng(8)
+    train = latent_codes(1500, rng, noise=0.3)
+    pool = np.ascontiguousarray(np.concatenate([latent_codes(3000, rng, noise=0.6), uniform_codes(1000, rng)]))
+    fs = features.build_feature_set(N_BINS, mi.top_pairs(train, N_BINS, k=10).pairs,
+                                    mi.top_triples(train, N_BINS, k=8).triples)
+    target = obj.target_counts(train, fs, 300)
+    start = np.sort(rng.choice(pool.shape[0], size=300, replace=False))
+    screened = {}
+    result = refine._FlatSearch.result
+
+    def keep_screened(self, *args):
+        screened["n"] = self.n_screened
+        return result(self, *args)
+
+    monkeypatch.setattr(refine._FlatSearch, "result", keep_screened)
+    masked = refine.refine_swaps(pool, start, fs, target, max_rounds=6, max_fail=64)
+    n_masked = screened["n"]
+    monkeypatch.setattr(kernels, "feature_masks", lambda *a: np.zeros(0, dtype=np.int64))
+    compared = refine.refine_swaps(pool, start, fs, target, max_rounds=6, max_fail=64)
+    monkeypatch.setattr(refine._FlatSearch, "screen_margin", property(lambda self: -1.0))
+    exact = refine.refine_swaps(pool, start, fs, target, max_rounds=6, max_fail=64)
+    assert exact.n_swaps > 50 and n_masked > exact.n_swaps and screened["n"] == 0
+    for res in (masked, compared):
+        np.testing.assert_array_equal(res.swaps, exact.swaps)
+        np.testing.assert_array_equal(res.trace, exact.trace)
+        np.testing.assert_array_equal(res.rows, exact.rows)
+        assert (res.n_recomputations, res.n_evaluations, res.n_rounds) == (
+            exact.n_recomputations, exact.n_evaluations, exact.n_rounds)
+
+
+def test_feature_masks_name_each_features_columns():
+    from synth_core.select import _kernels as kernels
+
+    fs = features.build_feature_set(N_BINS, [(0, 2), (1, 3)], [(0, 1, 4)])
+    masks = kernels.feature_masks(fs.cols, fs.arity, len(N_BINS))
+    expected = [1 << c for c in range(len(N_BINS))] + [0b101, 0b1010, 0b10011]
+    assert masks.tolist() == expected
+    assert kernels.feature_masks(fs.cols, fs.arity, 64).size == 0  # too wide: cells are compared
+
+
 def test_refine_swaps_identical_for_any_thread_count_and_speculation():
     """The search may compute gains ahead in parallel calls (``speculate``); the swaps, their
     order, the trace and the counters are the same on one thread or two, with or without it."""
