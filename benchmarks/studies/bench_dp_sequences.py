@@ -11,7 +11,7 @@ is scored against the training subsample and a holdout subsample of as many grou
 accuracy, evaluation seed 1; dcr_share). The ε is the engine's own accounting (the sum over the
 trained models); seconds are the training's wall time on this machine, shared with other work.
 
-Reproduce: ``.venv/bin/python -m benchmarks.bench_dp_sequences [--groups N] [--quick] [--no-write]``
+Reproduce: ``.venv/bin/python -m benchmarks.studies.bench_dp_sequences [--groups N] [--quick] [--no-write]``
 from the repository root (``--quick``: 600 groups, 2 epochs).
 """
 
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from synth_core.io import read_table
     from synth_core.metrics import evaluate
 
-    bench = H.Bench("benchmarks.bench_dp_sequences", __doc__, quick="600 groups, 2 epochs", sdk_stdout=True)
+    bench = H.Bench("benchmarks.studies.bench_dp_sequences", __doc__, quick="600 groups, 2 epochs", sdk_stdout=True)
     bench.parser.add_argument("--groups", type=int, default=4_000, help="training groups (default 4,000)")
     args = bench.parse(argv)
     n_groups, epochs = (600, 2) if args.quick else (args.groups, 10)
