@@ -112,6 +112,18 @@ def test_refine_result_does_not_depend_on_the_search_chunk(monkeypatch):
     np.testing.assert_array_equal(whole.trace, chunked.trace)
 
 
+def _mixed_problem():
+    """A pool of latent-structure rows and uniform noise, a pair-and-triple objective fitted on a
+    sample of the same structure, and a seeded 300-row start: (pool, feature set, target, start)."""
+    rng = np.random.default_rng(8)
+    train = latent_codes(1500, rng, noise=0.3)
+    pool = np.ascontiguousarray(np.concatenate([latent_codes(3000, rng, noise=0.6), uniform_codes(1000, rng)]))
+    fs = features.build_feature_set(N_BINS, mi.top_pairs(train, N_BINS, k=10).pairs,
+                                    mi.top_triples(train, N_BINS, k=8).triples)
+    target = obj.target_counts(train, fs, 300)
+    return pool, fs, target, np.sort(rng.choice(pool.shape[0], size=300, replace=False))
+
+
 def test_refine_pair_screen_changes_nothing_but_the_work(monkeypatch):
     """The search screens pairs by removal gain + addition gain - shared cells and evaluates
     exactly only those that may beat the best (kernels.swap_search): the swaps, their gains and
@@ -119,13 +131,7 @@ def test_refine_pair_screen_changes_nothing_but_the_work(monkeypatch):
     or with compared cells."""
     from synth_core.select import _kernels as kernels
 
-    rng = np.random.default_rng(8)
-    train = latent_codes(1500, rng, noise=0.3)
-    pool = np.ascontiguousarray(np.concatenate([latent_codes(3000, rng, noise=0.6), uniform_codes(1000, rng)]))
-    fs = features.build_feature_set(N_BINS, mi.top_pairs(train, N_BINS, k=10).pairs,
-                                    mi.top_triples(train, N_BINS, k=8).triples)
-    target = obj.target_counts(train, fs, 300)
-    start = np.sort(rng.choice(pool.shape[0], size=300, replace=False))
+    pool, fs, target, start = _mixed_problem()
     screened = {}
     result = refine._FlatSearch.result
 
@@ -164,13 +170,7 @@ def test_refine_swaps_identical_for_any_thread_count_and_speculation():
     order, the trace and the counters are the same on one thread or two, with or without it."""
     from tests.threads import runs_by_threads
 
-    rng = np.random.default_rng(8)
-    train = latent_codes(1500, rng, noise=0.3)
-    pool = np.ascontiguousarray(np.concatenate([latent_codes(3000, rng, noise=0.6), uniform_codes(1000, rng)]))
-    fs = features.build_feature_set(N_BINS, mi.top_pairs(train, N_BINS, k=10).pairs,
-                                    mi.top_triples(train, N_BINS, k=8).triples)
-    target = obj.target_counts(train, fs, 300)
-    start = np.sort(rng.choice(pool.shape[0], size=300, replace=False))
+    pool, fs, target, start = _mixed_problem()
     runs = runs_by_threads(
         lambda speculate: refine.refine_swaps(pool, start, fs, target, max_rounds=6, speculate=speculate))
     base = runs[1, False]
