@@ -138,7 +138,7 @@ def run(plan: Plan, quick: bool, training, holdout) -> dict:
                         **measure(training, holdout, rnd)})
     settings = G.training_settings("small", plan.minutes, max_epochs=plan.max_epochs)
     for eps in plan.epsilons:
-        budget = PrivacyBudget(eps, DELTA)
+        budget = PrivacyBudget(eps, DELTA, generator="engine")
         dp = DPTraining(max_epsilon=budget.generator_epsilon, delta=budget.generator_delta)
         gname = G.scratch_name(f"census-dp-eps{eps:g}", quick)
         gen, ginfo = dp_generator(gname, training, settings, dp)

@@ -138,6 +138,11 @@ def _write_test_catalog(root: Path) -> Path:
             {"name": "own_pool_flat_dp", "kind": "flat", "source": "tiny.csv", "target_size": 300,
              "pool": "own_pool_flat.parquet", "selection": {"accuracy_floor": 0.5},
              "privacy": {"epsilon": 8, "delta": 1e-6}},
+            # the default DP mode: the DP marginal model on the whole budget (tests/dp/test_graph_marginal.py)
+            {"name": "tiny_flat_dp_model", "kind": "flat", "source": "tiny.csv", "target_size": 400,
+             "exclude": ["depth", "table", "x", "y", "z", "clarity"], "privacy": {"epsilon": 1, "delta": 1e-6},
+             "selection": {"pool_factor": 8, "shard_size": 1600, "accuracy_floor": 0.6, "adaptive_pool": False,
+                           "min_pool_rows": 0}},
             # real tables with the product's selection defaults and a small training budget
             {"name": "real_cholera", "kind": "flat", "source": "cholera.csv",
              "training": {"max_epochs": 20, "model_size": "small"}},

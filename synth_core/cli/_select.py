@@ -95,7 +95,8 @@ def privacy_budget(args):
     delta = extras["--delta"] if extras["--delta"] is not None else DEFAULT_DELTA
     share = extras["--dp-selection-share"] if extras["--dp-selection-share"] is not None else DEFAULT_SELECTION_SHARE
     try:
-        budget = PrivacyBudget(epsilon=epsilon, delta=delta, selection_share=share)
+        # selection on a given pool spends its share: the split of a DP generator trained elsewhere
+        budget = PrivacyBudget(epsilon=epsilon, delta=delta, selection_share=share, generator="engine")
     except InputError as exc:
         option = {"epsilon": "--epsilon", "delta": "--delta", "selection_share": "--dp-selection-share"}
         word = next((w for w in option if f"privacy {w} " in str(exc)), "epsilon")

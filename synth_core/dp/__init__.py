@@ -1,5 +1,6 @@
-"""Differential privacy: the zCDP accountant, the Gaussian mechanism for count tables and the noisy
-targets that DP selection reads instead of training (pure numpy; see ``docs/metrics.md``)."""
+"""Differential privacy: the zCDP accountant, the Gaussian mechanism for count tables, the noisy
+targets that DP selection reads instead of training, and the DP marginal model that a DP flat
+table's pool is drawn from (see ``docs/metrics.md``)."""
 
 from synth_core.dp._accountant import (
     DEFAULT_DELTA,
@@ -12,9 +13,19 @@ from synth_core.dp._accountant import (
     gaussian_sigma,
     rho_to_epsilon,
 )
+from synth_core.dp._domain import ColumnDomain, Domain, DomainRelease, declared_domain, private_domain
+from synth_core.dp._marginal import MarginalSettings, fit_marginal_model, marginal_record, sample_marginal_model
 from synth_core.dp._mechanism import NoisyTargets, gaussian_release, noise_rng
 
 __all__ = [
+    "ColumnDomain",
+    "Domain",
+    "DomainRelease",
+    "MarginalSettings",
+    "declared_domain",
+    "fit_marginal_model",
+    "marginal_record",
+    "private_domain",
     "DEFAULT_DELTA",
     "DEFAULT_SELECTION_SHARE",
     "NoisyTargets",
@@ -27,4 +38,5 @@ __all__ = [
     "gaussian_sigma",
     "noise_rng",
     "rho_to_epsilon",
+    "sample_marginal_model",
 ]

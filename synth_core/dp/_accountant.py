@@ -23,6 +23,10 @@ from synth_core.errors import InputError
 # see benchmarks/RESULTS.md for how the share trades the generator's accuracy against selection's.
 DEFAULT_SELECTION_SHARE = 0.5
 DEFAULT_DELTA = 1e-6
+# The DP generators of a flat dataset: the marginal model (measured against MST/AIM in
+# benchmarks/bench_dp_baselines.py) or the engine's DP-SGD (measured in benchmarks/bench_dp.py).
+DP_GENERATORS = ("marginal", "engine")
+DEFAULT_DP_GENERATOR = "marginal"
 
 
 def rho_to_epsilon(rho: float, delta: float) -> float:
@@ -78,13 +82,16 @@ def _check_delta(delta: float) -> None:
 class PrivacyBudget:
     """A total ``(ε, δ)`` for one published table, split between the generator and selection.
 
-    ``selection_share`` of ε goes to selection (converted to ρ at ``δ/2``), the rest of ε and the other
-    ``δ/2`` to the generator's DP-SGD. ``selection_share`` must lie in (0, 1).
+    ``generator``: ``marginal`` (the default, :func:`synth_core.dp.fit_marginal_model`) spends all of
+    ``(ε, δ)`` on the model and selection only reads its pool (no budget); ``engine`` (the MOSTLY AI
+    engine's DP-SGD) gives ``selection_share`` of ε to selection (converted to ρ at ``δ/2``) and the
+    rest of ε and the other ``δ/2`` to training. ``selection_share`` must lie in (0, 1).
     """
 
     epsilon: float
     delta: float = DEFAULT_DELTA
     selection_share: float = DEFAULT_SELECTION_SHARE
+    generator: str = DEFAULT_DP_GENERATOR
 
     def __post_init__(self) -> None:
         if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float)) or not (
@@ -95,19 +102,26 @@ class PrivacyBudget:
         share = self.selection_share
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
             raise InputError(f"privacy selection_share must lie in (0, 1), got {share!r}")
+        if self.generator not in DP_GENERATORS:
+            raise InputError(f"privacy generator must be one of {', '.join(DP_GENERATORS)}, got {self.generator!r}")
+
+    @property
+    def selection_spends(self) -> bool:
+        """Whether selection reads training (``engine``) or only the DP pool (``marginal``)."""
+        return self.generator == "engine"
 
     @property
     def selection_epsilon(self) -> float:
-        return float(self.epsilon * self.selection_share)
+        return float(self.epsilon * self.selection_share) if self.selection_spends else 0.0
 
     @property
     def selection_delta(self) -> float:
-        return float(self.delta / 2.0)
+        return float(self.delta / 2.0) if self.selection_spends else 0.0
 
     @property
     def selection_rho(self) -> float:
         """The ρ selection may spend (zCDP), equivalent to ``(selection_epsilon, selection_delta)``."""
-        return epsilon_to_rho(self.selection_epsilon, self.selection_delta)
+        return epsilon_to_rho(self.selection_epsilon, self.selection_delta) if self.selection_spends else 0.0
 
     @property
     def generator_epsilon(self) -> float:
@@ -118,7 +132,8 @@ class PrivacyBudget:
         return float(self.delta - self.selection_delta)
 
     def to_dict(self) -> dict:
-        return {"epsilon": self.epsilon, "delta": self.delta, "selection_share": self.selection_share}
+        out = {"epsilon": self.epsilon, "delta": self.delta, "generator": self.generator}
+        return {**out, "selection_share": self.selection_share} if self.selection_spends else out
 
     @classmethod
     def from_dict(cls, data: dict | None) -> PrivacyBudget | None:
@@ -126,12 +141,18 @@ class PrivacyBudget:
         if data is None:
             return None
         if not isinstance(data, dict):
-            raise InputError(f"privacy must be a mapping with epsilon, delta, selection_share, got {data!r}")
-        unknown = sorted(set(data) - {"epsilon", "delta", "selection_share"})
+            raise InputError(f"privacy must be a mapping with epsilon, delta, generator, selection_share, got {data!r}")
+        unknown = sorted(set(data) - {"epsilon", "delta", "selection_share", "generator"})
         if unknown:
-            raise InputError(f"privacy: unknown setting {unknown[0]!r} (known: epsilon, delta, selection_share)")
+            raise InputError(f"privacy: unknown setting {unknown[0]!r} (known: epsilon, delta, generator, "
+                             "selection_share)")
         if "epsilon" not in data:
             raise InputError("privacy: epsilon is required")
+        data = dict(data)
+        if "selection_share" in data:  # a share for selection implies the split of the engine's DP-SGD
+            if data.setdefault("generator", "engine") != "engine":
+                raise InputError("privacy: selection_share applies to generator: engine only (the marginal model "
+                                 "spends the whole budget and selection none)")
         return cls(**data)
 
 
@@ -139,6 +160,7 @@ class PrivacyBudget:
 # condition: a number the user types is a claim about a pool this run cannot inspect.
 GENERATOR_SOURCES = {
     "engine": "reported by the engine for this run's DP training",
+    "marginal model": "spent by this run's DP marginal model",
     "pool record": "recorded by this project's DP generator in the pool's manifest",
     "stated": "stated with --generator-epsilon, not verified",
 }
@@ -170,7 +192,7 @@ class PrivacyStatement:
 
     @property
     def selection_epsilon(self) -> float:
-        return rho_to_epsilon(self.selection_rho, self.selection_delta)
+        return 0.0 if self.selection_rho == 0 else rho_to_epsilon(self.selection_rho, self.selection_delta)
 
     @property
     def covers_generator(self) -> bool:
@@ -199,7 +221,8 @@ class PrivacyStatement:
 
     def headline(self) -> str:
         """``(ε, δ) = (…) for …``: the one line a reader needs."""
-        sel = f"selection ({self.selection_epsilon:.4g}, {self.selection_delta:.3g})"
+        sel = f"selection ({self.selection_epsilon:.4g}, {self.selection_delta:.3g})" if self.selection_rho > 0 else \
+            "selection (0, 0: it reads only the generator's DP output)"
         if not self.covers_generator:
             line = f"(ε, δ) = ({self.selection_epsilon:.4g}, {self.selection_delta:.3g}) for {self.covers}"
             if self.generator_budget is not None:

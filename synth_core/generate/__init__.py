@@ -1,7 +1,7 @@
 """Generation: train a MOSTLY AI generator locally (``_generator``; the SDK's internals in
 ``_sdk``) and sample a candidate pool from it in resumable shards (``_pool``), of a fixed size or
 grown until one more shard no longer improves the selection's proxy objective (``AdaptivePool``,
-``grow_pool``).
+``grow_pool``). A DP flat dataset's generator is the DP marginal model instead (``_marginal``).
 """
 
 from synth_core.generate._generator import (
@@ -13,6 +13,7 @@ from synth_core.generate._generator import (
     train_flat,
     train_sequential,
 )
+from synth_core.generate._marginal import MarginalHandle, load_generator
 from synth_core.generate._pool import (
     MIN_POOL_ROWS,
     AdaptivePool,
@@ -39,11 +40,13 @@ __all__ = [
     "DPTraining",
     "EngineError",
     "GeneratorHandle",
+    "MarginalHandle",
     "TrainingSettings",
     "adaptive_plan",
     "epoch_budget",
     "generate_pool",
     "grow_pool",
+    "load_generator",
     "pool_dp_record",
     "proxy_objective",
     "read_curve",

@@ -68,7 +68,7 @@ class DatasetSpec(BaseModel):
     pool: str | None = None  # a pool of candidates from any generator (table or shard folder): no training
     training: dict = Field(default_factory=dict)
     selection: dict = Field(default_factory=dict)
-    # differential privacy: {epsilon, delta, selection_share} (synth_core.dp.PrivacyBudget); None: today's mode
+    # differential privacy: {epsilon, delta, generator, selection_share} (synth_core.dp.PrivacyBudget); None: off
     privacy: dict | None = None
     schedule: str = "0 3 * * 1"
     retention_days: int = Field(default=30, gt=0)
@@ -96,16 +96,20 @@ class DatasetSpec(BaseModel):
         from synth_core.dp import PrivacyBudget
 
         try:
-            budget = PrivacyBudget.from_dict(value)
+            PrivacyBudget.from_dict(value)
         except InputError as exc:
             raise ValueError(str(exc)) from None
-        return None if budget is None else budget.to_dict()
+        # kept as written: whether a generator was named decides the default for a given pool
+        return None if value is None else dict(value)
 
     @property
     def privacy_budget(self):
         """The dataset's :class:`synth_core.dp.PrivacyBudget`, or None (no differential privacy)."""
         from synth_core.dp import PrivacyBudget
 
+        if self.pool and self.privacy is not None and "generator" not in self.privacy:
+            # a given pool was made elsewhere: selection spends its share of the budget on training
+            return PrivacyBudget.from_dict({**self.privacy, "generator": "engine"})
         return PrivacyBudget.from_dict(self.privacy)
 
     @model_validator(mode="after")

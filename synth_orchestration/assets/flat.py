@@ -115,6 +115,11 @@ def mi_pairs(
         budget = spec.privacy_budget
         if budget is None:
             problem = prepare(training, pool, source_data["target_size"], flat_settings(settings))
+        elif not budget.selection_spends:
+            problem = prepare_dp(training, pool, source_data["target_size"], DPSettings.pool_targets(),
+                                 flat_settings(settings))
+            context.log.info("differential privacy: selection reads only the DP marginal model's pool and targets "
+                             "its own tables (no budget); the privacy guard is off")
         else:
             dp = DPSettings(rho=budget.selection_rho, delta=budget.selection_delta)
             problem = prepare_dp(training, pool, source_data["target_size"], dp, flat_settings(settings))
@@ -238,9 +243,10 @@ def privacy_statement(spec, problem: SelectionProblem, trained_generator: dict) 
 
     gen = trained_generator.get("privacy") or {}
     known = gen.get("generator_epsilon") is not None
+    source = ("marginal model" if gen.get("generator") == "marginal" else "engine") if known else None
     statement = PrivacyStatement(problem.noisy.rho, budget.selection_delta, problem.noisy.sigma,
                                  gen.get("generator_epsilon"), gen.get("generator_delta"),
-                                 generator_source="engine" if known else None,
+                                 generator_source=source,
                                  generator_budget=(budget.generator_epsilon, budget.generator_delta))
     return {**statement.to_dict(), "budget": budget.to_dict(), "privacy_guard": "off"}
 

@@ -1,7 +1,8 @@
 """``<kind>/trained_generator``: a MOSTLY AI generator trained on the training part, or reused.
 
 A generator is stored under a content key of the training data's version and the training
-settings, so an unchanged dataset reuses it. A dataset with ``privacy:`` trains with the engine's
+settings, so an unchanged dataset reuses it. A dataset with ``privacy:`` fits the DP marginal model
+on the whole budget (the default), or with ``generator: engine`` trains with the engine's
 differential privacy (DP-SGD) on the generator's part of the budget and records the ε the engine
 reported. A dataset that names its own pool (``pool:`` in
 datasets.yaml) trains nothing: the asset then records which pool stands in for the generator.
@@ -62,6 +63,8 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
     )
 
     budget = spec.privacy_budget
+    if kind == "flat" and budget is not None and budget.generator == "marginal":
+        return fit_or_reuse_marginal(context, artifacts, spec, source_data, settings, budget)
     dp = DPTraining(max_epsilon=budget.generator_epsilon, delta=budget.generator_delta) if budget else None
     identity = {
         "data": source_data["training_digest"],
@@ -132,6 +135,48 @@ def train_or_reuse(context, artifacts: ArtifactStore, kind: str, spec, source_da
         result["privacy"] = {"budget": budget.to_dict(), "generator_epsilon": handle.dp_epsilon,
                              "generator_delta": handle.dp_delta, "training": handle.dp}
     return result
+
+
+def fit_or_reuse_marginal(context, artifacts: ArtifactStore, spec, source_data: dict, settings: dict, budget) -> dict:
+    """A flat dataset with ``privacy: {generator: marginal}``: fit the DP marginal model on the whole
+    budget (:func:`synth_core.dp.fit_marginal_model`), or reuse the one stored for this data and budget."""
+    import time
+
+    from synth_core.dp import MarginalSettings, fit_marginal_model, marginal_record
+
+    identity = {"data": source_data["training_digest"], "kind": "flat", "generator": "marginal",
+                "seed": settings["seed"], "privacy": budget.to_dict(), "code_version": GENERATOR_CODE_VERSION}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    gen_dir = artifacts.generators_dir("flat", spec.name) / key
+    reused = (gen_dir / "generator.json").is_file()
+    if not reused:
+        training = read_source(source_data, "training")
+        context.log.info(f"fitting the DP marginal model on {len(training):,} rows at (ε, δ) = "
+                         f"({budget.epsilon:g}, {budget.delta:g})")
+        scratch = gen_dir.with_name(f".{key}.{context.run.run_id[:8]}.tmp")
+        shutil.rmtree(scratch, ignore_errors=True)
+        started = time.perf_counter()
+        try:
+            record = fit_marginal_model(training, budget.epsilon, budget.delta, scratch,
+                                        settings=MarginalSettings(seed=int(settings["seed"])))
+            for line in record["log"]:
+                context.log.info(line)
+            (scratch / "generator.json").write_text(json.dumps(
+                {"generator": "marginal", "training_s": time.perf_counter() - started}))
+            os.replace(scratch, gen_dir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    record = marginal_record(gen_dir)
+    return {
+        "generator_id": f"marginal:{key}", "generator": "marginal", "path": str(gen_dir),
+        "training_s": float(json.loads((gen_dir / "generator.json").read_text())["training_s"]),
+        "epochs": None, "max_epochs": None, "device": "cpu", "reused": bool(reused),
+        "settings": {"generator": "marginal", "seed": settings["seed"], "rounds": record["rounds"]},
+        "identity": key,
+        "privacy": {"budget": budget.to_dict(), "generator_epsilon": float(record["epsilon"]),
+                    "generator_delta": float(record["delta"]), "generator": "marginal",
+                    "training": {k: record[k] for k in ("rho", "domain", "rounds", "measured", "n_estimate")}},
+    }
 
 
 def _materialize(context: dg.AssetExecutionContext, config, source_data: dict, artifacts: ArtifactStore,

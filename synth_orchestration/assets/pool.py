@@ -101,9 +101,9 @@ def _plan(artifacts: ArtifactStore, kind: str, spec, trained_generator: dict, n_
 
 
 def _generate(context, plan: dict, only=None):
-    from synth_core.generate import GeneratorHandle, generate_pool
+    from synth_core.generate import generate_pool, load_generator
 
-    handle = GeneratorHandle.load(plan["generator"])
+    handle = load_generator(plan["generator"])
     try:
         return generate_pool(
             handle, plan["n_total"], plan["dir"], shard_size=plan["shard_size"], seed=plan["seed"],
@@ -115,11 +115,11 @@ def _generate(context, plan: dict, only=None):
 
 def _grow(context, plan: dict, source_data: dict):
     """Complete an adaptive pool: its first shards exist (the parallel steps); add shards while they pay."""
-    from synth_core.generate import AdaptivePool, GeneratorHandle, grow_pool
+    from synth_core.generate import AdaptivePool, grow_pool, load_generator
 
     settings = AdaptivePool(**plan["adaptive"])
     training = read_source(source_data, "training")
-    handle = GeneratorHandle.load(plan["generator"])
+    handle = load_generator(plan["generator"])
     try:
         return grow_pool(handle, training, plan["n_target"], plan["dir"], settings, shard_size=plan["shard_size"],
                          seed=plan["seed"], temperature=plan["temperature"], progress=_log_progress(context, "pool"))

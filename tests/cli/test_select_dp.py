@@ -50,7 +50,7 @@ def test_dp_select_reports_the_budget_and_is_deterministic(files, capsys):
     assert _digest(root / "dp0.csv") != _digest(root / "dp_seed1.csv")
     assert _digest(root / "dp0.csv") != _digest(root / "plain.csv")
     dp = report["differential_privacy"]
-    budget = PrivacyBudget(4.0, 1e-6)
+    budget = PrivacyBudget(4.0, 1e-6, generator="engine")
     assert dp["selection_rho"] == pytest.approx(budget.selection_rho)
     # a pool file of unknown provenance: selection's own guarantee, never the budget's total
     assert dp["epsilon"] is None and dp["generator_source"] is None

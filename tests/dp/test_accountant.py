@@ -56,7 +56,7 @@ def test_composition_and_gaussian_conversions():
 
 
 def test_budget_split_and_composed_statement():
-    b = PrivacyBudget(epsilon=4.0, delta=1e-6)
+    b = PrivacyBudget(epsilon=4.0, delta=1e-6, generator="engine")
     assert b.selection_share == 0.5
     assert b.selection_epsilon + b.generator_epsilon == pytest.approx(4.0)
     assert b.selection_delta + b.generator_delta == pytest.approx(1e-6)
@@ -68,7 +68,7 @@ def test_budget_split_and_composed_statement():
 
 
 def test_a_statement_says_what_it_covers_by_where_the_generators_spend_comes_from():
-    b = PrivacyBudget(epsilon=1.0, delta=1e-6)
+    b = PrivacyBudget(epsilon=1.0, delta=1e-6, generator="engine")
     gen = (b.generator_epsilon, b.generator_delta)
     unknown = PrivacyStatement(b.selection_rho, b.selection_delta, 1.0, None, None, generator_budget=gen)
     # the pool's provenance unknown: selection's own guarantee, never the budget's total
@@ -93,6 +93,24 @@ def test_a_statement_says_what_it_covers_by_where_the_generators_spend_comes_fro
 def test_budget_refuses_bad_settings(bad):
     with pytest.raises(InputError):
         PrivacyBudget.from_dict(bad)
+
+
+def test_the_marginal_model_spends_the_whole_budget_and_selection_none():
+    b = PrivacyBudget.from_dict({"epsilon": 2, "delta": 1e-6})
+    assert b.generator == "marginal" and not b.selection_spends
+    assert (b.generator_epsilon, b.generator_delta) == (2.0, 1e-6)
+    assert b.selection_rho == b.selection_epsilon == b.selection_delta == 0.0
+    s = PrivacyStatement(b.selection_rho, b.selection_delta, 0.0, b.generator_epsilon, b.generator_delta,
+                         generator_source="marginal model")
+    assert s.epsilon == 2.0 and s.delta == 1e-6
+    assert s.headline().startswith("(ε, δ) = (2, 1e-06) for the output: generator (2, 1e-06, spent by this run's "
+                                   "DP marginal model) + selection (0, 0")
+    # a share for selection means the engine's split; with the marginal model it is refused
+    assert PrivacyBudget.from_dict({"epsilon": 2, "selection_share": 0.25}).generator == "engine"
+    with pytest.raises(InputError, match="selection_share applies to generator: engine only"):
+        PrivacyBudget.from_dict({"epsilon": 2, "selection_share": 0.25, "generator": "marginal"})
+    with pytest.raises(InputError, match="privacy generator must be one of marginal, engine"):
+        PrivacyBudget.from_dict({"epsilon": 2, "generator": "gan"})
 
 
 def test_budget_absent_means_non_dp():

@@ -42,7 +42,7 @@ def test_the_graph_states_the_budget_and_keeps_training_out_of_the_stages(dp_run
     assert (problem / "noisy.npz").is_file() and not (problem / "train_codes.npy").exists()
     manifest = json.loads(Path(_output(result, "refined_output")["manifest"]).read_text())
     dp = manifest["differential_privacy"]
-    budget = PrivacyBudget(8, 1e-6)
+    budget = PrivacyBudget(8, 1e-6, generator="engine")
     assert dp["selection_rho"] == pytest.approx(budget.selection_rho)
     assert dp["selection_delta"] == pytest.approx(5e-7)
     # a given pool: its generator is unknown, so selection's own guarantee is stated and the output's left open

@@ -51,7 +51,7 @@ def _reachable(root, depth: int = 6):
 def test_dp_problem_holds_noisy_targets_and_no_training(frames):
     training, pool = frames
     settings = SelectionSettings(seed=0)
-    dp = DPSettings(rho=PrivacyBudget(4.0).selection_rho, delta=5e-7)
+    dp = DPSettings(rho=PrivacyBudget(4.0, generator="engine").selection_rho, delta=5e-7)
     problem = prepare_dp(training, pool, 1000, dp, settings)
     assert problem.train_codes is None and isinstance(problem.noisy, NoisyTargets)
     assert not problem.guard.enabled

@@ -56,7 +56,7 @@ from synth_core.errors import InputError
 from synth_core.metrics import Binner
 from synth_core.select._features import FeatureSet, build_feature_set, with_guard
 from synth_core.select._guard import BALANCE_ROUNDS, BALANCE_WEIGHT, GuardSettings, PoolGuard, guard_off, guard_pool
-from synth_core.select._mi import default_pair_count, pairwise_mi, top_pairs, top_triples
+from synth_core.select._mi import default_pair_count, default_triple_count, pairwise_mi, top_pairs, top_triples
 from synth_core.select._objective import cell_counts, objective, subset_counts, target_counts
 from synth_core.select.flat._ipf import fit_weights, integerise
 from synth_core.select.flat._refine import refine_swaps
@@ -94,17 +94,29 @@ DP_TOP_TRIPLES = 0
 class DPSettings:
     """Differentially private selection: spend ``rho`` (zCDP) on the noisy count tables.
 
+    ``rho`` 0: selection reads nothing of training; its targets are the pool's own tables (the
+    pool is already DP, e.g. a sample of :class:`synth_core.dp.MarginalModel`, and selection only
+    removes the sampling noise of a training-sized draw; post-processing, no budget).
     ``delta``: the δ at which ``rho`` is stated as (ε, δ) (reporting only). ``top_triples``: triples
-    released and fitted (pairs follow :attr:`SelectionSettings.top_pairs`). ``n_bins``: bins of the
-    pool-fitted binning. ``shrink``: targets shrunk towards the pool's tables by how much of their
-    difference the noise explains.
+    released and fitted (pairs follow :attr:`SelectionSettings.top_pairs`; None: as without DP).
+    ``n_bins``: bins of the pool-fitted binning. ``shrink``: targets shrunk towards the pool's tables
+    by how much of their difference the noise explains.
     """
 
     rho: float
     delta: float
-    top_triples: int = DP_TOP_TRIPLES
+    top_triples: int | None = DP_TOP_TRIPLES
     n_bins: int = 10
     shrink: bool = True  # shrink noisy tables towards the pool's (post-processing; measured in bench_dp.py)
+
+    def __post_init__(self) -> None:
+        if not (self.rho >= 0 and np.isfinite(self.rho)):
+            raise InputError(f"DP selection's rho must be a non-negative number, got {self.rho!r}")
+
+    @classmethod
+    def pool_targets(cls, delta: float = 0.0) -> DPSettings:
+        """Selection towards a DP pool's own tables (no budget; triples as without DP)."""
+        return cls(rho=0.0, delta=delta, top_triples=None)
 
 
 @dataclass(frozen=True)
@@ -399,10 +411,18 @@ def prepare_dp(training: pd.DataFrame, pool: pd.DataFrame, n_target: int | None,
     mi = pairwise_mi(pool_codes, n_bins)
     k = settings.top_pairs if settings.top_pairs is not None else default_pair_count(len(columns))
     ranking = top_pairs(pool_codes, n_bins, k=k, mi_matrix=mi)
-    triples = top_triples(None, n_bins, k=dp.top_triples, mi_matrix=mi).triples
+    k3 = dp.top_triples if dp.top_triples is not None else default_triple_count(len(columns))
+    triples = top_triples(None, n_bins, k=k3, mi_matrix=mi).triples
     fs = build_feature_set(n_bins, ranking.pairs, triples)
-    prior = cell_counts(pool_codes, fs) if dp.shrink else None
-    noisy = dp_targets(training, binner, fs, dp.rho, settings.seed, prior=prior)
+    if dp.rho == 0:  # the pool is DP already: its own tables, scaled to the target, are the targets
+        if n_target is None:
+            raise InputError("selection towards the pool's own tables needs the target size")
+        counts = cell_counts(pool_codes, fs).astype(np.float64) * (int(n_target) / len(pool_codes))
+        counts.setflags(write=False)
+        noisy = NoisyTargets(fs, counts, counts, float(n_target), 0.0, 0.0, 0.0)
+    else:
+        prior = cell_counts(pool_codes, fs) if dp.shrink else None
+        noisy = dp_targets(training, binner, fs, dp.rho, settings.seed, prior=prior)
     size = int(n_target) if n_target is not None else int(round(noisy.n))
     check_pool(training.iloc[:0], pool, size)
     problem = SelectionProblem(binner=binner, train_codes=None, pool_codes=pool_codes, n_target=size,
