@@ -42,6 +42,7 @@ BENCHMARKS = {
     # pool-size curves, census end to end, temperature, two generators
     "adaptive_pool": "benchmarks.bench_adaptive_pool",
     "dp": "benchmarks.bench_dp",  # DP generators (epsilon 1, 4, 16) and DP selection on census
+    "dp_baselines": "benchmarks.bench_dp_baselines",  # the DP marginal model against MST and AIM (own venv)
     "scale_80": "benchmarks.bench_scale",  # 100 k from 250 k / 1 M / 2.5 M x 80 columns (~15 min on 2 cores)
     "sequential_prize": "benchmarks.bench_sequential_prize",  # train ≤ 60 min, 300 k-group pool, 4 selections
     # synth select on 1 and 2 threads (~5 min)
