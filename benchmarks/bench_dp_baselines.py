@@ -12,7 +12,7 @@ tuned on (openintro's mn_police_use_of_force: identifier and datetime columns le
 halves by a seeded shuffle). Ours: ``fit_marginal_model(..., domain=declared)`` → a pool of ten
 times the noisy row count → ``run_selection(..., dp=DPSettings.pool_targets())``; the row "ours,
 model sample" is a random sample of that pool (no selection). Baselines: AIM with its defaults
-where one run fits the time limit, else max model size 20 (said per row); MST with its defaults.
+where one run fits the time limit, else max model size 20 and 48 rounds (said per row); MST with its defaults.
 Usage: ``python -m benchmarks.bench_dp_baselines [--tables census,mn_police] [--eps 0.5,1,4,16]
 [--aim-timeout S] [--cached-only] [--no-write]``. Baseline results are cached (``benchmarks/_dp_baselines.py``),
 our models under the scratch folder.
@@ -123,7 +123,7 @@ def baseline(method: str, name: str, training, holdout, eps: float, aim_timeout:
     domain = public_domain(training)  # the ranges of training (ours: of training ∪ holdout; see the notes)
     knobs, label = {}, "defaults"
     if method == "aim" and eps > 1:
-        knobs, label = {"max_model_size": 20}, "max model size 20 (defaults exceed the time limit here)"
+        knobs, label = {"max_model_size": 20, "rounds": 48}, "max model size 20, 48 rounds (defaults: hours here)"
     row = {"epsilon": eps, "table": name, "method": method.upper(), "settings": label}
     try:
         # --cached-only: a result not in the cache fails at once instead of being computed
@@ -166,10 +166,11 @@ def report(section, rows: list[dict]) -> None:
                          "from `benchmarks/_public_domain.py` on training's ranges, ours from "
                          "`synth_core.dp.declared_domain` on training ∪ holdout's (on census the same categories "
                          "and integer ranges; the binned columns' ends may differ). To be made one.")
-    section.notes.append("AIM at ε > 1 runs with max model size 20 (its default, 80, projected to over an hour per run "
-                         "on this machine); a row 'not run' was not computed in this session's time. MST and AIM draw "
-                         "their noise from OpenDP, which cannot be seeded: each figure is one run. Seconds are wall "
-                         "time on this 2-core machine while other jobs shared it (inflated).")
+    section.notes.append("AIM at ε > 1 runs with max model size 20 and 48 rounds (its defaults, 80 and 16 × columns, "
+                         "projected to over an hour per run on this machine); a row 'not run' was not computed in "
+                         "this session's time. MST and AIM draw their noise from OpenDP, which cannot be seeded: "
+                         "each figure is one run. Seconds are wall time on this 2-core machine while other jobs "
+                         "shared it (inflated).")
 
 
 def plot(rows: list[dict]) -> None:
